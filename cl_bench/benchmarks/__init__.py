@@ -1,0 +1,1 @@
+"""Benchmark commands: speed and memory figures for the README (``cl-bench bench ...``)."""

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``cl-bench`` command line, one module each."""

@@ -1,0 +1,9 @@
+"""``cl-bench data`` (placeholder until implemented)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    subparsers.add_parser("data", help="(not yet implemented)")

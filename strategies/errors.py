@@ -1,0 +1,17 @@
+"""Errors of the detector layer caused by user input (weights, checkpoints, training faults)."""
+
+
+class StrategiesError(Exception):
+    """Base class: a message that says what was wrong and how to fix it."""
+
+
+class WeightsError(StrategiesError):
+    """Pretrained weights cannot be found, downloaded or loaded."""
+
+
+class CheckpointError(StrategiesError):
+    """A checkpoint is truncated, foreign or does not match the detector."""
+
+
+class DivergedError(StrategiesError):
+    """The training loss became NaN or infinite."""
