@@ -1,9 +1,53 @@
-"""``cl-bench run`` (placeholder until implemented)."""
+"""``cl-bench run CONFIG [--set key=value ...] [--out DIR] [--resume RUN_DIR]``."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from cl_bench.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    subparsers.add_parser("run", help="(not yet implemented)")
+    parser = subparsers.add_parser(
+        "run",
+        help="run a task sequence experiment",
+        description="Train each method on the tasks in order, evaluate after every task, and "
+        "write config.yaml, manifest.json, records.csv, checkpoints, maps and a report into "
+        "OUT/<experiment>/<run_id>/.",
+    )
+    parser.add_argument("config", nargs="?", help="experiment YAML (see experiments/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=2")
+    parser.add_argument("--out", default="results", help="results folder (default: results)")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue an interrupted run after its last completed task")
+    parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bars (default: only on an interactive terminal)")
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from cl_bench.config import load_config
+    from cl_bench.runner import run_experiment
+
+    if args.resume:
+        if args.config or args.overrides:
+            raise ConfigError("--resume takes the run folder alone: its config.yaml is reused")
+        cfg = None
+    elif not args.config:
+        raise ConfigError("give a CONFIG file (e.g. experiments/quickstart.yaml) or --resume RUN_DIR")
+    else:
+        cfg = load_config(args.config, args.overrides)
+    run_dir = run_experiment(cfg, out_root=Path(args.out), resume=args.resume,
+                             progress=args.progress)
+    from cl_bench.report import build_report, console_summary
+
+    print()
+    print(console_summary([run_dir]))
+    if not args.no_report:
+        report_dir = build_report([run_dir], run_dir / "report")
+        print(f"\nreport: {report_dir / 'report.md'}")
+    print(f"run folder: {run_dir}")
+    return 0

@@ -1,0 +1,185 @@
+"""One cell of a run: one method, one seed, the whole task sequence (or its remainder on resume)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from avalanche.logging import InteractiveLogger, TextLogger
+from avalanche.training.plugins import EvaluationPlugin
+
+from cl_bench.evaluation import EvalResult, ScoreCollector, evaluate_stream, save_maps
+from cl_bench.manifest import peak_rss_mb
+from cl_bench.metrics.avalanche import anomaly_metrics
+from cl_bench.progress import ProgressPlugin
+from cl_bench.runner import RunContext, make_records, seed_everything, step_seed
+from strategies.avalanche_strategy import DistillationStrategy
+from strategies.checkpoint import load_detector_state, save_detector
+from strategies.detectors import build_detector
+from strategies.plugins import SeededReplayPlugin, load_plugin_state, make_plugins, plugin_state
+
+
+def make_optimizer(ctx: RunContext, params) -> torch.optim.Optimizer:
+    opt = ctx.cfg.train.optimizer
+    if opt.name == "adam":
+        return torch.optim.Adam(params, lr=opt.lr, betas=opt.betas, weight_decay=opt.weight_decay)
+    if opt.name == "adamw":
+        return torch.optim.AdamW(params, lr=opt.lr, betas=opt.betas, weight_decay=opt.weight_decay)
+    return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+
+
+def make_evaluator(ctx: RunContext, method: str, seed: int) -> EvaluationPlugin:
+    """Avalanche's evaluator with the anomaly metrics and the loggers the config asks for."""
+    loggers = []
+    for name in ctx.cfg.eval.loggers:
+        if name == "interactive":
+            loggers.append(InteractiveLogger())
+        elif name == "text":
+            path = ctx.run_dir / "logs" / f"{method}__seed{seed}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            loggers.append(TextLogger(path.open("a")))
+        elif name == "tensorboard":
+            from avalanche.logging import TensorboardLogger
+
+            loggers.append(TensorboardLogger(ctx.run_dir / "tensorboard" / f"{method}__seed{seed}"))
+    metrics = anomaly_metrics(metrics=ctx.cfg.eval.metrics, fpr_limit=ctx.cfg.eval.pro_fpr_limit)
+    return EvaluationPlugin(*metrics, loggers=loggers, strict_checks=False)
+
+
+def build_strategy(ctx: RunContext, method: str, seed: int,
+                   progress: bool | None = None) -> DistillationStrategy:
+    """A freshly initialised detector (seeded) inside its Avalanche strategy."""
+    cfg = ctx.cfg
+    seed_everything(step_seed(seed, -1))
+    detector = build_detector(method, backbone=cfg.model.backbone, weights=cfg.model.weights,
+                              **cfg.model.options.get(method, {}))
+    detector.to(ctx.device)
+    options = getattr(cfg.strategy, cfg.strategy.name, None)
+    plugins = make_plugins(cfg.strategy.name, options.model_dump() if options else {}, seed)
+    plugins += [ScoreCollector(), ProgressPlugin(f"{method} seed {seed}", progress)]
+    return DistillationStrategy(
+        model=detector,
+        optimizer=make_optimizer(ctx, detector.parameters()),
+        train_mb_size=cfg.train.batch_size,
+        train_epochs=cfg.train.epochs,
+        eval_mb_size=cfg.eval.batch_size,
+        device=ctx.device,
+        plugins=plugins,
+        evaluator=make_evaluator(ctx, method, seed),
+        reset_optimizer=cfg.train.reset_optimizer,
+    )
+
+
+def save_step(ctx: RunContext, strategy: DistillationStrategy, method: str, seed: int,
+              step: int) -> None:
+    extra = {
+        "method": method, "seed": seed, "step": step, "run_id": ctx.run_id,
+        "optimizer": strategy.optimizer.state_dict(),
+        "plugins": [plugin_state(p) for p in strategy.plugins],
+        "train_exp_counter": strategy.clock.train_exp_counter,
+    }
+    save_detector(strategy.detector, ctx.checkpoint_path(method, seed, step), extra=extra)
+
+
+def restore_step(ctx: RunContext, strategy: DistillationStrategy, tasks, method: str, seed: int,
+                 step: int) -> None:
+    """Load the state after ``step``: students, optimizer, plugin state, clock, replay buffer."""
+    extra = load_detector_state(strategy.detector, ctx.checkpoint_path(method, seed, step))
+    strategy.pending_optimizer_state = extra["optimizer"]
+    for plugin, state in zip(strategy.plugins, extra["plugins"], strict=False):
+        load_plugin_state(plugin, state, strategy)
+        if isinstance(plugin, SeededReplayPlugin):
+            for done, exp in enumerate(tasks.benchmark.train_stream):
+                if done <= step:
+                    plugin.add_experience(exp, done)
+    strategy.clock.train_exp_counter = int(extra["train_exp_counter"])
+
+
+def _log_step(ctx: RunContext, method: str, seed: int, step: int, result: EvalResult,
+              seconds: dict[str, float]) -> None:
+    T = len(ctx.categories)
+    name = "untrained" if step < 0 else f"task {step + 1}/{T} {ctx.categories[step]!r}"
+    seen = [j for j in result.per_task if step < 0 or j <= step]
+    parts = []
+    for metric in ("image_auroc", "pixel_auroc", "au_pro"):
+        values = [result.per_task[j].get(metric, float("nan")) for j in seen]
+        if values:
+            parts.append(f"{metric}={sum(values) / len(values):.3f}")
+    pooled = result.pooled.get("image_auroc")
+    if pooled is not None:
+        parts.append(f"pooled_image_auroc={pooled:.3f}")
+    timing = ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items())
+    ctx.log(f"[{method} seed {seed}] {name}: mean over seen tasks {' '.join(parts)} ({timing})")
+
+
+def _finish_step(ctx: RunContext, method: str, seed: int, step: int, train_task: str,
+                 result: EvalResult, seconds: dict[str, float]) -> None:
+    ctx.records.append(make_records(ctx, method, seed, step, train_task, result.per_task,
+                                    result.pooled))
+    cell = ctx.manifest.data["cells"][ctx.cell_key(method, seed)]
+    cell["completed_step"] = step
+    entry: dict[str, Any] = {"method": method, "seed": seed, "step": step,
+                             "train_task": train_task, **{f"{k}_s": v for k, v in seconds.items()},
+                             "peak_rss_mb": round(peak_rss_mb(), 1)}
+    if ctx.device.type == "cuda":
+        entry["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(ctx.device) / 2**20, 1)
+    ctx.manifest.data["steps"].append(entry)
+    ctx.manifest.save()
+    _log_step(ctx, method, seed, step, result, seconds)
+
+
+def run_cell(ctx: RunContext, tasks, method: str, seed: int, progress: bool | None = None) -> None:
+    cells = ctx.manifest.data["cells"]
+    cell = cells.setdefault(ctx.cell_key(method, seed), {"completed_step": -2,
+                                                          "status": "running"})
+    if cell.get("status") == "complete":
+        ctx.log(f"[{method} seed {seed}] already complete, skipped")
+        return
+    if ctx.cfg.strategy.name == "independent":
+        from cl_bench.independent import run_independent_cell
+
+        run_independent_cell(ctx, tasks, method, seed, progress)
+    else:
+        _run_sequential_cell(ctx, tasks, method, seed, progress)
+    cell["status"] = "complete"
+    ctx.manifest.save()
+
+
+def _run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
+                         progress: bool | None) -> None:
+    cfg = ctx.cfg
+    cell = ctx.manifest.data["cells"][ctx.cell_key(method, seed)]
+    strategy = build_strategy(ctx, method, seed, progress)
+    cell["trainable_parameters"] = strategy.detector.num_trainable_parameters()
+    test_stream = tasks.benchmark.test_stream
+    T = len(ctx.categories)
+    if cfg.strategy.name == "joint":
+        steps = [(T - 1, "joint", tasks.benchmark.train_stream[0])]
+    else:
+        steps = [(i, ctx.categories[i], exp) for i, exp in enumerate(tasks.benchmark.train_stream)]
+    last = cell["completed_step"]
+    if last >= 0:
+        restore_step(ctx, strategy, tasks, method, seed, last)
+        ctx.log(f"[{method} seed {seed}] resumed after step {last}")
+    if last < -1:
+        t0 = time.perf_counter()
+        result = evaluate_stream(strategy, test_stream, ctx, upto=-1, progress=progress)
+        _finish_step(ctx, method, seed, -1, "", result, {"eval": time.perf_counter() - t0})
+    for step, train_task, experience in steps:
+        if step <= last:
+            continue
+        seed_everything(step_seed(seed, step))
+        t0 = time.perf_counter()
+        strategy.train(experience)
+        t1 = time.perf_counter()
+        is_final = step == steps[-1][0]
+        result = evaluate_stream(strategy, test_stream, ctx, upto=step, progress=progress,
+                                 keep_maps=cfg.eval.saved_maps_per_task if is_final else 0)
+        t2 = time.perf_counter()
+        save_step(ctx, strategy, method, seed, step)
+        if is_final and result.maps:
+            save_maps(ctx, method, seed, result)
+        _finish_step(ctx, method, seed, step, train_task, result,
+                     {"train": t1 - t0, "eval": t2 - t1})
+

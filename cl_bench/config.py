@@ -1,0 +1,268 @@
+"""Experiment configuration: schema, defaults, YAML loading, ``--set`` overrides and validation.
+
+The schema is declared with pydantic (a well-kept validation library) so that an unknown key, a
+wrong type or an out-of-range value ends in one error naming the key path and what is allowed.
+Detector, backbone and strategy names are checked against the registries in :mod:`strategies`.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cl_bench.errors import ConfigError
+
+STRATEGIES = (
+    "naive",
+    "replay",
+    "ewc",
+    "si",
+    "feature_distillation",
+    "joint",
+    "independent",
+)
+METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "au_pro")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticData(_Section):
+    """Parameters of the generated MVTec-like data (``cl-bench data synth``)."""
+
+    categories: int = Field(5, ge=1, le=12)
+    train: int = Field(20, ge=1, le=10_000)
+    test: int = Field(20, ge=2, le=10_000)
+    size: int = Field(128, ge=32, le=2048)
+    seed: int = 0
+
+
+class DataConfig(_Section):
+    source: Literal["synthetic", "folder"] = "synthetic"
+    root: str | None = None
+    synthetic: SyntheticData = SyntheticData()
+    categories: list[str] | None = None
+    order: Literal["alphabetical", "random"] | list[str] = "alphabetical"
+    order_seed: int = 0
+    image_size: int = Field(128, ge=32, le=1024)
+    cache_mb: int = Field(2048, ge=0)
+
+
+class ModelConfig(_Section):
+    methods: list[str] = Field(default_factory=lambda: ["hybrid", "stpm", "rd4ad"], min_length=1)
+    backbone: str = "efficientnet_lite0"
+    weights: str = "imagenet"
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class OptimizerConfig(_Section):
+    name: Literal["adam", "sgd", "adamw"] = "adam"
+    lr: float = Field(0.005, gt=0, le=10)
+    betas: tuple[float, float] = (0.5, 0.999)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(5, ge=1, le=10_000)
+    batch_size: int = Field(8, ge=1, le=4096)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    reset_optimizer: bool = True
+
+
+class ReplayOptions(_Section):
+    buffer_size: int = Field(40, ge=1)
+    batch_size_mem: int | None = Field(None, ge=1)
+
+
+class EWCOptions(_Section):
+    ewc_lambda: float = Field(100.0, ge=0)
+    decay_factor: float = Field(0.9, gt=0, le=1)
+
+
+class SIOptions(_Section):
+    si_lambda: float = Field(1.0, ge=0)
+    eps: float = Field(1e-3, gt=0)
+
+
+class FeatureDistillationOptions(_Section):
+    alpha: float = Field(1.0, ge=0)
+
+
+class StrategyConfig(_Section):
+    name: str = "naive"
+    replay: ReplayOptions = ReplayOptions()
+    ewc: EWCOptions = EWCOptions()
+    si: SIOptions = SIOptions()
+    feature_distillation: FeatureDistillationOptions = FeatureDistillationOptions()
+
+    @field_validator("name")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        if value not in STRATEGIES:
+            raise ValueError(f"unknown strategy {value!r}; allowed: {', '.join(STRATEGIES)}")
+        return value
+
+
+class EvalConfig(_Section):
+    batch_size: int = Field(16, ge=1)
+    metrics: list[Literal["image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "au_pro"]] = Field(
+        default_factory=lambda: list(METRICS), min_length=1
+    )
+    pro_fpr_limit: float = Field(0.3, gt=0, le=1)
+    saved_maps_per_task: int = Field(4, ge=0, le=64)
+    loggers: list[Literal["interactive", "text", "tensorboard"]] = Field(default_factory=list)
+
+
+class ExperimentConfig(_Section):
+    experiment: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    device: str = "auto"
+    num_threads: int | None = Field(None, ge=1)
+    deterministic: bool = True
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value in ("auto", "cpu", "cuda") or value.startswith("cuda:"):
+            return value
+        raise ValueError(f"unknown device {value!r}; allowed: auto, cpu, cuda, cuda:N")
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for err in exc.errors():
+        path = ".".join(str(part) for part in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            parent = err["loc"][:-1]
+            allowed = _allowed_keys(parent)
+            msg = f"unknown key; allowed keys here: {', '.join(allowed)}"
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
+        given = err.get("input")
+        shown = "" if err["type"] == "missing" or isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"  {path}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            return []
+    return sorted(model.model_fields)
+
+
+def _check_registries(cfg: ExperimentConfig) -> None:
+    """Names that live in the :mod:`strategies` registries."""
+    from strategies.backbones import available_backbones
+    from strategies.detectors import DETECTOR_OPTIONS, available_detectors
+
+    detectors = available_detectors()
+    for i, method in enumerate(cfg.model.methods):
+        if method not in detectors:
+            raise ConfigError(
+                f"model.methods[{i}]: unknown method {method!r}; allowed: {', '.join(detectors)}"
+            )
+    if len(set(cfg.model.methods)) != len(cfg.model.methods):
+        raise ConfigError(f"model.methods: a method is listed twice: {cfg.model.methods}")
+    backbones = available_backbones()
+    if cfg.model.backbone not in backbones:
+        raise ConfigError(
+            f"model.backbone: unknown backbone {cfg.model.backbone!r}; "
+            f"allowed: {', '.join(backbones)}"
+        )
+    for method, options in cfg.model.options.items():
+        if method not in detectors:
+            raise ConfigError(
+                f"model.options.{method}: unknown method; allowed: {', '.join(detectors)}"
+            )
+        allowed = DETECTOR_OPTIONS.get(method, {})
+        for key in options:
+            if key not in allowed:
+                raise ConfigError(
+                    f"model.options.{method}.{key}: unknown option; allowed: "
+                    f"{', '.join(sorted(allowed)) or '(none)'}"
+                )
+    if cfg.data.source == "folder" and not cfg.data.root:
+        raise ConfigError(
+            "data.root: data.source is 'folder' but no root is given; set data.root to the "
+            "folder holding <category>/train/good (e.g. --set data.root=/data/mvtec_ad)"
+        )
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``key.path=value`` -> (["key", "path"], value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key.path=value, e.g. train.epochs=3")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"--set {text!r}: empty key")
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    result = copy.deepcopy(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        kind = type(raw).__name__
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got a {kind}")
+    return raw
+
+
+def validate(raw: dict, source: str = "<config>") -> ExperimentConfig:
+    """Validate a raw mapping; raise :class:`ConfigError` naming every bad key path."""
+    try:
+        cfg = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+    _check_registries(cfg)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load a YAML file, apply ``--set key=value`` overrides, validate, fill defaults."""
+    raw = apply_overrides(load_yaml(path), overrides or [])
+    return validate(raw, source=str(path))
+
+
+def to_yaml(cfg: ExperimentConfig) -> str:
+    """The resolved configuration (every default filled in) as YAML."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,92 @@
+"""The ``independent`` oracle: one detector per task, each task tested with its own detector.
+
+Task identity is used at test time, so every record of such a run is labelled
+``task_aware=True``. After step i, R[i, j] for j < i is the value measured when detector j was
+trained (detector j never changes afterwards, so it is not evaluated again); tasks j > i have no
+detector yet and are left out (NaN). The pooled metric ranks each task's images by the score of
+that task's own detector.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import numpy as np
+
+from cl_bench.evaluation import EvalResult, evaluate_stream, pooled_metrics, save_maps
+from cl_bench.io import atomic_write
+from cl_bench.runner import RunContext, seed_everything, step_seed
+
+
+def _scores_path(ctx: RunContext, method: str, seed: int, task: int):
+    return ctx.run_dir / "scores" / method / f"seed{seed}" / f"task{task:02d}.npz"
+
+
+def _save_task_scores(ctx, method, seed, task, result: EvalResult) -> None:
+    def write(fh) -> None:
+        arrays = {"scores": result.scores[task], "labels": result.labels[task]}
+        for key, value in result.maps.get(task, {}).items():
+            arrays[f"maps_{key}"] = value
+        np.savez(fh, **arrays)
+
+    atomic_write(_scores_path(ctx, method, seed, task), write)
+
+
+def _load_previous(ctx, method, seed, last: int) -> tuple[dict, EvalResult]:
+    """Diagonal values R[j, j] (from records.csv) and scores of tasks 0..last (from scores/)."""
+    diagonal: dict[int, dict[str, float]] = {}
+    with ctx.records.path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            step, j = int(row["step"]), int(row["eval_index"])
+            if (row["method"] == method and int(row["seed"]) == seed and step == j
+                    and 0 <= j <= last):
+                diagonal.setdefault(j, {})[row["metric"]] = float(row["value"])
+    kept = EvalResult()
+    for j in range(last + 1):
+        with np.load(_scores_path(ctx, method, seed, j)) as data:
+            kept.scores[j], kept.labels[j] = data["scores"], data["labels"]
+            maps = {k.removeprefix("maps_"): data[k] for k in data.files if k.startswith("maps_")}
+            if maps:
+                kept.maps[j] = maps
+    return diagonal, kept
+
+
+def run_independent_cell(ctx: RunContext, tasks, method: str, seed: int,
+                         progress: bool | None) -> None:
+    from cl_bench.cell import _finish_step, build_strategy, save_step
+
+    cell = ctx.manifest.data["cells"][ctx.cell_key(method, seed)]
+    last = cell["completed_step"]
+    keep = ctx.cfg.eval.saved_maps_per_task
+    test_stream = tasks.benchmark.test_stream
+    if last < -1:
+        strategy = build_strategy(ctx, method, seed, progress)
+        t0 = time.perf_counter()
+        result = evaluate_stream(strategy, test_stream, ctx, upto=-1, progress=progress)
+        _finish_step(ctx, method, seed, -1, "", result, {"eval": time.perf_counter() - t0})
+    diagonal, kept = _load_previous(ctx, method, seed, max(last, -1))
+    for i, experience in enumerate(tasks.benchmark.train_stream):
+        if i <= last:
+            continue
+        strategy = build_strategy(ctx, method, seed, progress)  # a fresh detector for task i
+        cell["trainable_parameters"] = strategy.detector.num_trainable_parameters()
+        seed_everything(step_seed(seed, i))
+        t0 = time.perf_counter()
+        strategy.train(experience)
+        t1 = time.perf_counter()
+        own = evaluate_stream(strategy, [test_stream[i]], ctx, upto=-1, progress=progress,
+                              keep_maps=keep)
+        t2 = time.perf_counter()
+        _save_task_scores(ctx, method, seed, i, own)
+        diagonal[i] = own.per_task[i]
+        kept.scores[i], kept.labels[i] = own.scores[i], own.labels[i]
+        if i in own.maps:
+            kept.maps[i] = own.maps[i]
+        save_step(ctx, strategy, method, seed, i)
+        step_result = EvalResult(per_task={j: diagonal[j] for j in range(i + 1)},
+                                 pooled=pooled_metrics(kept.scores, kept.labels, i))
+        if i == len(ctx.categories) - 1 and kept.maps:
+            save_maps(ctx, method, seed, kept)
+        _finish_step(ctx, method, seed, i, ctx.categories[i], step_result,
+                     {"train": t1 - t0, "eval": t2 - t1})

@@ -1,0 +1,102 @@
+"""``manifest.json``: what a run was made with and how it went.
+
+Versions, git commit, device, seeds, per-step durations, peak memory, fallbacks that were taken,
+and the status (``running``, ``complete``, ``failed``). Rewritten atomically after every step.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from cl_bench.io import atomic_write_json
+
+PACKAGES = (
+    "cl-bench", "torch", "torchvision", "avalanche-lib", "numpy", "scikit-learn", "scipy",
+    "pandas", "matplotlib", "pillow", "pydantic", "efficientnet-lite-pytorch",
+)
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(path: Path) -> dict[str, Any] | None:
+    """The commit of the checkout ``path`` lies in, and whether it had local changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=path, capture_output=True, text=True, timeout=10,
+        )
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (``ru_maxrss`` is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Manifest:
+    """A JSON document kept in sync with ``manifest.json`` on every :meth:`save`."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    @classmethod
+    def create(cls, path: Path, **fields: Any) -> Manifest:
+        data: dict[str, Any] = {
+            "status": "running",
+            "created": utc_now(),
+            "updated": utc_now(),
+            "command": sys.argv,
+            "versions": package_versions(),
+            "git": git_commit(Path(__file__).resolve().parent),
+            "host": platform.node(),
+            "warnings": [],
+            "cells": {},
+            "steps": [],
+        }
+        data.update(fields)
+        manifest = cls(path, data)
+        manifest.save()
+        return manifest
+
+    @classmethod
+    def load(cls, path: Path) -> Manifest:
+        return cls(path, json.loads(path.read_text()))
+
+    def warn(self, message: str) -> None:
+        """Record a fallback or other warning (also printed by the caller)."""
+        if message not in self.data["warnings"]:
+            self.data["warnings"].append(message)
+        self.save()
+
+    def save(self) -> None:
+        self.data["updated"] = utc_now()
+        self.data["peak_memory_mb"] = max(self.data.get("peak_memory_mb", 0.0), peak_rss_mb())
+        atomic_write_json(self.path, self.data)

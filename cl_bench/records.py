@@ -1,0 +1,80 @@
+"""``records.csv``: the long-format table of every value a run measured.
+
+One row per (method, strategy, seed, order, step, eval task, metric). Rows are appended and
+flushed to disk after every evaluation, so a run killed at any point keeps everything it
+measured; :meth:`RecordWriter.truncate_after` drops the rows of a step that did not complete
+before a resumed run measures it again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from cl_bench.io import atomic_write
+
+
+@dataclass(frozen=True)
+class Record:
+    run_id: str
+    method: str
+    strategy: str
+    task_aware: bool
+    seed: int
+    order: str
+    step: int  # -1: untrained model; i: after training task i
+    train_task: str  # category trained at this step ("" at -1, "joint" for the joint strategy)
+    eval_task: str  # category name, or "pooled" (all test images of tasks 0..step)
+    eval_index: int  # column j of R; -1 for pooled
+    metric: str
+    value: float
+
+
+COLUMNS = [f.name for f in fields(Record)]
+POOLED = "pooled"
+
+
+class RecordWriter:
+    """Append-only CSV writer with a header, flushed and fsynced after every batch of rows."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            atomic_write(self.path, lambda fh: fh.write((",".join(COLUMNS) + "\n").encode()))
+
+    def append(self, records: Iterable[Record]) -> None:
+        rows = [asdict(r) for r in records]
+        if not rows:
+            return
+        with self.path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+            for row in rows:
+                row["value"] = repr(float(row["value"]))  # round-trips every float exactly
+                writer.writerow(row)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def read(self) -> list[dict[str, str]]:
+        with self.path.open(newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    def rewrite(self, keep: Callable[[dict[str, str]], bool]) -> int:
+        """Atomically keep only the complete rows for which ``keep(row)`` is true."""
+        text = self.path.read_text()
+        lines = text.splitlines(keepends=True)
+        cut = 1 if lines and not lines[-1].endswith("\n") else 0
+        lines = lines[: len(lines) - cut]  # drop a row cut by a kill
+        rows = list(csv.DictReader(lines))
+        kept = [r for r in rows if None not in r and all(v is not None for v in r.values())
+                and keep(r)]
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write(self.path, lambda fh: fh.write(buffer.getvalue().encode()))
+        return len(rows) + cut - len(kept)

@@ -1,0 +1,251 @@
+"""The experiment runner: one configuration -> a run folder with records, checkpoints and a report.
+
+Protocol (DESIGN.md, "Protocol"): for each method and seed, evaluate the untrained model on every
+task (step -1), then train the tasks in order and, after each, evaluate the same model on every
+task (the full T x T matrix) and the pooled, task-agnostic metric over the test images of the
+tasks seen so far. ``joint`` trains one model on all categories (rows -1 and T-1);
+``independent`` trains one detector per task and tests each task with its own detector (a
+task-aware oracle, labelled ``task_aware=True``).
+
+Every step ends with its records appended to ``records.csv``, the students' checkpoint and the
+manifest written; ``resume`` continues after the last completed step and reproduces the records
+of an uninterrupted run exactly (each step re-seeds every generator from (seed, step)).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cl_bench.config import ExperimentConfig, to_yaml, validate
+from cl_bench.errors import ConfigError, RunError
+from cl_bench.io import atomic_write_text
+from cl_bench.manifest import Manifest
+from cl_bench.records import POOLED, Record, RecordWriter
+from strategies.errors import DivergedError
+
+Log = Callable[[str], None]
+
+
+# ---- small helpers ----------------------------------------------------------------------------
+def new_run_id() -> str:
+    """``<UTC time>-<6 random hex>``: unique even for runs started in the same second."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def step_seed(seed: int, step: int, salt: int = 0) -> int:
+    """The seed every generator gets at the start of ``step`` (-1 for the untrained model)."""
+    return int(np.random.SeedSequence([seed, step + 1, salt]).generate_state(1)[0])
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def resolve_device(requested: str, log: Log) -> tuple[torch.device, str]:
+    """``auto`` -> CUDA when present, else the CPU (said on the console and in the manifest)."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            device = torch.device("cuda")
+        else:
+            device = torch.device("cpu")
+            log("device: auto -> cpu (no CUDA device found)")
+    else:
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(
+                f"device: {requested!r} was asked for but torch finds no CUDA device; "
+                "set device=auto or device=cpu"
+            )
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    log(f"device: {device} ({name})")
+    return device, name
+
+
+@dataclass
+class RunContext:
+    cfg: ExperimentConfig
+    run_dir: Path
+    run_id: str
+    device: torch.device
+    manifest: Manifest
+    records: RecordWriter
+    log: Log
+    order_name: str
+    categories: list[str] = field(default_factory=list)
+
+    def cell_key(self, method: str, seed: int) -> str:
+        return f"{method}/seed{seed}"
+
+    def checkpoint_path(self, method: str, seed: int, step: int) -> Path:
+        return self.run_dir / "checkpoints" / method / f"seed{seed}" / f"step{step:02d}.pt"
+
+
+# ---- data --------------------------------------------------------------------------------------
+def data_root(cfg: ExperimentConfig, log: Log) -> Path:
+    from cl_bench.data import ensure_synthetic
+
+    if cfg.data.source == "folder":
+        root = Path(os.path.expanduser(cfg.data.root or ""))
+        if not root.is_dir():
+            raise ConfigError(
+                f"data.root: folder {root} does not exist; set data.root to the folder that holds "
+                "<category>/train/good (see README, 'Real MVTec AD')"
+            )
+        return root
+    syn = cfg.data.synthetic
+    root = ensure_synthetic(
+        n_categories=syn.categories, n_train=syn.train, n_test=syn.test, size=syn.size,
+        seed=syn.seed,
+    )
+    log(f"data: synthetic MVTec-like set at {root}")
+    return Path(root)
+
+
+def order_label(cfg: ExperimentConfig) -> str:
+    order = cfg.data.order
+    if isinstance(order, list):
+        return "custom"
+    return f"random{cfg.data.order_seed}" if order == "random" else order
+
+
+# ---- the run -----------------------------------------------------------------------------------
+def start_run(cfg: ExperimentConfig, out_root: Path, log: Log) -> tuple[Path, str]:
+    run_id = new_run_id()
+    run_dir = Path(out_root) / cfg.experiment / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+    log(f"run folder: {run_dir}")
+    return run_dir, run_id
+
+
+def load_run_for_resume(run_dir: Path) -> tuple[ExperimentConfig, Manifest]:
+    import yaml
+
+    run_dir = Path(run_dir)
+    config_path, manifest_path = run_dir / "config.yaml", run_dir / "manifest.json"
+    for path in (config_path, manifest_path, run_dir / "records.csv"):
+        if not path.is_file():
+            raise RunError(
+                f"--resume {run_dir}: {path.name} is missing; give the folder of a run that "
+                "cl-bench run created (results/<experiment>/<run_id>)"
+            )
+    cfg = validate(yaml.safe_load(config_path.read_text()) or {}, source=str(config_path))
+    try:
+        manifest = Manifest.load(manifest_path)
+    except ValueError as exc:
+        raise RunError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    if manifest.data.get("status") == "complete":
+        raise RunError(f"--resume {run_dir}: the run is already complete; nothing to resume")
+    return cfg, manifest
+
+
+def run_experiment(
+    cfg: ExperimentConfig,
+    out_root: str | Path = "results",
+    resume: str | Path | None = None,
+    log: Log = print,
+    progress: bool | None = None,
+) -> Path:
+    """Run (or resume) every method x seed cell of ``cfg``; return the run folder."""
+    from cl_bench.data import build_benchmark
+
+    if resume is not None:
+        cfg, manifest = load_run_for_resume(Path(resume))
+        run_dir, run_id = Path(resume), manifest.data["run_id"]
+        manifest.data["status"] = "running"
+        manifest.data.setdefault("resumed", []).append(
+            datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        log(f"resuming run {run_id} in {run_dir}")
+    else:
+        run_dir, run_id = start_run(cfg, Path(out_root), log)
+        manifest = Manifest.create(run_dir / "manifest.json", run_id=run_id,
+                                   experiment=cfg.experiment)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    device, device_name = resolve_device(cfg.device, log)
+    manifest.data.update(device=str(device), device_name=device_name,
+                         torch_threads=torch.get_num_threads())
+    if cfg.device == "auto" and device.type == "cpu":
+        manifest.warn("device auto: no CUDA device found, ran on the CPU")
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+    started = time.perf_counter()
+    ctx: RunContext | None = None
+    try:
+        root = data_root(cfg, log)
+        tasks = build_benchmark(
+            root, categories=cfg.data.categories, order=cfg.data.order, seed=cfg.data.order_seed,
+            image_size=cfg.data.image_size, joint=cfg.strategy.name == "joint",
+            cache_mb=cfg.data.cache_mb,
+        )
+        ctx = RunContext(cfg, run_dir, run_id, device, manifest, RecordWriter(
+            run_dir / "records.csv"), log, order_label(cfg), list(tasks.categories))
+        manifest.data.update(data_root=str(root), categories=ctx.categories,
+                             order=ctx.order_name, seeds=cfg.seeds, methods=cfg.model.methods,
+                             strategy=cfg.strategy.name)
+        manifest.save()
+        if resume is not None:
+            _drop_incomplete_rows(ctx)
+        from cl_bench.cell import run_cell
+
+        for method in cfg.model.methods:
+            for seed in cfg.seeds:
+                run_cell(ctx, tasks, method, seed, progress=progress)
+    except (DivergedError, KeyboardInterrupt, Exception) as exc:
+        manifest.data["status"] = "failed"
+        manifest.data["error"] = f"{type(exc).__name__}: {exc}"
+        manifest.data["total_s"] = manifest.data.get("total_s", 0.0) + time.perf_counter() - started
+        manifest.save()
+        raise
+    manifest.data["status"] = "complete"
+    manifest.data["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest.data["total_s"] = manifest.data.get("total_s", 0.0) + time.perf_counter() - started
+    manifest.save()
+    return run_dir
+
+
+def _drop_incomplete_rows(ctx: RunContext) -> None:
+    """Before resuming: drop the rows of steps that had not completed (cut by the kill)."""
+    cells = ctx.manifest.data.get("cells", {})
+
+    def keep(row: dict[str, str]) -> bool:
+        done = cells.get(ctx.cell_key(row["method"], int(row["seed"])), {})
+        return int(row["step"]) <= done.get("completed_step", -2)
+
+    dropped = ctx.records.rewrite(keep)
+    if dropped:
+        ctx.log(f"resume: dropped {dropped} record(s) of steps that had not completed")
+
+
+def make_records(ctx: RunContext, method: str, seed: int, step: int, train_task: str,
+                 per_task: dict[int, dict[str, float]], pooled: dict[str, float]) -> list[Record]:
+    strategy = ctx.cfg.strategy.name
+    common = dict(run_id=ctx.run_id, method=method, strategy=strategy,
+                  task_aware=strategy == "independent", seed=seed, order=ctx.order_name,
+                  step=step, train_task=train_task)
+    rows = []
+    for j in sorted(per_task):
+        for metric in ctx.cfg.eval.metrics:
+            if metric in per_task[j]:
+                rows.append(Record(**common, eval_task=ctx.categories[j], eval_index=j,
+                                   metric=metric, value=per_task[j][metric]))
+    for metric, value in pooled.items():
+        rows.append(Record(**common, eval_task=POOLED, eval_index=-1, metric=metric, value=value))
+    return rows

@@ -1,0 +1,158 @@
+"""The Avalanche strategy that trains any knowledge-distillation detector.
+
+Avalanche 0.6 has no template for unsupervised training, so :class:`DistillationStrategy`
+subclasses ``SupervisedTemplate`` and keeps its ``criterion(output, y)`` contract: the model's
+forward returns the teacher and student features, and :class:`DetectorCriterion` turns them into
+the detector's loss, ignoring ``y``. Stock plugins that call ``strategy._criterion(model(x), y)``
+(EWC's importance estimation) therefore work unchanged. In evaluation the criterion is zero (test
+sets hold defects) and the forward pass also leaves the anomaly maps and image scores on the
+strategy (``mb_anomaly_map``, ``mb_image_score``, ``mb_mask``) for the metric plugins, the
+pattern Avalanche's own object-detection template uses for its predictions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import torch
+from avalanche.training.plugins import EvaluationPlugin, SupervisedPlugin
+from avalanche.training.templates import SupervisedTemplate
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from strategies.detectors.base import AnomalyDetector, DetectorOutput
+from strategies.errors import DivergedError
+
+
+class DetectorCriterion(nn.Module):
+    """``criterion(output, y)``: the detector's training loss; ``y`` is ignored.
+
+    The detector is held in a plain list so the criterion does not register it a second time.
+    """
+
+    def __init__(self, detector: AnomalyDetector) -> None:
+        super().__init__()
+        self._detector = [detector]
+
+    def forward(self, output: DetectorOutput, y: Tensor | None = None) -> Tensor:
+        return self._detector[0].compute_loss(output).total
+
+
+def _images_only(dataset, batch_size: int) -> Iterator[Tensor]:
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for batch in loader:
+        yield batch[0]
+
+
+class DistillationStrategy(SupervisedTemplate):
+    """Trains an :class:`AnomalyDetector` on one experience (category) after another.
+
+    The optimizer holds the students' (and the loss weighting's) parameters only: the teacher is
+    hidden from ``parameters()``. ``reset_optimizer`` clears the optimizer state at the start of
+    every experience (the default; each task starts from a fresh Adam state).
+    """
+
+    def __init__(
+        self,
+        *,
+        model: AnomalyDetector,
+        optimizer: torch.optim.Optimizer,
+        train_mb_size: int = 8,
+        train_epochs: int = 1,
+        eval_mb_size: int = 16,
+        device: str | torch.device = "cpu",
+        plugins: Sequence[SupervisedPlugin] | None = None,
+        evaluator: EvaluationPlugin | None = None,
+        reset_optimizer: bool = True,
+        **kwargs,
+    ) -> None:
+        self.reset_optimizer = reset_optimizer
+        self.pending_optimizer_state: dict | None = None
+        self.mb_anomaly_map: Tensor | None = None
+        self.mb_image_score: Tensor | None = None
+        self.mb_mask: Tensor | None = None
+        self.epoch_loss_parts: dict[str, float] = {}
+        self._loss_sums: dict[str, float] = defaultdict(float)
+        self._loss_count = 0
+        super().__init__(
+            model=model,
+            optimizer=optimizer,
+            criterion=DetectorCriterion(model),
+            train_mb_size=train_mb_size,
+            train_epochs=train_epochs,
+            eval_mb_size=eval_mb_size,
+            device=device,
+            plugins=list(plugins or []),
+            evaluator=evaluator if evaluator is not None else EvaluationPlugin(loggers=[]),
+            eval_every=-1,
+            **kwargs,
+        )
+
+    @property
+    def detector(self) -> AnomalyDetector:
+        return self.model  # type: ignore[return-value]
+
+    # ---- forward and loss -----------------------------------------------------------------
+    def forward(self) -> DetectorOutput:
+        output = self.model(self.mb_x)
+        if not self.is_training:
+            maps = self.detector.anomaly_map_from_output(output, tuple(self.mb_x.shape[-2:]))
+            self.mb_anomaly_map = maps
+            self.mb_image_score = self.detector.image_scores(maps)
+            self.mb_mask = self.mbatch[2] if len(self.mbatch) > 2 else None
+        return output
+
+    def criterion(self) -> Tensor:
+        if not self.is_training:
+            return torch.zeros((), device=self.device)
+        result = self.detector.compute_loss(self.mb_output)
+        for key, value in result.parts.items():
+            self._loss_sums[key] += float(value)
+        self._loss_count += 1
+        return result.total
+
+    def backward(self) -> None:
+        loss = float(self.loss.detach())
+        if not math.isfinite(loss):
+            task = getattr(self.experience, "current_experience", "?")
+            raise DivergedError(
+                f"the training loss became {loss} in task {task}, epoch "
+                f"{self.clock.train_exp_epochs + 1} "
+                f"(iteration {self.clock.train_epoch_iterations}); "
+                "lower train.optimizer.lr or check the input data. Results of the tasks already "
+                "completed are kept."
+            )
+        super().backward()
+
+    def make_optimizer(self, **kwargs) -> None:
+        kwargs.setdefault("reset_optimizer_state", self.reset_optimizer)
+        super().make_optimizer(**kwargs)
+        # Set when a run is resumed: continue with the optimizer state it had, unless the
+        # uninterrupted run would have reset it here anyway.
+        if self.pending_optimizer_state is not None and not kwargs["reset_optimizer_state"]:
+            self.optimizer.load_state_dict(self.pending_optimizer_state)
+        self.pending_optimizer_state = None
+
+    # ---- detector hooks ---------------------------------------------------------------------
+    def _before_training_epoch(self, **kwargs) -> None:
+        self._loss_sums = defaultdict(float)
+        self._loss_count = 0
+        super()._before_training_epoch(**kwargs)
+
+    def _after_training_epoch(self, **kwargs) -> None:
+        count = max(self._loss_count, 1)
+        self.epoch_loss_parts = {k: v / count for k, v in self._loss_sums.items()}
+        self.detector.on_epoch_end()
+        super()._after_training_epoch(**kwargs)
+
+    def _after_training_exp(self, **kwargs) -> None:
+        # Calibrate on the current task's defect-free training images (no augmentation, no
+        # replayed images) before plugins such as EWC snapshot the model.
+        self.detector.eval()
+        self.detector.calibrate(
+            x.to(self.device) for x in _images_only(self.experience.dataset, self.eval_mb_size)
+        )
+        self.detector.train()
+        super()._after_training_exp(**kwargs)
