@@ -47,7 +47,7 @@ class DataConfig(_Section):
     root: str | None = None
     synthetic: SyntheticData = SyntheticData()
     categories: list[str] | None = None
-    order: Literal["alphabetical", "random"] | list[str] = "alphabetical"
+    order: Literal["alphabetical", "reversed", "random"] | list[str] = "alphabetical"
     order_seed: int = 0
     image_size: int = Field(128, ge=32, le=1024)
     cache_mb: int = Field(2048, ge=0)

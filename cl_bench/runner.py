@@ -118,15 +118,20 @@ def data_root(cfg: ExperimentConfig, log: Log) -> Path:
 def order_label(cfg: ExperimentConfig) -> str:
     order = cfg.data.order
     if isinstance(order, list):
-        return "custom"
+        return "custom:" + ">".join(order)
     return f"random{cfg.data.order_seed}" if order == "random" else order
 
 
 # ---- the run -----------------------------------------------------------------------------------
-def start_run(cfg: ExperimentConfig, out_root: Path, log: Log) -> tuple[Path, str]:
-    run_id = new_run_id()
+def start_run(cfg: ExperimentConfig, out_root: Path, log: Log,
+              run_id: str | None = None) -> tuple[Path, str]:
+    run_id = run_id or new_run_id()
     run_dir = Path(out_root) / cfg.experiment / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise RunError(f"run folder {run_dir} exists already; resume it with --resume "
+                       f"{run_dir} or choose another run id") from None
     atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
     log(f"run folder: {run_dir}")
     return run_dir, run_id
@@ -159,9 +164,14 @@ def run_experiment(
     resume: str | Path | None = None,
     log: Log = print,
     progress: bool | None = None,
+    run_id: str | None = None,
 ) -> Path:
-    """Run (or resume) every method x seed cell of ``cfg``; return the run folder."""
-    from cl_bench.data import build_benchmark
+    """Run (or resume) every method x seed cell of ``cfg``; return the run folder.
+
+    ``run_id`` names the run folder (default: a timestamp and a random suffix); sweeps pass a
+    name derived from the cell so that a restarted sweep finds its completed cells.
+    """
+    from cl_bench.data import ImageCache, build_benchmark
 
     if resume is not None:
         cfg, manifest = load_run_for_resume(Path(resume))
@@ -171,7 +181,7 @@ def run_experiment(
             datetime.now(timezone.utc).isoformat(timespec="seconds"))
         log(f"resuming run {run_id} in {run_dir}")
     else:
-        run_dir, run_id = start_run(cfg, Path(out_root), log)
+        run_dir, run_id = start_run(cfg, Path(out_root), log, run_id)
         manifest = Manifest.create(run_dir / "manifest.json", run_id=run_id,
                                    experiment=cfg.experiment)
     if cfg.num_threads:
@@ -190,10 +200,15 @@ def run_experiment(
     ctx: RunContext | None = None
     try:
         root = data_root(cfg, log)
+        order = cfg.data.order
+        if order == "reversed":
+            from cl_bench.data import list_categories
+
+            order = sorted(cfg.data.categories or list_categories(root), reverse=True)
         tasks = build_benchmark(
-            root, categories=cfg.data.categories, order=cfg.data.order, seed=cfg.data.order_seed,
+            root, categories=cfg.data.categories, order=order, seed=cfg.data.order_seed,
             image_size=cfg.data.image_size, joint=cfg.strategy.name == "joint",
-            cache_mb=cfg.data.cache_mb,
+            cache=ImageCache(max_mb=cfg.data.cache_mb),
         )
         ctx = RunContext(cfg, run_dir, run_id, device, manifest, RecordWriter(
             run_dir / "records.csv"), log, order_label(cfg), list(tasks.categories))

@@ -1,0 +1,203 @@
+"""The MVTec AD folder layout: finding categories, images and masks, with clear errors.
+
+Layout (Bergmann et al., "The MVTec Anomaly Detection Dataset", CVPR 2019 / IJCV 2021)::
+
+    <root>/<category>/train/good/<name>.png
+    <root>/<category>/test/good/<name>.png
+    <root>/<category>/test/<defect>/<name>.png
+    <root>/<category>/ground_truth/<defect>/<name>_mask.png
+
+Any folder under ``<root>`` that holds ``train/`` or ``test/`` is a category, so MVTec LOCO,
+MVTec 3D-AD (RGB), VisA or MPDD converted to this layout load too. Only the cheap checks live
+here (folders exist, images and masks are present); decoding happens in :mod:`.imaging`.
+Hidden files (names starting with ``.``, e.g. ``.DS_Store``) are ignored; any other file that
+is not an image is an error, so nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cl_bench.errors import DataError
+
+#: file name suffixes read as images (case-insensitive)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+GOOD = "good"
+SPLITS = ("train", "test")
+MASK_SUFFIX = "_mask.png"
+LAYOUT_HINT = (
+    "expected layout: <root>/<category>/train/good/*.png, <root>/<category>/test/<good|defect>/"
+    "*.png, <root>/<category>/ground_truth/<defect>/<stem>_mask.png"
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a split: its path, label (0 good, 1 defective), defect type and mask path."""
+
+    path: Path
+    label: int
+    defect_type: str
+    mask_path: Path | None
+
+
+def _visible(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def check_root(root: str | Path) -> Path:
+    """``root`` as a Path; raises ``DataError`` when it is not an existing folder."""
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"dataset root {path} does not exist; download MVTec AD from "
+            f"https://www.mvtec.com/company/research/datasets/mvtec-ad and extract it there, or "
+            f"create a synthetic set with `cl-bench data synth --out {path}`"
+        )
+    if not path.is_dir():
+        raise DataError(f"dataset root {path} is a file, not a folder; {LAYOUT_HINT}")
+    return path
+
+
+def list_categories(root: str | Path) -> list[str]:
+    """Names of the category folders (those holding ``train/`` or ``test/``) under ``root``, sorted.
+
+    Raises ``DataError`` when ``root`` is missing, is itself a category folder, or holds none.
+    """
+    path = check_root(root)
+    categories = [
+        p.name for p in _visible(path) if p.is_dir() and any((p / s).is_dir() for s in SPLITS)
+    ]
+    if not categories:
+        if any((path / s).is_dir() for s in SPLITS):
+            raise DataError(
+                f"{path} is a category folder, not a dataset root; pass its parent "
+                f"{path.parent} as the root and {path.name!r} as the category"
+            )
+        found = ", ".join(p.name for p in _visible(path)[:10]) or "nothing"
+        raise DataError(
+            f"no category folders under {path} (found: {found}); a category folder holds "
+            f"train/ and test/; {LAYOUT_HINT}"
+        )
+    return categories
+
+
+def suggest(name: str, candidates: list[str]) -> str:
+    """`` Did you mean 'x'?`` for the closest candidate (difflib), or an empty string."""
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    if not close:
+        close = [c for c in candidates if name.lower() in c.lower() or c.lower() in name.lower()]
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def category_dir(root: str | Path, category: str) -> Path:
+    """The folder of ``category``; a missing one raises ``DataError`` listing the ones found."""
+    path = check_root(root)
+    folder = path / category
+    if category and folder.is_dir() and any((folder / s).is_dir() for s in SPLITS):
+        return folder
+    found = list_categories(path)
+    if folder.is_dir():
+        raise DataError(
+            f"{folder} holds neither train/ nor test/, so it is not a category; categories "
+            f"found under {path}: {', '.join(found)}. {LAYOUT_HINT}"
+        )
+    raise DataError(
+        f"category {category!r} not found under {path}; categories found: {', '.join(found)}."
+        f"{suggest(category, found)}"
+    )
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files in ``folder``, sorted; other files or sub-folders raise ``DataError``."""
+    images: list[Path] = []
+    for entry in _visible(folder):
+        if entry.is_dir():
+            raise DataError(
+                f"{entry} is a folder inside an image folder; this loader reads flat folders of "
+                f"images (MVTec AD layout). Move its images up into {folder} (MVTec 3D-AD: "
+                f"use the rgb/ images) or remove it."
+            )
+        if entry.suffix.lower() not in IMAGE_SUFFIXES:
+            raise DataError(
+                f"{entry} is not an image (supported: {', '.join(IMAGE_SUFFIXES)}); remove it or "
+                f"move it out of {folder}"
+            )
+        images.append(entry)
+    return images
+
+
+def mask_path_for(category_folder: Path, defect: str, image: Path) -> Path:
+    """``<category>/ground_truth/<defect>/<stem>_mask.png``, the MVTec AD naming."""
+    return category_folder / "ground_truth" / defect / f"{image.stem}{MASK_SUFFIX}"
+
+
+def _missing_mask_error(folder: Path, defect: str, missing: list[tuple[Path, Path]]) -> DataError:
+    image, mask = missing[0]
+    more = f" (and {len(missing) - 1} more in test/{defect})" if len(missing) > 1 else ""
+    hint = ""
+    if mask.parent.is_dir():
+        other = sorted(p.name for p in mask.parent.glob(f"{image.stem}*"))
+        if other:
+            hint = f" Found {', '.join(other[:3])} instead: rename it to {mask.name}."
+    else:
+        hint = f" The folder {mask.parent} does not exist."
+    return DataError(
+        f"defective test image {image} has no mask: expected {mask}{more}. Every defective "
+        f"image needs ground_truth/<defect>/<stem>_mask.png; add the mask or remove the image."
+        f"{hint}"
+    )
+
+
+def scan_split(root: str | Path, category: str, split: str) -> list[Sample]:
+    """All samples of ``split`` ("train" or "test") of ``category``, after the cheap checks.
+
+    Order: train/good sorted by name; test/good first, then the defect folders alphabetically.
+    """
+    if split not in SPLITS:
+        raise DataError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    folder = category_dir(root, category)
+    if split == "train":
+        good = folder / "train" / GOOD
+        images = list_images(good) if good.is_dir() else []
+        if not images:
+            where = good if good.is_dir() else f"{good} (folder missing)"
+            raise DataError(
+                f"category {category!r} has no training images in {where}; put its defect-free "
+                f"images there. {LAYOUT_HINT}"
+            )
+        return [Sample(p, 0, GOOD, None) for p in images]
+
+    test = folder / "test"
+    if not test.is_dir():
+        raise DataError(
+            f"category {category!r} has no test folder {test}; create test/good and "
+            f"test/<defect> folders. {LAYOUT_HINT}"
+        )
+    subfolders = [p for p in _visible(test) if p.is_dir()]
+    stray = [p for p in _visible(test) if not p.is_dir()]
+    if stray:
+        raise DataError(
+            f"{stray[0]} is a file directly in {test}; test images belong in test/good or "
+            f"test/<defect>/. Move or remove it."
+        )
+    if not subfolders:
+        raise DataError(f"{test} holds no test/good or test/<defect> folder. {LAYOUT_HINT}")
+    subfolders.sort(key=lambda p: (p.name != GOOD, p.name))
+    samples: list[Sample] = []
+    for sub in subfolders:
+        images = list_images(sub)
+        if not images:
+            kind = "good" if sub.name == GOOD else "defect"
+            raise DataError(f"{kind} folder {sub} is empty; add its images or remove the folder")
+        if sub.name == GOOD:
+            samples.extend(Sample(p, 0, GOOD, None) for p in images)
+            continue
+        masks = [(p, mask_path_for(folder, sub.name, p)) for p in images]
+        missing = [(p, m) for p, m in masks if not m.is_file()]
+        if missing:
+            raise _missing_mask_error(folder, sub.name, missing)
+        samples.extend(Sample(p, 1, sub.name, m) for p, m in masks)
+    return samples

@@ -1,0 +1,140 @@
+"""``MVTecDataset``: one category and split of an MVTec-AD-layout folder as a torch Dataset.
+
+Item ``i`` is ``(image, label, mask)`` (DESIGN.md, data contract): ``image`` float32 (3, S, S),
+ImageNet-normalised; ``label`` 0 good / 1 defective; ``mask`` float32 (1, S, S) in {0, 1}, zeros
+for good images. The folder structure is checked when the dataset is built (cheap: files and
+masks exist); pixels are decoded lazily, once per process, through an :class:`ImageCache`.
+``validate()`` decodes everything now (truncated files, mask sizes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from cl_bench.data.cache import ImageCache, default_cache
+from cl_bench.data.imaging import Decoded, decode_image, decode_mask, mask_to_tensor, to_tensor
+from cl_bench.data.layout import SPLITS, scan_split
+from cl_bench.errors import ConfigError, DataError
+
+#: smallest accepted ``image_size`` (three stride-2 feature levels need at least a few pixels)
+MIN_IMAGE_SIZE = 8
+
+
+class MVTecDataset(Dataset):
+    """Images of ``<root>/<category>/<split>`` resized to ``image_size`` x ``image_size``.
+
+    ``cache=None`` uses the process-wide :func:`default_cache` (``$CL_BENCH_IMAGE_CACHE_MB``,
+    2 GB by default), so all datasets of a process share one budget; pass
+    ``ImageCache(max_mb=0)`` to decode on every access.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        category: str,
+        split: str = "train",
+        image_size: int = 256,
+        cache: ImageCache | None = None,
+    ):
+        if split not in SPLITS:
+            raise ConfigError(f"split={split!r}: choose one of {', '.join(SPLITS)}")
+        if (
+            isinstance(image_size, bool)
+            or not isinstance(image_size, int | np.integer)
+            or (image_size < MIN_IMAGE_SIZE)
+        ):
+            raise ConfigError(f"image_size={image_size!r}: give an integer >= {MIN_IMAGE_SIZE}")
+        self.root = Path(root).expanduser()
+        self.category = category
+        self.split = split
+        self.image_size = int(image_size)
+        self.cache = cache if cache is not None else default_cache()
+        samples = scan_split(self.root, category, split)
+        self.paths: list[Path] = [s.path for s in samples]
+        self.labels: list[int] = [s.label for s in samples]
+        self.defect_types: list[str] = [s.defect_type for s in samples]
+        self.mask_paths: list[Path | None] = [s.mask_path for s in samples]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __repr__(self) -> str:
+        return (
+            f"MVTecDataset(root={str(self.root)!r}, category={self.category!r}, "
+            f"split={self.split!r}, image_size={self.image_size}, n={len(self)})"
+        )
+
+    def _cached(self, path: Path, kind: str) -> Decoded:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise DataError(
+                f"{path}: file not found; it was listed when the dataset was built, so it was "
+                f"removed since. Restore it or rebuild the dataset."
+            ) from None
+        key = (str(path), kind, self.image_size, stat.st_mtime_ns, stat.st_size)
+        decode = decode_image if kind == "image" else decode_mask
+        return self.cache.get_or_load(key, lambda: decode(path, self.image_size))
+
+    def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Item ``index`` as ``uint8`` arrays: image (S, S, 3) and mask (S, S) in {0, 1}.
+
+        Raises ``DataError`` when a file is unreadable or a mask's size differs from its image's.
+        """
+        path = self.paths[index]
+        image = self._cached(path, "image")
+        mask_path = self.mask_paths[index]
+        if mask_path is None:
+            mask = np.zeros((self.image_size, self.image_size), dtype=np.uint8)
+        else:
+            decoded = self._cached(mask_path, "mask")
+            if decoded.original_size != image.original_size:
+                raise DataError(
+                    f"mask {mask_path} is {_wxh(decoded.original_size)} but its image {path} is "
+                    f"{_wxh(image.original_size)}; masks must have their image's size. Replace "
+                    f"the mask with the right one."
+                )
+            mask = decoded.array
+        return image.array, mask
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor]:
+        image, mask = self.arrays(index)
+        return to_tensor(image), self.labels[index], mask_to_tensor(mask)
+
+    def validate(self, deep: bool = True) -> None:
+        """Decode every image and mask now (``deep``); raise one ``DataError`` listing all problems.
+
+        Catches truncated or unreadable files and masks whose size differs from their image's,
+        which the cheap checks at construction cannot see. ``deep=False`` does nothing more
+        than construction did.
+        """
+        if not deep:
+            return
+        problems: list[str] = []
+        for index in range(len(self)):
+            try:
+                self.arrays(index)
+            except DataError as exc:
+                problems.append(str(exc))
+        if problems:
+            shown = "\n  ".join(problems[:20])
+            more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+            raise DataError(
+                f"{len(problems)} problem(s) in {self.root / self.category} ({self.split}):"
+                f"\n  {shown}{more}"
+            )
+
+    def defect_counts(self) -> dict[str, int]:
+        """Number of images per defect type ("good" included), in dataset order."""
+        counts: dict[str, int] = {}
+        for defect in self.defect_types:
+            counts[defect] = counts.get(defect, 0) + 1
+        return counts
+
+
+def _wxh(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"

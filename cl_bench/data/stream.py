@@ -1,0 +1,174 @@
+"""The Avalanche task stream: one experience per category, aligned train and test streams.
+
+Built with Avalanche 0.6's ``benchmark_from_datasets(train=[...], test=[...])``: list entry k
+becomes experience k of each stream, so both lists follow the task order. Every dataset is an
+``AvalancheDataset`` wrapping an :class:`MVTecDataset` without transform groups or task labels,
+so a batch stays exactly ``(image, label, mask)``. Its per-item ``category`` and
+``defect_type`` are ``DataAttribute``s kept out of the batch (``use_in_getitem=False``); they
+survive Avalanche's ``subset``/``concat`` (replay buffers). Each experience also carries a plain
+``category`` attribute (``"joint"`` for the joint training experience) and ``categories``.
+
+Avalanche is imported on first use only: it takes seconds to import and ``cl-bench data``
+commands do not need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cl_bench.data.cache import ImageCache
+from cl_bench.data.layout import list_categories, suggest
+from cl_bench.data.mvtec import MVTecDataset
+from cl_bench.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
+
+ORDERS = ("alphabetical", "random")
+JOINT = "joint"
+
+
+@dataclass
+class TaskBenchmark:
+    """An Avalanche benchmark and the MVTec datasets behind it, in task order.
+
+    ``categories[k]`` is the category of test experience k (and of train experience k unless
+    ``joint``, where the single train experience holds all categories).
+    """
+
+    benchmark: CLScenario
+    categories: list[str]
+    train_datasets: list[MVTecDataset]
+    test_datasets: list[MVTecDataset]
+    image_size: int
+    joint: bool = False
+
+    @property
+    def train_stream(self) -> Any:
+        return self.benchmark.train_stream
+
+    @property
+    def test_stream(self) -> Any:
+        return self.benchmark.test_stream
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.categories)
+
+    def category_of(self, experience: Any) -> str:
+        """The category name of an experience of either stream (``"joint"`` for joint training)."""
+        return experience.category
+
+
+def resolve_order(
+    categories: Sequence[str], order: str | Sequence[str] = "alphabetical", seed: int = 0
+) -> list[str]:
+    """The task order of ``categories``.
+
+    ``"alphabetical"`` sorts them (the literature's default); ``"random"`` is a permutation of
+    the sorted names drawn with ``numpy.random.default_rng(seed)``; a list gives the order
+    explicitly and must name each category exactly once.
+    """
+    names = list(categories)
+    duplicates = sorted({c for c in names if names.count(c) > 1})
+    if duplicates:
+        raise ConfigError(f"categories listed twice: {', '.join(duplicates)}; list each once")
+    if isinstance(order, str):
+        if order == "alphabetical":
+            return sorted(names)
+        if order == "random":
+            ordered = sorted(names)
+            return [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
+        raise ConfigError(
+            f"order={order!r}: choose 'alphabetical', 'random' or give an explicit list of "
+            f"categories"
+        )
+    explicit = list(order)
+    repeated = sorted({c for c in explicit if explicit.count(c) > 1})
+    if repeated:
+        raise ConfigError(f"order lists {', '.join(repeated)} more than once; list each once")
+    missing = [c for c in names if c not in explicit]
+    extra = [c for c in explicit if c not in names]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"it lacks {', '.join(missing)}")
+        if extra:
+            parts.append(f"it names {', '.join(extra)}, which are not among the categories")
+        raise ConfigError(
+            f"order {explicit} is not a permutation of the categories {names}: {'; '.join(parts)}"
+        )
+    return explicit
+
+
+def _select(root: Path, categories: Sequence[str] | None, order: str | Sequence[str]) -> list[str]:
+    """The categories to use: as given, else the explicit order's, else all found under root."""
+    found = list_categories(root)
+    if categories is None:
+        selected = list(order) if not isinstance(order, str) else found
+    else:
+        selected = list(categories)
+    if not selected:
+        raise ConfigError("no categories selected; name at least one, or pass None for all")
+    for name in selected:
+        if name not in found:
+            raise DataError(
+                f"category {name!r} not found under {root}; categories found: "
+                f"{', '.join(found)}.{suggest(name, found)}"
+            )
+    return selected
+
+
+def _wrap(datasets: Sequence[MVTecDataset]) -> Any:
+    """One AvalancheDataset over ``datasets`` with per-item ``category``/``defect_type``."""
+    from avalanche.benchmarks.utils import AvalancheDataset, DataAttribute
+
+    parts = []
+    for dataset in datasets:
+        attributes = [
+            DataAttribute([dataset.category] * len(dataset), "category", use_in_getitem=False),
+            DataAttribute(list(dataset.defect_types), "defect_type", use_in_getitem=False),
+        ]
+        parts.append(AvalancheDataset([dataset], data_attributes=attributes))
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined.concat(part)
+    return combined
+
+
+def build_benchmark(
+    root: str | Path,
+    categories: Sequence[str] | None = None,
+    order: str | Sequence[str] = "alphabetical",
+    seed: int = 0,
+    image_size: int = 256,
+    joint: bool = False,
+    cache: ImageCache | None = None,
+) -> TaskBenchmark:
+    """Avalanche benchmark over ``categories`` of ``root`` (all found when None), one task each.
+
+    ``order``: "alphabetical", "random" (seeded by ``seed``) or an explicit list (which also
+    selects the categories when ``categories`` is None). ``joint=True``: the train stream is a
+    single experience holding every category's training images (the upper bound); the test
+    stream keeps one experience per category. All datasets share ``image_size`` and ``cache``.
+    """
+    from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+
+    root = Path(root).expanduser()
+    ordered = resolve_order(_select(root, categories, order), order, seed)
+    train = [MVTecDataset(root, c, "train", image_size, cache) for c in ordered]
+    test = [MVTecDataset(root, c, "test", image_size, cache) for c in ordered]
+    train_parts = [_wrap(train)] if joint else [_wrap([d]) for d in train]
+    scenario = benchmark_from_datasets(train=train_parts, test=[_wrap([d]) for d in test])
+    for index, experience in enumerate(scenario.train_stream):
+        experience.category = JOINT if joint else ordered[index]
+        experience.categories = list(ordered) if joint else [ordered[index]]
+    for index, experience in enumerate(scenario.test_stream):
+        experience.category = ordered[index]
+        experience.categories = [ordered[index]]
+    return TaskBenchmark(scenario, ordered, train, test, int(image_size), joint)

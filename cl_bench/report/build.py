@@ -1,0 +1,235 @@
+"""``build_report``: records of one or many runs -> tables, figures and ``report.md``."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from cl_bench.errors import DataError
+from cl_bench.report import plots
+from cl_bench.report.aggregate import (
+    CONFIG_KEY,
+    RunMatrix,
+    aggregate,
+    aggregate_matrices,
+    build_matrices,
+    config_sort_key,
+    final_per_task,
+    metric_label,
+    metrics_present,
+    paired_comparison,
+    per_run_summary,
+    step_curves,
+)
+from cl_bench.report.load import MapSet, RunInfo, load_runs_with_info, read_map_file
+from cl_bench.report.tables import (
+    Table,
+    TextTable,
+    comparison_table,
+    final_task_table,
+    matrix_table,
+    summary_table,
+)
+
+
+@dataclass
+class SavedFigure:
+    """A saved figure: its files and the caption report.md shows under it."""
+
+    name: str
+    caption: str
+    paths: list[Path]
+
+
+@dataclass
+class ReportData:
+    """Everything computed from the records; the input of :mod:`cl_bench.report.markdown`."""
+
+    records: pd.DataFrame
+    runs: list[RunInfo]
+    metrics: list[str]
+    matrices: list[RunMatrix]
+    per_run: pd.DataFrame
+    summary: pd.DataFrame
+    final: pd.DataFrame
+    curves: pd.DataFrame
+    paired: pd.DataFrame
+    sequences: list[tuple[str, ...]]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReportResult:
+    """What :func:`build_report` wrote."""
+
+    out_dir: Path
+    markdown: Path
+    tables: dict[str, Table | TextTable]
+    table_files: list[Path]
+    figures: list[SavedFigure]
+    data: ReportData
+
+
+def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -> ReportData:
+    """Load the runs below ``paths`` and compute every number the report shows."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df, runs = load_runs_with_info(paths)
+    notes = [str(w.message) for w in caught]
+    chosen = metrics_present(df, metrics)
+    matrices = build_matrices(df, chosen)
+    per_run = per_run_summary(matrices)
+    summary = aggregate(per_run)
+    final = aggregate(final_per_task(matrices), by=(*CONFIG_KEY, "metric", "task"))
+    steps = step_curves(matrices).melt(
+        id_vars=[*CONFIG_KEY, "run_id", "seed", "order", "metric", "step"],
+        value_vars=["seen_average", "pooled"], var_name="quantity", value_name="value")
+    curves = aggregate(steps, by=(*CONFIG_KEY, "metric", "step", "quantity"))
+    counts = Counter(m.tasks for m in matrices if m.metric == chosen[0])
+    sequences = [seq for seq, _ in counts.most_common()]
+    for m in matrices:
+        if m.metric == chosen[0] and not m.complete:
+            notes.append(
+                f"run {m.run_id} ({m.method}/{m.strategy}, seed {m.seed}) is {m.status}: "
+                f"{m.steps_done} of {len(m.expected_rows)} evaluation step(s) recorded; missing "
+                "cells are NaN and values that need them are left out of the means (see the "
+                "count columns of the CSV tables)")
+    return ReportData(records=df, runs=runs, metrics=chosen, matrices=matrices, per_run=per_run,
+                      summary=summary, final=final, curves=curves,
+                      paired=paired_comparison(per_run), sequences=sequences, notes=notes)
+
+
+def _sequence_suffix(data: ReportData, tasks: tuple[str, ...]) -> str:
+    return "" if len(data.sequences) == 1 else f"_order{data.sequences.index(tasks) + 1}"
+
+
+def task_order(data: ReportData) -> list[str]:
+    """Tasks in the order of the most common sequence, then any others."""
+    return list(dict.fromkeys(t for seq in data.sequences for t in seq))
+
+
+def write_tables(data: ReportData, out_dir: Path) -> tuple[dict[str, Table | TextTable],
+                                                           list[Path]]:
+    tables: dict[str, Table | TextTable] = {}
+    for metric in data.metrics:
+        tables[f"summary_{metric}"] = summary_table(data.summary, metric)
+        tables[f"final_per_task_{metric}"] = final_task_table(data.final, metric,
+                                                              task_order(data))
+    for agg in aggregate_matrices(data.matrices):
+        name = (f"R_{agg.metric}__{agg.method}__{agg.strategy}"
+                f"{_sequence_suffix(data, agg.tasks)}")
+        tables[name] = matrix_table(agg, name)
+    if not data.paired.empty:
+        tables["comparison"] = comparison_table(data.paired)
+    files: list[Path] = []
+    for table in tables.values():
+        files += table.write(out_dir)
+    per_run_path = out_dir / "per_run_metrics.csv"
+    data.per_run.to_csv(per_run_path, index=False)
+    files.append(per_run_path)
+    return tables, files
+
+
+def load_map_sets(runs: Iterable[RunInfo]) -> list[MapSet]:
+    """One map set per (method, strategy): the one of the lowest seed."""
+    chosen: dict[tuple[str, str], MapSet] = {}
+    for run in runs:
+        for path in run.map_files:
+            map_set = read_map_file(path)
+            key = (map_set.method, map_set.strategy)
+            if key not in chosen or map_set.seed < chosen[key].seed:
+                chosen[key] = map_set
+    return sorted(chosen.values(), key=lambda m: config_sort_key((m.method, m.strategy)))
+
+
+def write_figures(data: ReportData, out_dir: Path) -> list[SavedFigure]:
+    colors = plots.method_colors(sorted({m.method for m in data.matrices}))
+    figures: list[SavedFigure] = []
+
+    def save(fig, name: str, caption: str) -> None:
+        figures.append(SavedFigure(name, caption, plots.save_figure(fig, out_dir, name)))
+
+    aggs = aggregate_matrices(data.matrices)
+    for metric in data.metrics:
+        label = metric_label(metric)
+        for tasks in data.sequences:
+            group = [a for a in aggs if a.metric == metric and a.tasks == tasks]
+            if not group:
+                continue
+            suffix = _sequence_suffix(data, tasks)
+            order_text = f" Task order: {' → '.join(tasks)}."
+            save(plots.plot_forgetting_curves(group, colors), f"forgetting_{metric}{suffix}",
+                 f"Forgetting curves, {label}: each task's value before training and after "
+                 "every training step, one panel per method/strategy; line = mean over seeds, "
+                 f"band = ± std; larger dot = the step that trains the task.{order_text}")
+            save(plots.plot_heatmaps(group, colors), f"heatmap_{metric}{suffix}",
+                 f"R matrices, {label}: row i = after training task i, column j = test set of "
+                 f"task j, mean over seeds written in each cell; blank = not evaluated."
+                 f"{order_text}")
+        save(plots.plot_average_curves(data.curves, metric, colors), f"average_{metric}",
+             f"{label} after each training step: left, the average over the tasks seen so far "
+             "(mean_{j<=i} R[i, j]); right (where recorded), the task-agnostic metric pooled over "
+             "the test sets seen so far. One line per method/strategy, band = ± std over seeds "
+             "and orders.")
+        save(plots.plot_final_bars(data.final, metric, task_order(data), colors),
+             f"final_per_task_{metric}",
+             f"Final {label} of each task (after the last task), one bar per method/strategy, "
+             "error bar = std over seeds and orders.")
+    map_sets = load_map_sets(data.runs)
+    if map_sets:
+        save(plots.plot_map_grid(map_sets, colors), "anomaly_maps",
+             "Qualitative anomaly maps after the final task: test image, ground truth, then each "
+             "method's map (lowest seed), each method scaled to [0, 1] over the shown images.")
+    return figures
+
+
+def build_report(paths: Iterable[str | Path] | str | Path, out_dir: str | Path,
+                 metrics: Sequence[str] | None = None) -> Path:
+    """Tables (CSV, Markdown, LaTeX), figures (PNG, PDF) and ``report.md`` in ``out_dir``.
+
+    ``paths``: run folders or folders above them; ``metrics``: the metrics to report (default:
+    every metric in the records). Returns ``out_dir`` (``out_dir / "report.md"`` is the report);
+    :func:`write_report` returns everything it computed and wrote.
+    """
+    return write_report(paths, out_dir, metrics).out_dir
+
+
+def console_summary(paths: Iterable[str | Path] | str | Path,
+                    metrics: Sequence[str] | None = None) -> str:
+    """The summary tables (Markdown text) of the runs below ``paths``, for a terminal."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    data = compute(list(paths), metrics)
+    parts = [f"Summary of {len(data.runs)} run folder(s)"]
+    parts += [f"note: {note}" for note in data.notes]
+    for metric in data.metrics:
+        table = summary_table(data.summary, metric)
+        parts.append(f"{table.title}\n{table.to_markdown()}")
+    return "\n".join(parts)
+
+
+def write_report(paths: Iterable[str | Path] | str | Path, out_dir: str | Path,
+                 metrics: Sequence[str] | None = None) -> ReportResult:
+    """Like :func:`build_report`, returning the tables, figures and data it wrote."""
+    from cl_bench.report.markdown import render_report
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    paths = list(paths)
+    out_dir = Path(out_dir)
+    data = compute(paths, metrics)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{out_dir}: cannot create the report folder ({exc}); pass --out") from None
+    tables, table_files = write_tables(data, out_dir / "tables")
+    figures = write_figures(data, out_dir / "figures")
+    markdown = out_dir / "report.md"
+    markdown.write_text(render_report(data, tables, figures, out_dir, paths), encoding="utf-8")
+    return ReportResult(out_dir=out_dir, markdown=markdown, tables=tables,
+                        table_files=table_files, figures=figures, data=data)

@@ -1,0 +1,293 @@
+"""Read what runs wrote: ``records.csv``, ``manifest.json``, ``config.yaml`` and ``maps/*.npz``.
+
+A path is either a run folder (it holds ``records.csv``) or any folder above run folders, which
+is searched recursively. Runs that are still ``running`` (or ``failed``) load as they are: their
+missing evaluations simply have no rows and become NaN in the result matrices.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from cl_bench.errors import DataError
+
+#: the columns of ``records.csv`` in the order the runner writes them
+RECORD_COLUMNS = (
+    "run_id", "method", "strategy", "task_aware", "seed", "order",
+    "step", "train_task", "eval_task", "eval_index", "metric", "value",
+)
+#: the rows that identify one continual run inside a run folder
+RUN_KEY = ("run_id", "method", "strategy", "seed", "order")
+POOLED = "pooled"
+#: folders never searched for runs (a run's own outputs)
+_SKIPPED_DIRS = {"checkpoints", "maps", "report", "__pycache__", ".git"}
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+_MAP_FILE = re.compile(r"^(?P<method>.+?)__(?P<strategy>.+?)__seed(?P<seed>-?\d+)\.npz$")
+
+
+@dataclass
+class RunInfo:
+    """One run folder: its manifest, resolved configuration and anomaly-map files."""
+
+    path: Path
+    run_id: str
+    manifest: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    map_files: list[Path] = field(default_factory=list)
+    n_records: int = 0
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest.get("status", "unknown"))
+
+    @property
+    def experiment(self) -> str:
+        return str(self.manifest.get("experiment") or self.config.get("experiment")
+                   or self.path.parent.name)
+
+
+def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
+    """Every run folder at or below ``paths`` (a run folder is one that holds ``records.csv``)."""
+    found: list[Path] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise DataError(f"{path}: no such file or folder; give a run folder (with "
+                            "records.csv) or a folder above run folders")
+        if path.is_file():
+            if path.name != "records.csv":
+                raise DataError(f"{path}: expected a run folder or its records.csv")
+            path = path.parent
+        candidates = [path] if (path / "records.csv").is_file() else _search(path)
+        for run_dir in candidates:
+            resolved = run_dir.resolve()
+            if resolved not in seen:
+                seen.add(resolved)
+                found.append(run_dir)
+    if not found:
+        listed = ", ".join(str(p) for p in paths)
+        raise DataError(f"no records.csv found at or below {listed}; run `cl-bench run` first "
+                        "or point at results/<experiment>/<run_id>")
+    return found
+
+
+def _search(root: Path) -> list[Path]:
+    runs = []
+    for csv_path in sorted(root.rglob("records.csv")):
+        if not _SKIPPED_DIRS.intersection(csv_path.relative_to(root).parts[:-1]):
+            runs.append(csv_path.parent)
+    return runs
+
+
+def read_records(csv_path: Path) -> pd.DataFrame:
+    """One ``records.csv`` as a typed DataFrame; a clear :class:`DataError` when malformed."""
+    try:
+        text = csv_path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):
+            # a run killed while appending leaves a cut last row: it is not a measurement
+            text = text[: text.rfind("\n") + 1]
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{csv_path}: empty file (not even the header); the run wrote "
+                        "nothing yet or the file was truncated") from None
+    except (OSError, pd.errors.ParserError) as exc:
+        raise DataError(f"{csv_path}: cannot be read as CSV ({exc})") from None
+    missing = [c for c in RECORD_COLUMNS if c not in raw.columns]
+    if missing:
+        raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)}; expected "
+                        f"{', '.join(RECORD_COLUMNS)}")
+    df = raw[list(RECORD_COLUMNS)].copy()
+    for column in ("seed", "step", "eval_index"):
+        df[column] = _to_int(df[column], csv_path, column)
+    df["value"] = _to_float(df["value"], csv_path)
+    df["task_aware"] = _to_bool(df["task_aware"], csv_path)
+    for column in ("run_id", "method", "strategy", "order", "train_task", "eval_task", "metric"):
+        df[column] = df[column].astype(object)
+    return df
+
+
+def _bad_row(csv_path: Path, column: str, series: pd.Series, bad: pd.Series, fix: str) -> DataError:
+    index = int(np.flatnonzero(bad.to_numpy())[0])
+    return DataError(f"{csv_path}: line {index + 2}, column {column!r}: {series.iloc[index]!r} "
+                     f"is not {fix}")
+
+
+def _to_int(series: pd.Series, csv_path: Path, column: str) -> pd.Series:
+    stripped = series.str.strip()
+    bad = ~stripped.str.fullmatch(r"-?\d+")
+    if bad.any():
+        raise _bad_row(csv_path, column, series, bad, "an integer")
+    return stripped.astype(int)
+
+
+def _to_float(series: pd.Series, csv_path: Path) -> pd.Series:
+    def parse(text: str) -> float:
+        text = text.strip()
+        if text == "":
+            return float("nan")
+        try:
+            return float(text)
+        except ValueError:
+            return None  # type: ignore[return-value]
+
+    values = series.map(parse)
+    bad = values.isna() & ~series.str.strip().str.lower().isin(["", "nan"])
+    if bad.any():
+        raise _bad_row(csv_path, "value", series, bad, "a number (or nan)")
+    return values.astype(float)
+
+
+def _to_bool(series: pd.Series, csv_path: Path) -> pd.Series:
+    lowered = series.str.strip().str.lower()
+    bad = ~lowered.isin(_TRUE | _FALSE)
+    if bad.any():
+        raise _bad_row(csv_path, "task_aware", series, bad, "True or False")
+    return lowered.isin(_TRUE).astype(bool)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """``manifest.json`` of a run, ``{}`` when the run has none (yet); DataError when corrupt."""
+    path = run_dir / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); restore it or delete it") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: expected a JSON object, found {type(manifest).__name__}")
+    return manifest
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """``config.yaml`` of a run, ``{}`` when absent; DataError when corrupt."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(f"{path}: not valid YAML ({exc})") from None
+    return config if isinstance(config, dict) else {}
+
+
+def read_run(run_dir: Path) -> tuple[pd.DataFrame, RunInfo]:
+    """The records and facts of one run folder."""
+    records = read_records(run_dir / "records.csv")
+    manifest = read_manifest(run_dir)
+    run_ids = sorted(set(records["run_id"]))
+    run_id = str(manifest.get("run_id") or (run_ids[0] if run_ids else run_dir.name))
+    if len(run_ids) > 1:
+        raise DataError(f"{run_dir / 'records.csv'}: holds several run_ids ({', '.join(run_ids)});"
+                        " one run folder must hold one run")
+    maps_dir = run_dir / "maps"
+    map_files = sorted(maps_dir.glob("*.npz")) if maps_dir.is_dir() else []
+    info = RunInfo(path=run_dir, run_id=run_id, manifest=manifest, config=read_config(run_dir),
+                   map_files=map_files, n_records=len(records))
+    records = records.assign(run_dir=str(run_dir), status=info.status)
+    return records, info
+
+
+def load_runs_with_info(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[RunInfo]]:
+    """All records below ``paths`` in one tidy DataFrame, and the facts of each run folder.
+
+    When two run folders hold the same (method, strategy, seed, order), the one with more records
+    is kept (then the later run_id) and a warning names both: a rerun of a failed run replaces it.
+    """
+    paths = list(paths)
+    frames, infos = [], []
+    for run_dir in find_run_dirs(paths):
+        records, info = read_run(run_dir)
+        frames.append(records)
+        infos.append(info)
+    columns = [*RECORD_COLUMNS, "run_dir", "status"]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    if df.empty:
+        raise DataError(f"the records.csv files below {', '.join(map(str, paths))} hold no rows "
+                        "yet; wait until the run has evaluated the untrained model")
+    df = _drop_superseded(df)
+    df = df.drop_duplicates(subset=[c for c in RECORD_COLUMNS if c != "value"], keep="last")
+    return df.reset_index(drop=True), infos
+
+
+def _drop_superseded(df: pd.DataFrame) -> pd.DataFrame:
+    key = ["method", "strategy", "seed", "order"]
+    sizes = df.groupby([*key, "run_id"], dropna=False).size().reset_index(name="n")
+    sizes = sizes.sort_values(["n", "run_id"])
+    keep = sizes.drop_duplicates(subset=key, keep="last")
+    dropped = sizes.merge(keep[[*key, "run_id"]], on=key, suffixes=("", "_kept"))
+    dropped = dropped[dropped["run_id"] != dropped["run_id_kept"]]
+    for row in dropped.itertuples():
+        warnings.warn(f"{row.method}/{row.strategy} seed {row.seed} order {row.order} appears in "
+                      f"runs {row.run_id} and {row.run_id_kept}; keeping {row.run_id_kept} "
+                      "(more records, or the later one)", stacklevel=3)
+    kept_pairs = set(map(tuple, keep[[*key, "run_id"]].itertuples(index=False)))
+    mask = [tuple(row) in kept_pairs for row in df[[*key, "run_id"]].itertuples(index=False)]
+    return df[np.asarray(mask, dtype=bool)]
+
+
+def load_runs(paths: Iterable[str | Path] | str | Path) -> pd.DataFrame:
+    """The records of every run at or below ``paths`` as one tidy pandas DataFrame.
+
+    Columns: those of ``records.csv`` (typed: seed, step, eval_index int; value float; task_aware
+    bool) plus ``run_dir`` and ``status`` (from the manifest: running, complete, failed or
+    unknown). ``df.attrs["runs"]`` maps each run_id to its :class:`RunInfo` (manifest, config,
+    map files).
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    df, infos = load_runs_with_info(paths)
+    # set last: pandas deep-copies attrs into every derived frame
+    df.attrs["runs"] = {info.run_id: info for info in infos}
+    return df
+
+
+@dataclass
+class MapSet:
+    """The anomaly maps one (method, strategy, seed) saved after its final task."""
+
+    method: str
+    strategy: str
+    seed: int
+    images: np.ndarray  # (N, 3, H, W) uint8
+    masks: np.ndarray  # (N, H, W)
+    maps: np.ndarray  # (N, H, W) float32
+    tasks: np.ndarray  # (N,) str
+    labels: np.ndarray  # (N,)
+    path: Path
+
+
+def read_map_file(path: Path) -> MapSet:
+    """One ``maps/<method>__<strategy>__seed<seed>.npz``; DataError naming the missing array."""
+    match = _MAP_FILE.match(path.name)
+    if not match:
+        raise DataError(f"{path}: file name must be <method>__<strategy>__seed<seed>.npz")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read as .npz ({exc})") from None
+    required = ("images", "masks", "maps", "tasks", "labels")
+    missing = [name for name in required if name not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing array(s) {', '.join(missing)}; expected {required}")
+    n = len(arrays["maps"])
+    if any(len(arrays[name]) != n for name in required) or arrays["maps"].ndim != 3:
+        shapes = {name: arrays[name].shape for name in required}
+        raise DataError(f"{path}: arrays disagree in length or maps is not (N,H,W): {shapes}")
+    return MapSet(method=match["method"], strategy=match["strategy"], seed=int(match["seed"]),
+                  images=arrays["images"], masks=arrays["masks"], maps=arrays["maps"],
+                  tasks=arrays["tasks"].astype(str), labels=arrays["labels"], path=path)

@@ -1,0 +1,290 @@
+"""Figures for papers: forgetting curves, average curves, R heatmaps, bars, anomaly-map grids.
+
+Each function returns a :class:`matplotlib.figure.Figure` built without pyplot (so no global
+backend or figure registry is touched; saving renders through the Agg canvas). Methods keep one
+colour from the Okabe-Ito palette (Okabe & Ito 2008, colour-blind safe) in every figure;
+strategies are told apart by line style (curves) or hatching (bars).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from cl_bench.report.aggregate import (
+    KNOWN_METHODS,
+    MatrixAggregate,
+    config_label,
+    config_sort_key,
+    metric_label,
+)
+from cl_bench.report.load import MapSet
+
+OKABE_ITO = {
+    "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73", "yellow": "#F0E442",
+    "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7", "black": "#000000",
+}
+#: the detectors' fixed colours; other methods take the remaining colours in name order
+FIXED_METHOD_COLORS = {"stpm": OKABE_ITO["blue"], "rd4ad": OKABE_ITO["bluish_green"],
+                       "hybrid": OKABE_ITO["vermillion"]}
+_SPARE_COLORS = [c for name, c in OKABE_ITO.items()
+                 if c not in FIXED_METHOD_COLORS.values() and name != "yellow"]
+_LINESTYLES = ["-", "--", ":", "-."]
+_HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]
+FIGURE_FORMATS = ("png", "pdf")
+
+
+def method_colors(methods: Sequence[str]) -> dict[str, str]:
+    """One colour per method: fixed for stpm/rd4ad/hybrid, the spare Okabe-Ito ones for others."""
+    colors = {m: FIXED_METHOD_COLORS[m] for m in methods if m in FIXED_METHOD_COLORS}
+    others = sorted(m for m in set(methods) if m not in KNOWN_METHODS)
+    for k, method in enumerate(others):
+        colors[method] = _SPARE_COLORS[k % len(_SPARE_COLORS)]
+    return colors
+
+
+def _styles(strategies: Sequence[str], styles: Sequence[str]) -> dict[str, str]:
+    ordered = sorted(set(strategies), key=lambda s: config_sort_key(("", s)))
+    return {s: styles[k % len(styles)] for k, s in enumerate(ordered)}
+
+
+def save_figure(fig: Figure, out_dir: Path, name: str) -> list[Path]:
+    """Write ``name.png`` (150 dpi) and ``name.pdf``; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in FIGURE_FORMATS:
+        path = out_dir / f"{name}.{fmt}"
+        fig.savefig(path, dpi=150)  # constrained layout already fits the labels
+        paths.append(path)
+    return paths
+
+
+def _grid(n_panels: int, max_cols: int = 3) -> tuple[int, int]:
+    cols = min(max_cols, max(1, n_panels))
+    return (n_panels + cols - 1) // cols, cols
+
+
+def _step_ticks(ax, tasks: Sequence[str]) -> None:
+    ax.set_xticks(range(-1, len(tasks)))
+    ax.set_xticklabels(["untrained", *tasks], rotation=45, ha="right", fontsize=7)
+
+
+def plot_forgetting_curves(aggs: Sequence[MatrixAggregate], colors: dict[str, str]) -> Figure:
+    """One panel per method/strategy; one line per task j: R[i, j] over steps i (with b_j).
+
+    ``aggs`` share one metric and one task sequence. The line is the mean over seeds, the band
+    mean ± std. A filled marker shows the step where the task is trained.
+    """
+    aggs = sorted(aggs, key=lambda a: config_sort_key((a.method, a.strategy)))
+    tasks = aggs[0].tasks
+    rows, cols = _grid(len(aggs))
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    task_colors = colormaps["viridis"](np.linspace(0.0, 0.9, len(tasks)))
+    steps = np.arange(-1, len(tasks))
+    for ax, agg in zip(axes.flat, aggs, strict=False):
+        for j, task in enumerate(tasks):
+            mean = np.concatenate([[agg.baseline_mean[j]], agg.mean[:, j]])
+            std = np.concatenate([[agg.baseline_std[j]], agg.std[:, j]])
+            # NaN breaks the line: steps a strategy does not evaluate (joint) stay gaps
+            ax.plot(steps, mean, color=task_colors[j], lw=1.4, marker=".", ms=4, label=task)
+            band = np.isfinite(mean) & np.isfinite(std)
+            if band.any():
+                ax.fill_between(steps[band], (mean - std)[band], (mean + std)[band],
+                                color=task_colors[j], alpha=0.15, lw=0)
+            if np.isfinite(agg.mean[j, j]):
+                ax.scatter([j], [agg.mean[j, j]], color=task_colors[j], s=14, zorder=3)
+        ax.set_title(agg.label, color=colors.get(agg.method, "black"), fontsize=9)
+        _step_ticks(ax, tasks)
+        ax.set_xlabel("after training task")
+        ax.set_ylabel(metric_label(aggs[0].metric))
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(aggs):]:
+        fig.delaxes(ax)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", title="test task", fontsize=7)
+    fig.suptitle(f"Forgetting curves: {metric_label(aggs[0].metric)} of each task over the "
+                 "training steps (mean ± std over seeds; dot = task just trained)", fontsize=10)
+    return fig
+
+
+def plot_average_curves(curves: pd.DataFrame, metric: str, colors: dict[str, str]) -> Figure:
+    """Average over seen tasks ACC_i = mean_{j<=i} R[i, j] (and the pooled metric) per step.
+
+    ``curves`` is the aggregated step table (method, strategy, task_aware, metric, step,
+    quantity in {seen_average, pooled}, mean, std, count). One line per method/strategy.
+    """
+    frame = curves[curves["metric"] == metric]
+    panels = [q for q in ("seen_average", "pooled")
+              if frame.loc[frame["quantity"] == q, "mean"].notna().any()] or ["seen_average"]
+    titles = {"seen_average": "average over the tasks seen so far",
+              "pooled": "pooled over the test sets seen so far (task-agnostic)"}
+    fig = Figure(figsize=(5.2 * len(panels), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    configs = sorted({(m, s, bool(t)) for m, s, t in
+                      frame[["method", "strategy", "task_aware"]].itertuples(index=False)},
+                     key=config_sort_key)
+    linestyles = _styles([c[1] for c in configs], _LINESTYLES)
+    for ax, quantity in zip(axes, panels, strict=True):
+        part = frame[frame["quantity"] == quantity]
+        for method, strategy, task_aware in configs:
+            line = part[(part["method"] == method) & (part["strategy"] == strategy)
+                        & (part["task_aware"] == task_aware)].sort_values("step")
+            line = line[line["mean"].notna()]
+            x, mean, std = (line["step"].to_numpy() + 1, line["mean"].to_numpy(),
+                            line["std"].to_numpy())
+            ax.plot(x, mean, color=colors.get(method, "black"), ls=linestyles[strategy],
+                    marker="o", ms=3, label=config_label(method, strategy, task_aware))
+            band = np.isfinite(std)
+            if band.any():
+                ax.fill_between(x[band], (mean - std)[band], (mean + std)[band],
+                                color=colors.get(method, "black"), alpha=0.15, lw=0)
+        ax.set_title(titles[quantity], fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("number of tasks trained")
+        ax.set_ylabel(metric_label(metric))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{metric_label(metric)} over the training steps (mean ± std over seeds and "
+                 "orders)", fontsize=10)
+    return fig
+
+
+def plot_heatmaps(aggs: Sequence[MatrixAggregate], colors: dict[str, str]) -> Figure:
+    """R-matrix heatmaps (mean over seeds, values written in), one panel per method/strategy.
+
+    The figure has one extra axes: the shared colour bar.
+    """
+    aggs = sorted(aggs, key=lambda a: config_sort_key((a.method, a.strategy)))
+    tasks = aggs[0].tasks
+    n = len(tasks)
+    rows, cols = _grid(len(aggs))
+    size = max(3.2, 0.42 * n + 1.5)
+    fig = Figure(figsize=(size * cols + 0.8, size * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    image = None
+    fontsize = max(4.0, min(8.0, 60.0 / n))
+    for ax, agg in zip(axes.flat, aggs, strict=False):
+        image = ax.imshow(agg.mean, vmin=0.0, vmax=1.0, cmap="cividis", aspect="equal")
+        for i in range(n):
+            for j in range(n):
+                value = agg.mean[i, j]
+                if np.isfinite(value):
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=fontsize,
+                            color="black" if value > 0.45 else "white")
+        ax.set_xticks(range(n))
+        ax.set_xticklabels(tasks, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(n))
+        ax.set_yticklabels(tasks, fontsize=7)
+        ax.set_xlabel("test task j")
+        ax.set_ylabel("after training task i")
+        ax.set_title(agg.label, color=colors.get(agg.method, "black"), fontsize=9)
+    for ax in list(axes.flat)[len(aggs):]:
+        fig.delaxes(ax)
+    fig.colorbar(image, ax=list(axes.flat)[: len(aggs)],
+                 label=metric_label(aggs[0].metric), shrink=0.8)
+    fig.suptitle(f"R matrix, {metric_label(aggs[0].metric)} (mean over seeds; blank = not "
+                 "evaluated)", fontsize=10)
+    return fig
+
+
+def plot_final_bars(final_agg: pd.DataFrame, metric: str, task_order: Sequence[str],
+                    colors: dict[str, str]) -> Figure:
+    """Grouped bars: the final value R[T-1, j] per task, one bar per method/strategy (± std)."""
+    frame = final_agg[final_agg["metric"] == metric]
+    tasks = [t for t in task_order if t in set(frame["task"])]
+    configs = sorted({(m, s, bool(t)) for m, s, t in
+                      frame[["method", "strategy", "task_aware"]].itertuples(index=False)},
+                     key=config_sort_key)
+    hatches = _styles([c[1] for c in configs], _HATCHES)
+    width = 0.8 / max(1, len(configs))
+    fig = Figure(figsize=(max(6.0, 0.5 * len(tasks) * max(2, len(configs)) ** 0.5 + 3), 3.8),
+                 layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(tasks))
+    for k, (method, strategy, task_aware) in enumerate(configs):
+        part = frame[(frame["method"] == method) & (frame["strategy"] == strategy)
+                     & (frame["task_aware"] == task_aware)].set_index("task")
+        part = part.reindex(tasks)
+        ax.bar(x - 0.4 + (k + 0.5) * width, part["mean"].to_numpy(), width,
+               yerr=np.nan_to_num(part["std"].to_numpy()), capsize=2,
+               color=colors.get(method, "black"), hatch=hatches[strategy], edgecolor="white",
+               label=config_label(method, strategy, task_aware))
+    ax.set_xticks(x)
+    ax.set_xticklabels(tasks, rotation=45, ha="right")
+    ax.set_xlabel("task")
+    ax.set_ylabel(f"final {metric_label(metric)}")
+    ax.set_ylim(0.0, 1.05)
+    ax.grid(axis="y", alpha=0.3)
+    fig.legend(fontsize=7, loc="outside right upper")
+    ax.set_title(f"{metric_label(metric)} of each task after the final task (mean ± std over "
+                 "seeds)", fontsize=10)
+    return fig
+
+
+def select_examples(map_set: MapSet, per_task: int = 2) -> list[int]:
+    """Indices of up to ``per_task`` images per task, defective ones first, in task order."""
+    chosen = []
+    for task in dict.fromkeys(map_set.tasks.tolist()):
+        idx = np.flatnonzero(map_set.tasks == task)
+        defective = [i for i in idx if map_set.labels[i]]
+        good = [i for i in idx if not map_set.labels[i]]
+        chosen += (defective + good)[:per_task]
+    return chosen
+
+
+def plot_map_grid(map_sets: Sequence[MapSet], colors: dict[str, str],
+                  per_task: int | None = None) -> Figure:
+    """Rows: test images; columns: image, ground truth, then each method's map (final task).
+
+    The first map set chooses the images (defective first, ``per_task`` per task); the others are
+    matched by task and rank within the task, so every method shows the same image. Each method's
+    maps are scaled to [0, 1] by that method's min and max over the shown images. ``per_task``
+    defaults to 2 for up to 5 tasks, else 1 (the grid stays printable for 15 tasks).
+    """
+    map_sets = sorted(map_sets, key=lambda m: config_sort_key((m.method, m.strategy)))
+    first = map_sets[0]
+    if per_task is None:
+        per_task = 2 if len(set(first.tasks.tolist())) <= 5 else 1
+    chosen = select_examples(first, per_task)
+    rank_of = {i: int(np.sum(first.tasks[:i] == first.tasks[i])) for i in chosen}
+    cols = 2 + len(map_sets)
+    fig = Figure(figsize=(1.7 * cols, 1.7 * len(chosen) + 0.6), layout="constrained")
+    axes = fig.subplots(len(chosen), cols, squeeze=False)
+    scaled = []
+    for ms in map_sets:
+        rows = [_matching_index(ms, first.tasks[i], rank_of[i]) for i in chosen]
+        maps = np.stack([ms.maps[r] if r is not None else np.full(first.maps[0].shape, np.nan)
+                         for r in rows]).astype(float)
+        low, high = np.nanmin(maps), np.nanmax(maps)
+        scaled.append((maps - low) / (high - low) if high > low else np.zeros_like(maps))
+    for r, index in enumerate(chosen):
+        image = np.transpose(first.images[index], (1, 2, 0))
+        axes[r, 0].imshow(image)
+        axes[r, 1].imshow(first.masks[index], cmap="gray", vmin=0,
+                          vmax=max(1, float(np.max(first.masks))))
+        axes[r, 0].set_ylabel(f"{first.tasks[index]}\n"
+                              f"{'defective' if first.labels[index] else 'good'}", fontsize=7)
+        for c in range(len(map_sets)):
+            axes[r, 2 + c].imshow(scaled[c][r], cmap="inferno", vmin=0, vmax=1)
+        for ax in axes[r]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    titles = ["image", "ground truth", *(config_label(m.method, m.strategy) for m in map_sets)]
+    for c, title in enumerate(titles):
+        color = colors.get(map_sets[c - 2].method, "black") if c >= 2 else "black"
+        axes[0, c].set_title(title, fontsize=7, color=color)
+    fig.suptitle("Anomaly maps after the final task (each method scaled to [0, 1] over the "
+                 "shown images)", fontsize=9)
+    return fig
+
+
+def _matching_index(map_set: MapSet, task: str, rank: int) -> int | None:
+    idx = np.flatnonzero(map_set.tasks == task)
+    return int(idx[rank]) if rank < len(idx) else None

@@ -1,0 +1,328 @@
+"""Tables as CSV, Markdown and LaTeX (booktabs): mean ± std per cell, best value in bold.
+
+Written by hand rather than with ``DataFrame.to_latex``/``to_markdown``: those cannot bold one
+cell per column by a rule nor merge mean and std into one cell without pre-formatted strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cl_bench.report.aggregate import (
+    LOWER_IS_BETTER,
+    QUANTITIES,
+    QUANTITY_LABELS,
+    REFERENCE_STRATEGIES,
+    MatrixAggregate,
+    config_label,
+    config_sort_key,
+    metric_label,
+)
+
+DIGITS = 3
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}", "<": "$<$", ">": "$>$", "±": r"$\pm$",
+                  "−": "$-$", "Δ": r"$\Delta$"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in str(text))
+
+
+@dataclass
+class Table:
+    """A grid of mean ± std cells with a rule for which cells are bold.
+
+    ``mean``, ``std`` and ``count`` are (rows, columns) arrays; ``bold`` marks the best cells.
+    ``keys`` holds extra identifying columns (one list per name) written first in the CSV.
+    """
+
+    name: str
+    title: str
+    caption: str
+    row_header: str
+    rows: list[str]
+    columns: list[str]
+    mean: np.ndarray
+    std: np.ndarray
+    count: np.ndarray
+    bold: np.ndarray
+    keys: dict[str, list] = field(default_factory=dict)
+    digits: int = DIGITS
+    column_ids: list[str] | None = None  # names of the columns in the CSV (default: columns)
+
+    def cell(self, i: int, j: int) -> tuple[str, str]:
+        """Markdown and LaTeX text of one cell."""
+        mean, std = self.mean[i, j], self.std[i, j]
+        if not np.isfinite(mean):
+            return "–", "--"
+        if np.isfinite(std):
+            md = f"{mean:.{self.digits}f} ± {std:.{self.digits}f}"
+            tex = f"{mean:.{self.digits}f} \\pm {std:.{self.digits}f}"
+        else:
+            md = f"{mean:.{self.digits}f}"
+            tex = f"{mean:.{self.digits}f}"
+        if self.bold[i, j]:
+            return f"**{md}**", f"$\\mathbf{{{tex}}}$"
+        return md, f"${tex}$"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The CSV form: one row per table row; ``<column>_mean/_std/_count/_best`` per column."""
+        data: dict[str, list] = {self.row_header: list(self.rows), **self.keys}
+        for j, column in enumerate(self.column_ids or self.columns):
+            data[f"{column}_mean"] = list(self.mean[:, j])
+            data[f"{column}_std"] = list(self.std[:, j])
+            data[f"{column}_count"] = [int(c) for c in self.count[:, j]]
+            data[f"{column}_best"] = [bool(b) for b in self.bold[:, j]]
+        return pd.DataFrame(data)
+
+    def to_markdown(self) -> str:
+        header = [self.row_header, *self.columns]
+        body = [[self.rows[i], *(self.cell(i, j)[0] for j in range(len(self.columns)))]
+                for i in range(len(self.rows))]
+        return markdown_grid(header, body)
+
+    def to_latex(self) -> str:
+        header = [latex_escape(h) for h in (self.row_header, *self.columns)]
+        body = [[latex_escape(self.rows[i]),
+                 *(self.cell(i, j)[1] for j in range(len(self.columns)))]
+                for i in range(len(self.rows))]
+        return latex_grid(header, body, self.caption, self.name)
+
+    def write(self, out_dir: Path) -> list[Path]:
+        return write_all(out_dir, self.name, self.to_frame(), self.to_markdown(), self.to_latex())
+
+
+@dataclass
+class TextTable:
+    """A table of ready-formatted cells (the paired comparison)."""
+
+    name: str
+    title: str
+    caption: str
+    frame: pd.DataFrame  # the CSV form, raw numbers
+    header: list[str]
+    header_latex: list[str]
+    body_markdown: list[list[str]]
+    body_latex: list[list[str]]
+
+    def to_markdown(self) -> str:
+        return markdown_grid(self.header, self.body_markdown)
+
+    def to_latex(self) -> str:
+        return latex_grid(self.header_latex, self.body_latex, self.caption, self.name)
+
+    def write(self, out_dir: Path) -> list[Path]:
+        return write_all(out_dir, self.name, self.frame, self.to_markdown(), self.to_latex())
+
+
+def markdown_grid(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    align = ["---", *(["---:"] * (len(header) - 1))]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+    return "\n".join(lines) + "\n"
+
+
+def latex_grid(header: Sequence[str], body: Sequence[Sequence[str]], caption: str,
+               name: str) -> str:
+    spec = "l" + "c" * (len(header) - 1)
+    lines = [
+        "% requires \\usepackage{booktabs}",
+        "\\begin{table}[t]",
+        "\\centering",
+        f"\\caption{{{latex_escape(caption)}}}",
+        f"\\label{{tab:{name}}}",
+        f"\\begin{{tabular}}{{{spec}}}",
+        "\\toprule",
+        " & ".join(header) + " \\\\",
+        "\\midrule",
+        *(" & ".join(row) + " \\\\" for row in body),
+        "\\bottomrule",
+        "\\end{tabular}",
+        "\\end{table}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_all(out_dir: Path, name: str, frame: pd.DataFrame, markdown: str,
+              latex: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.csv", out_dir / f"{name}.md", out_dir / f"{name}.tex"]
+    frame.to_csv(paths[0], index=False)
+    paths[1].write_text(markdown, encoding="utf-8")
+    paths[2].write_text(latex, encoding="utf-8")
+    return paths
+
+
+def best_cells(mean: np.ndarray, lower_is_better: Sequence[bool], eligible: np.ndarray,
+               axis: int = 0, digits: int = DIGITS) -> np.ndarray:
+    """Boolean mask of the best value per column (``axis=0``) or per row (``axis=1``).
+
+    Values are compared as displayed (rounded to ``digits``), so ties are all bold; NaN never
+    wins; only ``eligible`` cells compete. ``lower_is_better`` has one flag per column (axis 0)
+    or per row (axis 1).
+    """
+    rounded = np.round(np.where(np.isfinite(mean), mean, np.nan), digits)
+    bold = np.zeros(mean.shape, dtype=bool)
+    lines = mean.shape[1] if axis == 0 else mean.shape[0]
+    for k in range(lines):
+        values = rounded[:, k] if axis == 0 else rounded[k, :]
+        allowed = (eligible[:, k] if axis == 0 else eligible[k, :]) & np.isfinite(values)
+        if not allowed.any():
+            continue
+        candidates = np.where(allowed, values, np.nan)
+        best = np.nanmin(candidates) if lower_is_better[k] else np.nanmax(candidates)
+        winners = allowed & (values == best)
+        if axis == 0:
+            bold[:, k] = winners
+        else:
+            bold[k, :] = winners
+    return bold
+
+
+def _is_reference(strategy: str, task_aware: bool) -> bool:
+    return task_aware or strategy in REFERENCE_STRATEGIES
+
+
+def _configs(frame: pd.DataFrame) -> list[tuple[str, str, bool]]:
+    configs = {(str(m), str(s), bool(t)) for m, s, t in
+               frame[["method", "strategy", "task_aware"]].itertuples(index=False)}
+    return sorted(configs, key=config_sort_key)
+
+
+def summary_table(agg: pd.DataFrame, metric: str,
+                  quantities: Sequence[str] = QUANTITIES) -> Table:
+    """Method x strategy rows; ACC, FM, BWT, FWT, retention and final pooled columns."""
+    frame = agg[agg["metric"] == metric]
+    configs = _configs(frame)
+    # a quantity no run defines (the pooled value of a pixel metric) gets no column
+    defined = set(frame.loc[frame["count"] > 0, "quantity"])
+    present = [q for q in quantities if q in defined]
+    shape = (len(configs), len(present))
+    mean, std = np.full(shape, np.nan), np.full(shape, np.nan)
+    count = np.zeros(shape, dtype=int)
+    lookup = frame.set_index(["method", "strategy", "task_aware", "quantity"])
+    for i, config in enumerate(configs):
+        for j, quantity in enumerate(present):
+            if (*config, quantity) in lookup.index:
+                row = lookup.loc[(*config, quantity)]
+                mean[i, j], std[i, j], count[i, j] = row["mean"], row["std"], row["count"]
+    eligible = np.array([[not _is_reference(s, t)] * len(present) for _, s, t in configs],
+                        dtype=bool).reshape(shape)
+    if not eligible.any():
+        eligible[:] = True
+    bold = best_cells(mean, [LOWER_IS_BETTER.get(q, False) for q in present], eligible)
+    label = metric_label(metric)
+    return Table(
+        name=f"summary_{metric}", title=f"Summary, {label}",
+        caption=(f"{label}: continual metrics after the final task, mean ± std over seeds and "
+                 "task orders. ACC = mean_j R[T-1,j]; FM = mean_{j<T-1} max_{j<=l<T-1} "
+                 "(R[l,j] - R[T-1,j]) (lower is better); BWT = mean_{j<T-1} (R[T-1,j] - R[j,j]); "
+                 "FWT = mean_{j>=1} (R[j-1,j] - b_j); retention = mean_{j<T-1} "
+                 "(R[T-1,j]-0.5)/(R[j,j]-0.5) (chance level 0.5 of AUROC; NaN where "
+                 "R[j,j] <= 0.5); pooled = task-agnostic metric over all test sets after the "
+                 "final task. Bold: best continual method per column (joint and the "
+                 "task-aware oracle are references and do not compete)."),
+        row_header="method / strategy", rows=[config_label(*c) for c in configs],
+        columns=[QUANTITY_LABELS.get(q, q) for q in present], column_ids=present, mean=mean,
+        std=std, count=count, bold=bold,
+        keys={"method": [c[0] for c in configs], "strategy": [c[1] for c in configs],
+              "task_aware": [c[2] for c in configs]},
+    )
+
+
+def final_task_table(final_agg: pd.DataFrame, metric: str, task_order: Sequence[str]) -> Table:
+    """Tasks x methods: the final value R[T-1, j] of each task; bold = best method per task."""
+    frame = final_agg[final_agg["metric"] == metric]
+    configs = _configs(frame)
+    tasks = [t for t in task_order if t in set(frame["task"])]
+    shape = (len(tasks), len(configs))
+    mean, std = np.full(shape, np.nan), np.full(shape, np.nan)
+    count = np.zeros(shape, dtype=int)
+    lookup = frame.set_index(["task", "method", "strategy", "task_aware"])
+    for i, task in enumerate(tasks):
+        for j, config in enumerate(configs):
+            if (task, *config) in lookup.index:
+                row = lookup.loc[(task, *config)]
+                mean[i, j], std[i, j], count[i, j] = row["mean"], row["std"], row["count"]
+    eligible = np.array([[not _is_reference(s, t) for _, s, t in configs]] * len(tasks),
+                        dtype=bool).reshape(shape)
+    if not eligible.any():
+        eligible[:] = True
+    bold = best_cells(mean, [False] * len(tasks), eligible, axis=1)
+    label = metric_label(metric)
+    return Table(
+        name=f"final_per_task_{metric}", title=f"Final per-task {label}",
+        caption=(f"{label} of each task after the final task (R[T-1, j]), mean ± std over seeds "
+                 "and task orders. Bold: best continual method per task (row)."),
+        row_header="task", rows=tasks, columns=[config_label(*c) for c in configs],
+        mean=mean, std=std, count=count, bold=bold,
+    )
+
+
+def matrix_table(agg: MatrixAggregate, name: str) -> Table:
+    """Rows: untrained, then after each task; columns: tasks. Bold: each task's peak."""
+    n = len(agg.tasks)
+    mean = np.vstack([agg.baseline_mean[None, :], agg.mean])
+    std = np.vstack([np.full((1, n), np.nan), agg.std])
+    count = np.vstack([np.zeros((1, n), dtype=int), agg.count])
+    eligible = np.ones_like(mean, dtype=bool)
+    eligible[0] = False  # the untrained row is context, not a result
+    bold = best_cells(mean, [False] * n, eligible & np.isfinite(mean))
+    label = metric_label(agg.metric)
+    return Table(
+        name=name, title=f"R matrix, {label}, {agg.label}",
+        caption=(f"{label} result matrix of {agg.label}: row i = after training task i, "
+                 "column j = test set of task j; first row = untrained model (b_j, mean only). "
+                 f"Mean ± std over {int(agg.count.max()) if agg.count.size else 0} run(s). "
+                 "Bold: each task's highest value over the steps."),
+        row_header="after training", rows=["(untrained)", *agg.tasks], columns=list(agg.tasks),
+        mean=mean, std=std, count=count, bold=bold,
+    )
+
+
+def _p_text(p: float, markdown: bool) -> str:
+    if not np.isfinite(p):
+        return "–" if markdown else "--"
+    text = f"{p:.3f}" if p >= 0.001 else ("< 0.001" if markdown else "$<0.001$")
+    if p < 0.05:
+        return f"**{text}**" if markdown else f"\\textbf{{{text}}}"
+    return text
+
+
+def comparison_table(paired: pd.DataFrame, reference: str = "hybrid") -> TextTable:
+    """Paired comparison of ``reference`` against each baseline (rows of ``paired_comparison``)."""
+    header = ["metric", "strategy", "baseline", "quantity", "n", f"{reference} mean",
+              "baseline mean", f"Δ ({reference} − baseline)", "p (paired t)", "p (Wilcoxon)"]
+    header_latex = [latex_escape(h) for h in header[:7]] + [
+        f"$\\Delta$ ({latex_escape(reference)} $-$ baseline)", "$p$ (paired $t$)",
+        "$p$ (Wilcoxon)"]
+    body_md, body_tex = [], []
+    for row in paired.itertuples(index=False):
+        strategy = (f"{row.strategy} (task-aware oracle)" if row.strategy == "independent"
+                    else row.strategy)
+        common = [metric_label(row.metric), strategy, row.baseline,
+                  QUANTITY_LABELS.get(row.quantity, row.quantity), str(row.n),
+                  f"{row.reference_mean:.{DIGITS}f}", f"{row.baseline_mean:.{DIGITS}f}",
+                  f"{row.mean_diff:+.{DIGITS}f}"]
+        body_md.append([*common, _p_text(row.t_pvalue, True),
+                        _p_text(row.wilcoxon_pvalue, True)])
+        body_tex.append([*(latex_escape(c) for c in common[:5]), *(f"${c}$" for c in common[5:]),
+                         _p_text(row.t_pvalue, False),
+                         _p_text(row.wilcoxon_pvalue, False)])
+    return TextTable(
+        name="comparison", title=f"Paired comparison: {reference} vs each baseline",
+        caption=(f"{reference} against each baseline with the same strategy, paired over seeds "
+                 "and task orders (n pairs). Δ = mean of the paired differences; for FM a "
+                 "negative Δ favours the hybrid. Two-sided paired t-test and Wilcoxon "
+                 "signed-rank p-values (scipy.stats); bold: p < 0.05, not corrected for "
+                 "multiple comparisons."),
+        frame=paired, header=header, header_latex=header_latex, body_markdown=body_md,
+        body_latex=body_tex,
+    )

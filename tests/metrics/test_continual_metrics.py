@@ -1,0 +1,127 @@
+"""Continual metrics on hand-computed 3x3 and 4x4 result matrices, NaN entries and T = 1."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cl_bench.metrics import (
+    MetricInputError,
+    backward_transfer,
+    final_average,
+    forgetting,
+    forgetting_measure,
+    forward_transfer,
+    intransigence,
+    lower_triangle_average,
+    mean_retention,
+    pooled_image_auroc,
+    retention,
+    summarize,
+)
+
+nan = math.nan
+R3 = np.array([[0.90, 0.50, 0.60],
+               [0.70, 0.95, 0.55],
+               [0.60, 0.80, 0.85]])
+B3 = np.array([0.50, 0.52, 0.58])
+# R4[0, 2] = 0.99 (zero-shot, before task 2 is learnt) must not count as forgetting of task 2
+R4 = np.array([[0.80, 0.60, 0.99, 0.50],
+               [0.70, 0.90, 0.70, 0.60],
+               [0.65, 0.85, 0.90, nan],
+               [0.60, 0.70, 0.80, 0.95]])
+
+
+def test_3x3_by_hand() -> None:
+    assert final_average(R3) == pytest.approx((0.6 + 0.8 + 0.85) / 3)
+    assert lower_triangle_average(R3) == pytest.approx(4.8 / 6)
+    np.testing.assert_allclose(forgetting(R3), [0.3, 0.15, nan])
+    assert forgetting_measure(R3) == pytest.approx(0.225)
+    assert backward_transfer(R3) == pytest.approx((-0.3 - 0.15) / 2)
+    assert forward_transfer(R3, B3) == pytest.approx((-0.02 - 0.03) / 2)
+    np.testing.assert_allclose(retention(R3), [0.25, 0.3 / 0.45, 1.0])
+    assert mean_retention(R3) == pytest.approx((0.25 + 0.3 / 0.45) / 2)
+    np.testing.assert_allclose(intransigence(R3, [0.95, 0.97, 0.9]), [0.05, 0.02, 0.05],
+                               atol=1e-15)
+
+
+def test_4x4_with_nan_entries_by_hand() -> None:
+    np.testing.assert_allclose(forgetting(R4), [0.2, 0.2, 0.1, nan])  # not 0.99 - 0.8
+    assert forgetting_measure(R4) == pytest.approx(0.5 / 3)
+    assert backward_transfer(R4) == pytest.approx(-0.5 / 3)
+    # R4[2, 3] is NaN: FWT averages the two defined terms only
+    assert forward_transfer(R4, 0.5) == pytest.approx((0.1 + 0.2) / 2)
+    assert lower_triangle_average(R4) == pytest.approx(7.85 / 10)
+    assert final_average(R4) == pytest.approx(3.05 / 4)
+    assert mean_retention(R4) == pytest.approx((1 / 3 + 0.5 + 0.75) / 3)
+    summary = summarize(R4, baseline=np.full(4, 0.5), joint_reference=0.95)
+    assert set(summary) == {"acc", "lower_triangle", "fm", "bwt", "fwt", "retention",
+                            "intransigence"}
+    assert summary["intransigence"] == pytest.approx((0.15 + 0.05 + 0.05 + 0.0) / 4)
+
+
+def test_nan_where_nothing_is_defined() -> None:
+    R = R4.copy()
+    R[3, 0] = nan  # task 0 not evaluated at the end
+    assert math.isnan(forgetting(R)[0])
+    assert forgetting_measure(R) == pytest.approx((0.2 + 0.1) / 2)
+    R[:, 1] = nan  # a column never evaluated
+    assert math.isnan(forgetting(R)[1])
+    assert math.isnan(retention(R)[1])
+    assert math.isnan(final_average(np.full((2, 2), nan)))
+
+
+def test_retention_is_nan_when_nothing_was_learnt_above_chance() -> None:
+    R = np.array([[0.45, 0.5], [0.6, 0.9]])
+    assert math.isnan(retention(R)[0])  # R[0, 0] <= 0.5: the ratio is meaningless
+    assert math.isnan(mean_retention(R))
+
+
+def test_single_task() -> None:
+    R = np.array([[0.9]])
+    summary = summarize(R, baseline=[0.5])
+    assert summary["acc"] == 0.9 and summary["lower_triangle"] == 0.9
+    for key in ("fm", "bwt", "fwt", "retention"):
+        assert math.isnan(summary[key]), key
+    assert math.isnan(forgetting(R)[0])
+
+
+def test_fwt_without_baseline_is_nan_and_bad_shapes_are_rejected() -> None:
+    assert math.isnan(summarize(R3)["fwt"])
+    with pytest.raises(MetricInputError, match="square"):
+        final_average(np.zeros((2, 3)))
+    with pytest.raises(MetricInputError, match=r"baseline.*\(3,\)"):
+        forward_transfer(R3, [0.5, 0.5])
+    with pytest.raises(MetricInputError, match="infinite"):
+        final_average(np.array([[np.inf]]))
+
+
+def test_pooled_image_auroc_ranks_tasks_together() -> None:
+    # each task alone is perfectly ranked, but task 1's scores sit above task 0's
+    scores = {0: [0.1, 0.2, 0.3, 0.4], 1: [1.1, 1.2, 1.3, 1.4]}
+    labels = {0: [0, 0, 1, 1], 1: [0, 0, 1, 1]}
+    assert pooled_image_auroc(scores, labels, upto=0) == 1.0
+    # pairs (defect, good): task1 defects beat all 4 goods (8), task0 defects beat 2 of 4 (4)
+    assert pooled_image_auroc(scores, labels, upto=1) == pytest.approx(12 / 16)
+    assert pooled_image_auroc(list(scores.values()), list(labels.values()), 1) == 12 / 16
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 2**31 - 1))
+def test_against_plain_loops(T: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    R, b = rng.uniform(0.3, 1.0, (T, T)), rng.uniform(0.3, 0.7, T)
+    f = [max(R[step, j] for step in range(j, T - 1)) - R[T - 1, j] for j in range(T - 1)]
+    bwt = [R[T - 1, j] - R[j, j] for j in range(T - 1)]
+    fwt = [R[j - 1, j] - b[j] for j in range(1, T)]
+    s = summarize(R, baseline=b)
+    for key, terms in (("fm", f), ("bwt", bwt), ("fwt", fwt)):
+        if terms:
+            assert s[key] == pytest.approx(sum(terms) / len(terms), rel=1e-12, abs=1e-15)
+        else:
+            assert math.isnan(s[key])
+    assert s["acc"] == pytest.approx(sum(R[T - 1]) / T)

@@ -1,0 +1,115 @@
+"""Figures: panels (axes) and lines counted on the returned matplotlib Figures, no pixels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.container import BarContainer
+from matplotlib.figure import Figure
+from report_fabricate import make_experiment, write_run
+
+from cl_bench.report import plots
+from cl_bench.report.aggregate import aggregate_matrices
+from cl_bench.report.build import compute, load_map_sets, task_order
+
+METRIC = "image_auroc"
+
+
+@pytest.fixture(scope="module")
+def data(experiment_dir: Path):
+    return compute([experiment_dir], [METRIC])
+
+
+@pytest.fixture(scope="module")
+def colors():
+    return plots.method_colors(["stpm", "hybrid"])
+
+
+def _panels(fig: Figure):
+    """Axes that draw data (the colour bar axes has no title)."""
+    return [ax for ax in fig.axes if ax.get_title()]
+
+
+def test_method_colours_are_fixed_and_okabe_ito() -> None:
+    a = plots.method_colors(["hybrid", "stpm", "rd4ad", "patchcore"])
+    b = plots.method_colors(["patchcore", "hybrid"])
+    assert a["hybrid"] == b["hybrid"] == plots.OKABE_ITO["vermillion"]
+    assert a["patchcore"] == b["patchcore"]
+    assert set(a.values()) <= set(plots.OKABE_ITO.values()) and len(set(a.values())) == 4
+
+
+def test_forgetting_curves_one_panel_per_method_one_line_per_task(data, colors) -> None:
+    aggs = [a for a in aggregate_matrices(data.matrices) if a.metric == METRIC]
+    fig = plots.plot_forgetting_curves(aggs, colors)
+    panels = _panels(fig)
+    assert [ax.get_title() for ax in panels] == ["stpm / naive", "hybrid / naive"]
+    for ax in panels:
+        assert len(ax.get_lines()) == 3  # one per task
+        assert sum(isinstance(c, PolyCollection) for c in ax.collections) == 3  # std bands
+        assert ax.get_xlabel() and ax.get_ylabel() == "Image AUROC"
+        # the bottle line: untrained, then after each of the 3 tasks
+        assert list(ax.get_lines()[0].get_xdata()) == [-1, 0, 1, 2]
+    assert panels[1].title.get_color() == colors["hybrid"]
+
+
+def test_average_curves_two_panels_one_line_per_method(data, colors) -> None:
+    fig = plots.plot_average_curves(data.curves, METRIC, colors)
+    assert len(fig.axes) == 2  # seen-task average, pooled
+    for ax in fig.axes:
+        lines = ax.get_lines()
+        assert len(lines) == 2 and {line.get_color() for line in lines} == {
+            colors["stpm"], colors["hybrid"]}
+        assert ax.get_xlabel() == "number of tasks trained"
+    hybrid = next(line for line in fig.axes[0].get_lines()
+                  if line.get_color() == colors["hybrid"])
+    # mean over seeds (+0.01 * mean seed 1) of ACC_i = mean_{j<=i} R[i, j]
+    assert list(hybrid.get_ydata()) == pytest.approx([0.91, (0.81 + 0.93) / 2, 0.86])
+    assert list(hybrid.get_xdata()) == [1, 2, 3]
+
+
+def test_heatmaps_one_panel_per_method_values_written(data, colors) -> None:
+    aggs = [a for a in aggregate_matrices(data.matrices) if a.metric == METRIC]
+    fig = plots.plot_heatmaps(aggs, colors)
+    panels = _panels(fig)
+    assert len(panels) == 2 and len(fig.axes) == 3  # + the colour bar
+    texts = [t.get_text() for t in panels[1].texts]
+    assert len(texts) == 9 and "0.96" in texts  # hybrid R[2, 2] mean over seeds
+
+
+def test_final_bars_one_group_per_task_one_bar_per_method(data, colors) -> None:
+    fig = plots.plot_final_bars(data.final, METRIC, task_order(data), colors)
+    (ax,) = fig.axes
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(bars) == 2 and all(len(b) == 3 for b in bars)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["bottle", "cable", "metal_nut"]
+    assert ax.get_ylabel() == "final Image AUROC"
+
+
+def test_map_grid_rows_per_image_columns_per_method(data, colors) -> None:
+    map_sets = load_map_sets(data.runs)
+    assert [(m.method, m.seed) for m in map_sets] == [("stpm", 0), ("hybrid", 0)]
+    fig = plots.plot_map_grid(map_sets, colors)
+    assert len(fig.axes) == (3 * 2) * (2 + 2)  # 2 images per task x (image, GT, 2 methods)
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["image", "ground truth", "stpm / naive",
+                                                      "hybrid / naive"]
+
+
+def test_joint_and_running_runs_still_plot(tmp_path: Path, colors) -> None:
+    exp = make_experiment(tmp_path, seeds=(0,), maps=False)
+    write_run(exp, "joint", "hybrid", 0, strategy="joint")
+    write_run(exp, "running", "stpm", 1, strategy="replay", steps=[0], status="running")
+    data = compute([exp], [METRIC])
+    aggs = [a for a in aggregate_matrices(data.matrices) if a.metric == METRIC]
+    fig = plots.plot_forgetting_curves(aggs, colors)
+    titles = [ax.get_title() for ax in _panels(fig)]
+    assert titles == ["stpm / naive", "hybrid / naive", "stpm / replay", "hybrid / joint"]
+    def evaluated_steps(ax):
+        return [list(np.asarray(line.get_xdata())[np.isfinite(line.get_ydata())])
+                for line in ax.get_lines()]
+
+    # joint: untrained and final only; running: untrained and step 0 only
+    assert evaluated_steps(_panels(fig)[3]) == [[-1, 2]] * 3
+    assert evaluated_steps(_panels(fig)[2]) == [[-1, 0]] * 3
