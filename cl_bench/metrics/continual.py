@@ -136,6 +136,16 @@ def retention(R: Any, *, chance: float = CHANCE) -> np.ndarray:
     return rho
 
 
+def chance_level(metric: str, fpr_limit: float = 0.3) -> float | None:
+    """The score of an uninformative detector for ``metric``; None where it depends on the data
+    (AP: the share of positives)."""
+    if metric in ("image_auroc", "pixel_auroc"):
+        return CHANCE
+    if metric == "au_pro":
+        return fpr_limit / 2
+    return None
+
+
 def mean_retention(R: Any, *, chance: float = CHANCE) -> float:
     """Mean of rho_j over the tasks before the last, j < T-1 (like FM and BWT); NaN for T = 1."""
     return _nanmean(retention(R, chance=chance)[:-1])
@@ -159,10 +169,16 @@ def mean_intransigence(R: Any, joint_reference: Any) -> float:
     return _nanmean(intransigence(R, joint_reference))
 
 
-def summarize(R: Any, baseline: Any = None, joint_reference: Any = None) -> dict[str, float]:
+def summarize(R: Any, baseline: Any = None, joint_reference: Any = None,
+              chance: float | None = CHANCE) -> dict[str, float]:
     """All summaries of one R: ``acc``, ``lower_triangle``, ``fm``, ``bwt``, ``fwt`` (NaN without
-    a baseline), ``retention`` (mean, j < T-1) and ``intransigence`` (mean, when a joint
-    reference is given)."""
+    a baseline), ``retention`` (mean, j < T-1, chance-corrected with ``chance``; NaN when
+    ``chance`` is None, i.e. the metric has no fixed chance level) and ``intransigence`` (mean,
+    when a joint reference is given).
+
+    Chance levels: 0.5 for image and pixel AUROC; ``fpr_limit / 2`` for AU-PRO (a random map
+    has PRO(FPR) = FPR, whose normalised integral up to the limit L is L/2); none for AP, whose
+    chance level is the share of defective images or pixels of each task."""
     R = _matrix(R)
     out = {
         "acc": final_average(R),
@@ -170,7 +186,7 @@ def summarize(R: Any, baseline: Any = None, joint_reference: Any = None) -> dict
         "fm": forgetting_measure(R),
         "bwt": backward_transfer(R),
         "fwt": forward_transfer(R, baseline) if baseline is not None else float("nan"),
-        "retention": mean_retention(R),
+        "retention": mean_retention(R, chance=chance) if chance is not None else float("nan"),
     }
     if joint_reference is not None:
         out["intransigence"] = mean_intransigence(R, joint_reference)

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from cl_bench.errors import DataError
-from cl_bench.metrics.continual import summarize
+from cl_bench.metrics.continual import chance_level, summarize
 from cl_bench.metrics.inputs import MetricInputError
 from cl_bench.report.load import POOLED
 
@@ -193,7 +193,7 @@ def build_matrices(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> li
     return result
 
 
-def summarize_run(matrix: RunMatrix) -> dict[str, float]:
+def summarize_run(matrix: RunMatrix, fpr_limit: float = 0.3) -> dict[str, float]:
     """Continual metrics of one run: ``summarize(R, baseline)`` plus the final pooled value.
 
     ``summarize`` leaves NaN cells out of its means, so a run still running contributes what its
@@ -201,7 +201,9 @@ def summarize_run(matrix: RunMatrix) -> dict[str, float]:
     """
     baseline = matrix.baseline if np.isfinite(matrix.baseline).any() else None
     try:
-        summary = {k: float(v) for k, v in summarize(matrix.R, baseline=baseline).items()}
+        chance = chance_level(matrix.metric, fpr_limit)
+        summary = {k: float(v) for k, v in summarize(matrix.R, baseline=baseline,
+                                                      chance=chance).items()}
     except MetricInputError as exc:
         raise DataError(f"run {matrix.run_id} ({matrix.method}/{matrix.strategy}, seed "
                         f"{matrix.seed}), {matrix.metric}: {exc}") from None

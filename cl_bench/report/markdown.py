@@ -43,7 +43,7 @@ Formulas (R[i, j] = metric on task j after training task i, rows 0..T-1, b_j = u
 | FM | mean_{j<T-1} ( max_{j<=l<T-1} R[l, j] - R[T-1, j] ) (Chaudhry et al. 2018, l >= j) | T-1 |
 | BWT | mean_{j<T-1} ( R[T-1, j] - R[j, j] ) (Lopez-Paz & Ranzato 2017) | T-1 |
 | FWT | mean_{j>=1} ( R[j-1, j] - b_j ) (Lopez-Paz & Ranzato 2017) | T-1 |
-| Retention | mean_{j<T-1} (R[T-1, j] - 0.5) / (R[j, j] - 0.5) (chance-corrected) | T-1 |
+| Retention | mean_{j<T-1} (R[T-1, j] - c) / (R[j, j] - c); c = 0.5 (AUROC), 0.15 (AU-PRO) | T-1 |
 | Pooled (final) | the metric over the pooled test sets of all tasks after the final task | - |
 
 Higher is better for all but FM. The divisors hold for a fully evaluated R: a NaN cell (not

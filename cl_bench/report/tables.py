@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cl_bench.metrics.continual import chance_level
 from cl_bench.report.aggregate import (
     LOWER_IS_BETTER,
     QUANTITIES,
@@ -219,14 +220,18 @@ def summary_table(agg: pd.DataFrame, metric: str,
         eligible[:] = True
     bold = best_cells(mean, [LOWER_IS_BETTER.get(q, False) for q in present], eligible)
     label = metric_label(metric)
+    chance = chance_level(metric)
+    retention_note = (
+        f"retention = mean_{{j<T-1}} (R[T-1,j]-c)/(R[j,j]-c) with chance level c = {chance:g} "
+        f"(NaN where R[j,j] <= c)" if chance is not None else
+        "retention is undefined for this metric (its chance level is the share of positives)")
     return Table(
         name=f"summary_{metric}", title=f"Summary, {label}",
         caption=(f"{label}: continual metrics after the final task, mean ± std over seeds and "
                  "task orders. ACC = mean_j R[T-1,j]; FM = mean_{j<T-1} max_{j<=l<T-1} "
                  "(R[l,j] - R[T-1,j]) (lower is better); BWT = mean_{j<T-1} (R[T-1,j] - R[j,j]); "
-                 "FWT = mean_{j>=1} (R[j-1,j] - b_j); retention = mean_{j<T-1} "
-                 "(R[T-1,j]-0.5)/(R[j,j]-0.5) (chance level 0.5 of AUROC; NaN where "
-                 "R[j,j] <= 0.5); pooled = task-agnostic metric over all test sets after the "
+                 f"FWT = mean_{{j>=1}} (R[j-1,j] - b_j); {retention_note}; "
+                 "pooled = task-agnostic metric over all test sets after the "
                  "final task. Bold: best continual method per column (joint and the "
                  "task-aware oracle are references and do not compete)."),
         row_header="method / strategy", rows=[config_label(*c) for c in configs],
