@@ -55,6 +55,13 @@ def build_strategy(ctx: RunContext, method: str, seed: int,
     detector = build_detector(method, backbone=cfg.model.backbone, weights=cfg.model.weights,
                               **cfg.model.options.get(method, {}))
     detector.to(ctx.device)
+    perf = cfg.performance
+    if perf.channels_last:
+        detector.to(memory_format=torch.channels_last)
+    if perf.teacher_cache:
+        from strategies.teacher_cache import attach_teacher_cache
+
+        attach_teacher_cache(detector, ctx.feature_store())
     options = getattr(cfg.strategy, cfg.strategy.name, None)
     plugins = make_plugins(cfg.strategy.name, options.model_dump() if options else {}, seed)
     plugins += [ScoreCollector(), ProgressPlugin(f"{method} seed {seed}", progress)]
@@ -68,6 +75,8 @@ def build_strategy(ctx: RunContext, method: str, seed: int,
         plugins=plugins,
         evaluator=make_evaluator(ctx, method, seed),
         reset_optimizer=cfg.train.reset_optimizer,
+        autocast_bf16=perf.autocast_bf16,
+        channels_last=perf.channels_last,
     )
 
 

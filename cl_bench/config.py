@@ -119,6 +119,17 @@ class EvalConfig(_Section):
     loggers: list[Literal["interactive", "text", "tensorboard"]] = Field(default_factory=list)
 
 
+class PerformanceConfig(_Section):
+    """Speed options. The teacher-feature cache reuses the frozen teacher's features of every
+    image seen before (exact in float32 up to batch-composition effects in the last bits)."""
+
+    teacher_cache: bool = False
+    teacher_cache_mb: int = Field(4096, ge=0)
+    teacher_cache_dtype: Literal["float32", "float16"] = "float32"
+    autocast_bf16: bool = False
+    channels_last: bool = False
+
+
 class ExperimentConfig(_Section):
     experiment: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -127,6 +138,7 @@ class ExperimentConfig(_Section):
     strategy: StrategyConfig = StrategyConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    performance: PerformanceConfig = PerformanceConfig()
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1)
@@ -172,7 +184,12 @@ def _allowed_keys(loc: tuple) -> list[str]:
 def _check_registries(cfg: ExperimentConfig) -> None:
     """Names that live in the :mod:`strategies` registries."""
     from strategies.backbones import available_backbones
-    from strategies.detectors import DETECTOR_OPTIONS, available_detectors
+    from strategies.detectors import (
+        DETECTOR_OPTIONS,
+        DetectorOptionError,
+        available_detectors,
+        validate_options,
+    )
 
     detectors = available_detectors()
     for i, method in enumerate(cfg.model.methods):
@@ -200,6 +217,10 @@ def _check_registries(cfg: ExperimentConfig) -> None:
                     f"model.options.{method}.{key}: unknown option; allowed: "
                     f"{', '.join(sorted(allowed)) or '(none)'}"
                 )
+        try:
+            validate_options(method, options)
+        except DetectorOptionError as exc:
+            raise ConfigError(f"model.options.{method}: {exc}") from None
     if cfg.data.source == "folder" and not cfg.data.root:
         raise ConfigError(
             "data.root: data.source is 'folder' but no root is given; set data.root to the "
@@ -260,6 +281,9 @@ def validate(raw: dict, source: str = "<config>") -> ExperimentConfig:
 def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """Load a YAML file, apply ``--set key=value`` overrides, validate, fill defaults."""
     raw = apply_overrides(load_yaml(path), overrides or [])
+    if "grid" in raw:
+        raise ConfigError(f"{path} has a 'grid' section, which describes a sweep: run it with "
+                          f"`cl-bench sweep {path}`")
     return validate(raw, source=str(path))
 
 

@@ -86,6 +86,18 @@ class RunContext:
     log: Log
     order_name: str
     categories: list[str] = field(default_factory=list)
+    _store: object = None
+
+    def feature_store(self):
+        """One teacher-feature store per run, shared by its cells (one teacher per run)."""
+        if self._store is None:
+            from strategies.teacher_cache import FeatureStore
+
+            perf = self.cfg.performance
+            dtype = torch.float16 if perf.teacher_cache_dtype == "float16" else torch.float32
+            self._store = FeatureStore(max_mb=perf.teacher_cache_mb, dtype=dtype,
+                                       device=self.device)
+        return self._store
 
     def cell_key(self, method: str, seed: int) -> str:
         return f"{method}/seed{seed}"
@@ -191,6 +203,9 @@ def run_experiment(
                          torch_threads=torch.get_num_threads())
     if cfg.device == "auto" and device.type == "cpu":
         manifest.warn("device auto: no CUDA device found, ran on the CPU")
+    if cfg.performance.autocast_bf16 and device.type != "cuda":
+        log("performance.autocast_bf16 applies on CUDA only; ignored on the CPU")
+        manifest.warn("performance.autocast_bf16 ignored: not on CUDA")
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False

@@ -66,9 +66,13 @@ class DistillationStrategy(SupervisedTemplate):
         plugins: Sequence[SupervisedPlugin] | None = None,
         evaluator: EvaluationPlugin | None = None,
         reset_optimizer: bool = True,
+        autocast_bf16: bool = False,
+        channels_last: bool = False,
         **kwargs,
     ) -> None:
         self.reset_optimizer = reset_optimizer
+        self.autocast_bf16 = autocast_bf16
+        self.channels_last = channels_last
         self.pending_optimizer_state: dict | None = None
         self.mb_anomaly_map: Tensor | None = None
         self.mb_image_score: Tensor | None = None
@@ -95,19 +99,38 @@ class DistillationStrategy(SupervisedTemplate):
         return self.model  # type: ignore[return-value]
 
     # ---- forward and loss -----------------------------------------------------------------
+    def _autocast(self):
+        """bf16 autocast on CUDA when asked for (a no-op context otherwise)."""
+        enabled = self.autocast_bf16 and torch.device(self.device).type == "cuda"
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=enabled)
+
+    def _unpack_minibatch(self) -> None:
+        super()._unpack_minibatch()
+        if self.channels_last:
+            self.mbatch[0] = self.mbatch[0].contiguous(memory_format=torch.channels_last)
+
     def forward(self) -> DetectorOutput:
-        output = self.model(self.mb_x)
+        with self._autocast():
+            output = self.model(self.mb_x)
+            if not self.is_training:
+                maps = self.detector.anomaly_map_from_output(output,
+                                                             tuple(self.mb_x.shape[-2:]))
         if not self.is_training:
-            maps = self.detector.anomaly_map_from_output(output, tuple(self.mb_x.shape[-2:]))
-            self.mb_anomaly_map = maps
-            self.mb_image_score = self.detector.image_scores(maps)
+            self.mb_anomaly_map = maps.float()
+            self.mb_image_score = self.detector.image_scores(self.mb_anomaly_map)
             self.mb_mask = self.mbatch[2] if len(self.mbatch) > 2 else None
         return output
+
+    def eval(self, exp_list, **kwargs):
+        """Avalanche's evaluation under ``torch.inference_mode`` (no autograd bookkeeping)."""
+        with torch.inference_mode():
+            return super().eval(exp_list, **kwargs)
 
     def criterion(self) -> Tensor:
         if not self.is_training:
             return torch.zeros((), device=self.device)
-        result = self.detector.compute_loss(self.mb_output)
+        with self._autocast():
+            result = self.detector.compute_loss(self.mb_output)
         for key, value in result.parts.items():
             self._loss_sums[key] += float(value)
         self._loss_count += 1
@@ -127,11 +150,16 @@ class DistillationStrategy(SupervisedTemplate):
         super().backward()
 
     def make_optimizer(self, **kwargs) -> None:
-        kwargs.setdefault("reset_optimizer_state", self.reset_optimizer)
+        # Avalanche passes reset_optimizer_state=False at every task boundary; honour ours.
+        kwargs["reset_optimizer_state"] = (kwargs.get("reset_optimizer_state", False)
+                                           or self.reset_optimizer)
         super().make_optimizer(**kwargs)
-        # Set when a run is resumed: continue with the optimizer state it had, unless the
-        # uninterrupted run would have reset it here anyway.
-        if self.pending_optimizer_state is not None and not kwargs["reset_optimizer_state"]:
+
+    def check_model_and_optimizer(self, **kwargs) -> None:
+        super().check_model_and_optimizer(**kwargs)
+        # Set when a run is resumed: continue with the optimizer state the interrupted run had,
+        # unless the uninterrupted run would have reset it at this task boundary anyway.
+        if self.pending_optimizer_state is not None and not self.reset_optimizer:
             self.optimizer.load_state_dict(self.pending_optimizer_state)
         self.pending_optimizer_state = None
 

@@ -9,6 +9,8 @@ import importlib
 BENCH_MODULES = (
     "cl_bench.benchmarks.detectors",
     "cl_bench.benchmarks.metrics",
+    "cl_bench.benchmarks.run",
+    "cl_bench.benchmarks.anomalib_compare",
 )
 
 

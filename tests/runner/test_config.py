@@ -89,3 +89,8 @@ def test_missing_file_and_bad_yaml(tmp_path) -> None:
     bad.write_text("a: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_detector_option_of_wrong_type() -> None:
+    msg = _error({"model": {"options": {"hybrid": {"weighting": "magic"}}}})
+    assert "model.options.hybrid" in msg and "magic" in msg

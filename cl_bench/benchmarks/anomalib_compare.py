@@ -1,0 +1,269 @@
+"""``cl-bench bench anomalib``: our STPM / RD4AD and AU-PRO side by side with anomalib's.
+
+Needs the ``compare`` extra (``pip install -e ".[compare]"``, which installs anomalib).
+
+Models. anomalib's ``STFPMModel`` and ``ReverseDistillationModel`` (the torch models, no
+Lightning) against :func:`strategies.detectors.build_detector` ``"stpm"`` / ``"rd4ad"`` on the
+same backbone, image size, batch and data (random normal images, seeded), in one process.
+**All teachers have random weights** (ours ``weights="none"``; anomalib's teacher through
+``pre_trained=False``, and for STFPM, whose constructor hard-codes ``pre_trained=True``, by
+making ``timm.create_model`` ignore ``pretrained`` while it is built), so nothing is downloaded;
+weights do not change the cost of a convolution. Both students train with Adam (lr 1e-4).
+A training step is forward + loss + backward + optimizer step; an inference step is the anomaly
+map and the image scores under ``torch.no_grad``. The contenders are timed in alternation
+(anomalib, ours, ours with the teacher cache, anomalib, ...) for ``--rounds`` rounds, one untimed
+step then ``--steps`` timed steps each; each figure is the median over rounds, so all contenders
+see the same load on a shared machine. "ours+cache" is the steady state of the teacher-feature
+cache (every image seen before: all hits, the teacher does not run).
+
+AU-PRO. The same ``--maps`` synthetic maps (``--size``^2 pixels, defect blobs on every second
+map; :func:`cl_bench.benchmarks.metrics.synthetic_task`) are scored by ``anomalib.metrics.AUPRO``
+(update + compute), by our :func:`cl_bench.metrics.pixel_metrics` (pixel AUROC, AP *and* AU-PRO
+from one ranking) and by our exact reference :func:`cl_bench.metrics.au_pro`; prints each value
+and time (median of ``--repeat``) and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+import types
+import warnings
+from collections.abc import Callable, Iterator
+
+import torch
+
+from cl_bench.errors import ConfigError, RunError
+
+PAIRS = {"stpm": ("stfpm", "resnet18"), "rd4ad": ("reverse_distillation", "wide_resnet50_2")}
+
+
+def require_anomalib():
+    try:
+        import anomalib
+    except ImportError as exc:
+        raise RunError(
+            "cl-bench bench anomalib needs anomalib, which is not installed; install the "
+            "optional 'compare' extra: pip install -e \".[compare]\" (or pip install anomalib)"
+        ) from exc
+    return anomalib
+
+
+@contextlib.contextmanager
+def timm_without_pretrained() -> Iterator[None]:
+    """While anomalib builds a model, ``timm.create_model(..., pretrained=True)`` builds the
+    architecture with random weights instead of downloading them."""
+    import timm
+
+    original = timm.create_model
+
+    def create_model(*args, **kwargs):
+        kwargs["pretrained"] = False
+        return original(*args, **kwargs)
+
+    timm.create_model = create_model
+    try:
+        yield
+    finally:
+        timm.create_model = original
+
+
+class Contender:
+    """One model under test: ``train_step()`` and ``infer_step()`` on fixed images."""
+
+    def __init__(self, label: str, model: torch.nn.Module, loss: Callable[[], torch.Tensor],
+                 infer: Callable[[], object], params) -> None:
+        self.label, self.model, self._loss, self._infer = label, model, loss, infer
+        self.optimizer = torch.optim.Adam(list(params), lr=1e-4, betas=(0.5, 0.999))
+
+    def train_step(self) -> None:
+        self.model.train()
+        loss = self._loss()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    @torch.no_grad()
+    def infer_step(self) -> None:
+        self.model.eval()
+        self._infer()
+
+
+def anomalib_contender(kind: str, backbone: str, images: torch.Tensor) -> Contender:
+    require_anomalib()
+    layers = ["layer1", "layer2", "layer3"]
+    if kind == "stfpm":
+        from anomalib.models.image.stfpm.loss import STFPMLoss
+        from anomalib.models.image.stfpm.torch_model import STFPMModel
+
+        with timm_without_pretrained():
+            model = STFPMModel(layers=layers, backbone=backbone)
+        criterion = STFPMLoss()
+        params = model.student_model.parameters()
+    else:
+        from anomalib.models.image.reverse_distillation.loss import ReverseDistillationLoss
+        from anomalib.models.image.reverse_distillation.torch_model import (
+            ReverseDistillationModel,
+        )
+
+        with timm_without_pretrained():
+            model = ReverseDistillationModel(
+                backbone=backbone, input_size=tuple(images.shape[-2:]), layers=layers,
+                anomaly_map_mode="add", pre_trained=False)
+        criterion = ReverseDistillationLoss()
+        params = [*model.bottleneck.parameters(), *model.decoder.parameters()]
+
+    def loss() -> torch.Tensor:
+        return criterion(*model(images))
+
+    def infer() -> object:
+        out = model(images)
+        return out.anomaly_map, out.pred_score
+
+    return Contender(f"anomalib {kind}", model, loss, infer, params)
+
+
+def our_contender(name: str, backbone: str, images: torch.Tensor,
+                  cached: bool = False) -> Contender:
+    from strategies.detectors import build_detector
+    from strategies.teacher_cache import FeatureStore, attach_teacher_cache
+
+    detector = build_detector(name, backbone=backbone, weights="none")
+    if cached:
+        attach_teacher_cache(detector, FeatureStore(max_mb=1024, dtype=torch.float32))
+        detector.eval()
+        detector.anomaly_map(images)  # fills the store: every later step is all hits
+
+    def infer() -> object:
+        maps = detector.anomaly_map(images)
+        return maps, detector.image_scores(maps)
+
+    label = f"ours {name}" + ("+cache" if cached else "")
+    return Contender(label, detector, lambda: detector.loss(images).total, infer,
+                     detector.trainable_parameters())
+
+
+def median_step_seconds(contenders: list[Contender], kind: str, rounds: int,
+                        steps: int) -> dict[str, float]:
+    """Median (over rounds) of the mean step time, contenders timed in alternation."""
+    times: dict[str, list[float]] = {c.label: [] for c in contenders}
+    for _ in range(rounds):
+        for contender in contenders:
+            step = contender.train_step if kind == "train" else contender.infer_step
+            step()  # untimed: caches and the allocator adapt to this model again
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            times[contender.label].append((time.perf_counter() - start) / steps)
+    return {label: statistics.median(values) for label, values in times.items()}
+
+
+def compare_models(args: argparse.Namespace, ours: str, backbone: str) -> dict[str, float]:
+    kind = PAIRS[ours][0]
+    torch.manual_seed(0)
+    b, s = args.batch_size, args.image_size
+    images = torch.randn(b, 3, s, s, generator=torch.Generator().manual_seed(0))
+    contenders = [anomalib_contender(kind, backbone, images), our_contender(ours, backbone, images)]
+    if args.cache:
+        contenders.append(our_contender(ours, backbone, images, cached=True))
+    print(f"\n## {ours} vs anomalib {kind}: backbone {backbone} (random weights), {s} px, "
+          f"batch {b}, {args.rounds} alternating rounds x {args.steps} steps")
+    print(f"{'model':<28} {'train img/s':>11} {'infer img/s':>11} {'train ratio':>11} "
+          f"{'infer ratio':>11}")
+    train = median_step_seconds(contenders, "train", args.rounds, args.steps)
+    infer = median_step_seconds(contenders, "infer", args.rounds, args.steps)
+    base = contenders[0].label
+    figures = {}
+    for c in contenders:
+        rt, ri = train[base] / train[c.label], infer[base] / infer[c.label]
+        print(f"{c.label:<28} {b / train[c.label]:>11.2f} {b / infer[c.label]:>11.2f} "
+              f"{rt:>11.2f} {ri:>11.2f}")
+        figures[c.label] = rt
+    print("(ratio = ours / anomalib throughput; goal >= 1.0 without the cache)")
+    return figures
+
+
+def _timed(fn: Callable[[], float], repeat: int) -> tuple[float, float]:
+    seconds, value = [], float("nan")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        value = float(fn())
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds), value
+
+
+def compare_au_pro(args: argparse.Namespace) -> None:
+    require_anomalib()
+    from anomalib.metrics import AUPRO
+
+    from cl_bench.benchmarks.metrics import synthetic_task
+    from cl_bench.metrics import au_pro, pixel_metrics
+
+    maps, masks = synthetic_task(args.maps, args.size, seed=0)
+    maps_t, masks_t = torch.from_numpy(maps), torch.from_numpy(masks).to(torch.int64)
+
+    def anomalib_value() -> float:
+        metric = AUPRO(fields=["anomaly_map", "gt_mask"], fpr_limit=args.fpr_limit)
+        metric.update(types.SimpleNamespace(anomaly_map=maps_t, gt_mask=masks_t))
+        return float(metric.compute())
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a_s, a_v = _timed(anomalib_value, args.repeat)
+        o_s, o_v = _timed(lambda: pixel_metrics(maps, masks, fpr_limit=args.fpr_limit)["au_pro"],
+                          args.repeat)
+        e_s, e_v = _timed(lambda: au_pro(maps, masks, args.fpr_limit), args.repeat)
+    print(f"\n## AU-PRO, {args.maps} maps of {args.size}x{args.size} "
+          f"({maps.size / 1e6:.1f}M pixels), fpr_limit {args.fpr_limit}, median of {args.repeat}")
+    print(f"{'implementation':<56} {'seconds':>8} {'AU-PRO':>18}")
+    print(f"{'anomalib.metrics.AUPRO':<56} {a_s:>8.3f} {a_v:>18.15f}")
+    print(f"{'ours: pixel_metrics (AUROC + AP + AU-PRO, one ranking)':<56} {o_s:>8.3f} "
+          f"{o_v:>18.15f}")
+    print(f"{'ours: au_pro (exact reference, alone)':<56} {e_s:>8.3f} {e_v:>18.15f}")
+    print(f"speed-up over anomalib: pixel_metrics {a_s / o_s:.1f}x (goal >= 5), "
+          f"exact au_pro {a_s / e_s:.1f}x")
+    print(f"|pixel_metrics - exact| = {abs(o_v - e_v):.1e}; "
+          f"|anomalib - exact| = {abs(a_v - e_v):.1e}")
+
+
+def run(args: argparse.Namespace) -> int:
+    anomalib = require_anomalib()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.rounds < 1 or args.steps < 1 or args.batch_size < 1 or args.image_size < 32:
+        raise ConfigError("--rounds >= 1, --steps >= 1, --batch-size >= 1, --image-size >= 32")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for m in models:
+        if m not in PAIRS:
+            raise ConfigError(f"--models: unknown model {m!r}; choose from {', '.join(PAIRS)}")
+    print(f"# anomalib {anomalib.__version__}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads")
+    for m in models:
+        backbone = args.stpm_backbone if m == "stpm" else args.rd4ad_backbone
+        compare_models(args, m, backbone)
+    if args.maps > 0:
+        compare_au_pro(args)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "anomalib", help="our STPM/RD4AD and AU-PRO vs anomalib's (needs the compare extra)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="stpm,rd4ad", help="comma-separated: stpm, rd4ad")
+    p.add_argument("--stpm-backbone", default="resnet18")
+    p.add_argument("--rd4ad-backbone", default="wide_resnet50_2")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds (median)")
+    p.add_argument("--steps", type=int, default=2, help="timed steps per round")
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time ours with a full teacher cache (default: on)")
+    p.add_argument("--maps", type=int, default=150, help="AU-PRO maps (0: skip AU-PRO)")
+    p.add_argument("--size", type=int, default=256, help="AU-PRO map side")
+    p.add_argument("--fpr-limit", type=float, default=0.3)
+    p.add_argument("--repeat", type=int, default=3, help="AU-PRO repetitions (median)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.set_defaults(func=run)

@@ -1,0 +1,284 @@
+"""Run one sweep cell where it is scheduled (this process, a worker process or a Ray task).
+
+:func:`execute_cell` never raises for a failing run: it returns a :class:`CellResult` with the
+error, so one bad cell does not stop the others (its ``manifest.json`` says ``failed`` and the
+traceback is in the cell's log, ``<out>/<experiment>/logs/<run_id>.log``).
+
+A cell folder that exists already is skipped when its manifest says ``complete`` and resumed
+(``run_experiment(resume=...)``) otherwise; a folder in which nothing was measured yet (no
+``records.csv``, e.g. the data folder was missing) is started afresh.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cl_bench.errors import RunError
+from cl_bench.sweep.grid import Cell
+from cl_bench.sweep.orders import CUSTOM, REVERSED, resolve_named_order
+
+#: the state of a cell folder before the sweep runs it
+NEW, COMPLETE, INCOMPLETE = "new", "complete", "incomplete"
+#: the outcome of a cell
+DONE, SKIPPED, FAILED = "complete", "skipped", "failed"
+#: folders of a run left on the worker when its files travel back to the driver (Ray, no
+#: shared filesystem): students' checkpoints are only needed to resume, and are large
+NOT_RETURNED = ("checkpoints",)
+LOGS = "logs"
+
+
+@dataclass
+class CellResult:
+    """What became of one cell; ``files`` (path relative to the experiment folder -> bytes) only
+    when the run happened in a private folder and its files travel back to the driver."""
+
+    run_id: str
+    status: str  # complete | skipped | failed
+    error: str | None = None
+    wall_s: float = 0.0
+    host: str = ""
+    files: dict[str, bytes] | None = field(default=None, repr=False)
+
+
+def cell_state(run_dir: Path) -> str:
+    """``new`` (no folder), ``complete`` (manifest says so) or ``incomplete`` (anything else)."""
+    manifest = run_dir / "manifest.json"
+    if not run_dir.exists():
+        return NEW
+    try:
+        status = json.loads(manifest.read_text()).get("status")
+    except (OSError, ValueError):
+        return INCOMPLETE
+    return COMPLETE if status == "complete" else INCOMPLETE
+
+
+def config_differences(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two resolved configurations.
+
+    Keys missing from ``stored`` are not differences (a newer cl-bench added a field with a
+    default since the cell ran).
+    """
+    diffs = []
+    for key, value in wanted.items():
+        path = f"{prefix}{key}"
+        if key not in stored:
+            continue
+        old = stored[key]
+        if isinstance(value, dict) and isinstance(old, dict):
+            diffs += config_differences(old, value, f"{path}.")
+        elif _plain(old) != _plain(value):
+            diffs.append(f"{path}: {old!r} in the folder, {value!r} now")
+    return diffs
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def resolve_cell_config(cell: Cell, log: Callable[[str], None]) -> Any:
+    """The validated :class:`~cl_bench.config.ExperimentConfig` of ``cell``.
+
+    ``reversed`` is turned into the explicit reversed list of the run's categories here (where
+    the data folder is visible), and the readable order name is stored in ``data.order_name``
+    when the configuration schema has that field.
+    """
+    from cl_bench.config import DataConfig, validate
+
+    raw = cell.config
+    if (raw.get("data") or {}).get("order") == REVERSED:
+        raw = resolve_named_order(raw, run_categories(raw, log))
+    if "order_name" in DataConfig.model_fields:
+        raw = {**raw, "data": {**raw.get("data", {}), "order_name": cell.order}}
+    return validate(raw, source=f"sweep cell {cell.run_id}")
+
+
+def run_categories(raw: dict, log: Callable[[str], None]) -> list[str]:
+    """The categories a run uses: ``data.categories``, else every category of its data folder."""
+    from cl_bench.config import validate
+    from cl_bench.data import list_categories
+    from cl_bench.runner import data_root
+
+    probe = {**raw, "data": {**raw.get("data", {}), "order": "alphabetical"}}
+    cfg = validate(probe, source="sweep cell")
+    if cfg.data.categories:
+        return list(cfg.data.categories)
+    return list_categories(data_root(cfg, log))
+
+
+def relabel_order(run_dir: Path, name: str) -> None:
+    """Write the readable order name into records.csv and manifest.json of ``run_dir``.
+
+    Needed while the runner labels every explicit order ``custom:<task>><task>...``
+    (``order_label``), so ``reversed`` would not be named; a no-op once the configuration
+    carries ``data.order_name``.
+    """
+    from cl_bench.io import atomic_write_json, atomic_write_text
+
+    records = run_dir / "records.csv"
+    if name != CUSTOM and records.is_file():
+        text = records.read_text()
+        rows = list(csv.DictReader(io.StringIO(text)))
+        if any(_is_custom(row.get("order")) for row in rows):
+            header = text.splitlines()[0].split(",")
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
+            writer.writeheader()
+            for row in rows:
+                if _is_custom(row.get("order")):
+                    row["order"] = name
+                writer.writerow(row)
+            atomic_write_text(records, buffer.getvalue())
+    manifest = run_dir / "manifest.json"
+    if manifest.is_file():
+        data = json.loads(manifest.read_text())
+        if _is_custom(data.get("order")):
+            data["order"] = name
+            atomic_write_json(manifest, data)
+
+
+def _is_custom(label: str | None) -> bool:
+    """The runner's label of an explicit order: ``custom`` or ``custom:<a>><b>...``."""
+    return label is not None and (label == CUSTOM or label.startswith(f"{CUSTOM}:"))
+
+
+class CellLog:
+    """Appends a cell's console output to its log file; echoes it when ``echo`` is set."""
+
+    def __init__(self, path: Path, echo: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self.echo = echo
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, message: str) -> None:
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(f"{message}\n")
+        if self.echo is not None:
+            self.echo(message)
+
+
+def execute_cell(cell: Cell, out_root: str, echo: Callable[[str], None] | None = None,
+                 threads: int | None = None) -> CellResult:
+    """Run, resume or skip ``cell`` into ``out_root/<experiment>/<run_id>``; never raises."""
+    import platform
+
+    started = time.perf_counter()
+    host = platform.node()
+    experiment_dir = Path(out_root) / cell.experiment
+    run_dir = experiment_dir / cell.run_id
+    log = CellLog(experiment_dir / LOGS / f"{cell.run_id}.log", echo)
+    log(f"== cell {cell.run_id} ({cell.label}) on {host}")
+    try:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        status = _run(cell, Path(out_root), run_dir, log)
+        error = None
+    except Exception as exc:  # a failing cell is recorded; the sweep goes on
+        status, error = FAILED, f"{type(exc).__name__}: {exc}"
+        log(traceback.format_exc().rstrip())
+    if run_dir.is_dir():
+        try:
+            relabel_order(run_dir, cell.order)
+        except (OSError, ValueError) as exc:
+            log(f"could not write the order name {cell.order!r} into {run_dir}: {exc}")
+    wall = time.perf_counter() - started
+    log(f"== cell {cell.run_id}: {status} in {wall:.1f} s" + (f" ({error})" if error else ""))
+    return CellResult(cell.run_id, status, error, wall, host)
+
+
+def _run(cell: Cell, out_root: Path, run_dir: Path, log: Callable[[str], None]) -> str:
+    from cl_bench.runner import run_experiment
+
+    cfg = resolve_cell_config(cell, log)
+    state = cell_state(run_dir)
+    if state != NEW:
+        check_same_config(run_dir, cfg)
+    if state == COMPLETE:
+        log(f"cell {cell.run_id} is complete already: skipped")
+        return SKIPPED
+    if state == INCOMPLETE and not (run_dir / "records.csv").is_file():
+        log(f"cell folder {run_dir} holds no records yet: starting it afresh")
+        shutil.rmtree(run_dir)
+        state = NEW
+    if state == INCOMPLETE:
+        run_experiment(None, resume=run_dir, log=log, progress=False)
+    else:
+        run_experiment(cfg, out_root=out_root, log=log, progress=False, run_id=cell.run_id)
+    return DONE
+
+
+def check_same_config(run_dir: Path, cfg: Any) -> None:
+    """Raise :class:`RunError` when ``run_dir`` was made with another configuration."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return
+    stored = yaml.safe_load(path.read_text()) or {}
+    diffs = config_differences(stored, cfg.model_dump(mode="json"))
+    if diffs:
+        raise RunError(
+            f"{run_dir} was made with a different configuration ({'; '.join(diffs[:5])}); "
+            "the sweep neither reuses nor overwrites it: delete the folder, or give the sweep "
+            "another experiment name or --out")
+
+
+def execute_cell_returning_files(cell: Cell, threads: int | None = None) -> CellResult:
+    """Run ``cell`` in a private temporary folder and return its files with the result.
+
+    For workers that do not share the driver's filesystem: every file of the run except
+    ``checkpoints/`` (and the cell's log) comes back as bytes; the driver writes them into its
+    results folder with :func:`install_returned_files`. Such a cell cannot resume a half-done
+    run of an earlier sweep: it starts afresh.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix="cl-bench-cell-"))
+    try:
+        result = execute_cell(cell, str(scratch), threads=threads)
+        experiment_dir = scratch / cell.experiment
+        files: dict[str, bytes] = {}
+        for path in sorted(experiment_dir.rglob("*")):
+            rel = path.relative_to(experiment_dir)
+            if path.is_file() and not (len(rel.parts) > 2 and rel.parts[1] in NOT_RETURNED):
+                files[rel.as_posix()] = path.read_bytes()
+        result.files = files
+        return result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def install_returned_files(experiment_dir: Path, result: CellResult) -> None:
+    """Write the files a remote cell returned; its run folder replaces any older one."""
+    if not result.files:
+        return
+    staging = Path(tempfile.mkdtemp(prefix=f".{result.run_id}.tmp-", dir=experiment_dir))
+    try:
+        for rel, data in result.files.items():
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        run_part = staging / result.run_id
+        if run_part.is_dir():
+            final = experiment_dir / result.run_id
+            if final.exists():
+                shutil.rmtree(final)
+            run_part.rename(final)
+        log_part = staging / LOGS / f"{result.run_id}.log"
+        if log_part.is_file():
+            target = experiment_dir / LOGS / log_part.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("ab") as fh:
+                fh.write(log_part.read_bytes())
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    result.files = None

@@ -1,0 +1,244 @@
+"""RD4AD, reverse distillation (Deng & Li, "Anomaly Detection via Reverse Distillation from
+One-Class Embedding", CVPR 2022), generic over the teacher's channel counts.
+
+Reverse student = OCBE + decoder:
+
+- **OCBE** (one-class bottleneck embedding): teacher level 1 goes through two strided 3x3
+  convolutions (C1 -> C2 -> C3), level 2 through one (C2 -> C3), each with BatchNorm + ReLU, so
+  both reach level 3's resolution; the three are concatenated (3*C3 channels) and compressed by
+  ``ocbe_blocks`` residual bottleneck blocks, the first with stride 2, to ``2*C3*width``
+  channels at stride 32 (for Wide-ResNet-50-2: 3072 -> 2048 at 8x8, the official layout).
+- **Decoder**: mirrors the teacher: one stage per level, deepest first; each stage's first
+  bottleneck block upsamples by 2 with a 2x2 transposed convolution (main path and shortcut),
+  output channels C_l; inner width ``C_l/2 * width`` (Wide-ResNet: 512 for C=1024, as the
+  official ``de_wide_resnet50_2``). Blocks per stage ``decoder_blocks`` in teacher-level order
+  (level 1, 2, 3) = (6, 4, 3) as in the official code. Where the teacher's features are signed
+  (EfficientNet), each stage ends with a linear 1x1 convolution, since a ReLU output cannot
+  reach negative targets.
+
+Loss (official code, kept by anomalib after RD4AD issue #22):
+``L = sum_l mean_b [1 - cos(vec(T_l[b]), vec(D_l[b]))]`` with the cosine taken over the whole
+flattened ``C*H*W`` vector of each sample (``loss="flat"``). DESIGN.md says "along channels";
+that is the anomaly map's definition. The flattened form is the default because the published
+numbers were obtained with it; ``loss="pixel"`` (mean over pixels of the per-pixel cosine
+distance) is offered for comparison.
+
+Map: ``A = G_sigma=4( sum_l Up(1 - cos_c(T_l, D_l)) )``, cosine along channels per pixel,
+bilinear upsampling to the image size; image score = max of A.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from strategies.detectors.base import AnomalyDetector, DetectorOutput, LossResult
+from strategies.detectors.maps import (
+    DEFAULT_SIGMA,
+    combine_levels,
+    cosine_distance_map,
+    gaussian_blur,
+)
+
+RD4AD_LOSSES = ("flat", "pixel")
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Bottleneck(nn.Module):
+    """ResNet bottleneck 1x1 -> 3x3 (stride) -> 1x1, projection shortcut when shapes change."""
+
+    def __init__(self, cin: int, inner: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, inner, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(inner)
+        self.conv2 = nn.Conv2d(inner, inner, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(inner)
+        self.conv3 = nn.Conv2d(inner, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        identity = x if self.shortcut is None else self.shortcut(x)
+        return self.relu(out + identity)
+
+
+class UpBottleneck(nn.Module):
+    """Decoder bottleneck whose 3x3 convolution is a 2x2 stride-2 transposed convolution
+    (and so is its shortcut), doubling the resolution (official ``de_resnet``)."""
+
+    def __init__(self, cin: int, inner: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, inner, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(inner)
+        self.conv2 = nn.ConvTranspose2d(inner, inner, 2, stride=2, bias=False)
+        self.bn2 = nn.BatchNorm2d(inner)
+        self.conv3 = nn.Conv2d(inner, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = nn.Sequential(
+            nn.ConvTranspose2d(cin, cout, 2, stride=2, bias=False), nn.BatchNorm2d(cout)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + self.shortcut(x))
+
+
+def _inner(channels: float) -> int:
+    return max(8, round(channels))
+
+
+def init_weights(module: nn.Module) -> None:
+    """Kaiming-normal (fan_out) convolutions, BatchNorm gamma 1 / beta 0 (official OCBE init)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class OCBE(nn.Module):
+    """One-class bottleneck embedding: multi-scale fusion of the teacher's 3 levels, then
+    residual compression with stride 2 to ``2*C3*width`` channels."""
+
+    def __init__(self, channels: tuple[int, int, int], width: float = 1.0,
+                 blocks: int = 3) -> None:
+        super().__init__()
+        c1, c2, c3 = channels
+        self.level1 = nn.Sequential(conv_bn_relu(c1, c2, 2), conv_bn_relu(c2, c3, 2))
+        self.level2 = conv_bn_relu(c2, c3, 2)
+        self.out_channels = _inner(2 * c3 * width)
+        inner = _inner(c3 * width)
+        layers = [Bottleneck(3 * c3, inner, self.out_channels, stride=2)]
+        layers += [Bottleneck(self.out_channels, inner, self.out_channels)
+                   for _ in range(blocks - 1)]
+        self.compress = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        f1, f2, f3 = features
+        fused = torch.cat([self.level1(f1), self.level2(f2), f3], dim=1)
+        return self.compress(fused)
+
+
+class Decoder(nn.Module):
+    """Reverse student: reconstructs the teacher's levels from the OCBE embedding."""
+
+    def __init__(self, in_channels: int, channels: tuple[int, int, int], width: float = 1.0,
+                 blocks: tuple[int, int, int] = (6, 4, 3), linear_head: bool = False) -> None:
+        super().__init__()
+        stages = []
+        heads = []
+        cin = in_channels
+        for level in (2, 1, 0):  # deepest first
+            cout, inner = channels[level], _inner(channels[level] / 2 * width)
+            layers: list[nn.Module] = [UpBottleneck(cin, inner, cout)]
+            layers += [Bottleneck(cout, inner, cout) for _ in range(blocks[level] - 1)]
+            stages.append(nn.Sequential(*layers))
+            heads.append(nn.Conv2d(cout, cout, 1) if linear_head else nn.Identity())
+            cin = cout
+        self.stages = nn.ModuleList(stages)
+        self.heads = nn.ModuleList(heads)
+        init_weights(self)
+
+    def forward(self, embedding: Tensor) -> list[Tensor]:
+        outputs = []
+        x = embedding
+        for stage, head in zip(self.stages, self.heads, strict=True):
+            x = stage(x)
+            outputs.append(head(x))
+        return outputs[::-1]  # teacher order: level 1 (finest) first
+
+
+class ReverseStudent(nn.Module):
+    """OCBE + decoder: teacher features -> reconstructed teacher features."""
+
+    def __init__(self, channels: tuple[int, int, int], width: float = 1.0, ocbe_blocks: int = 3,
+                 decoder_blocks: tuple[int, int, int] = (6, 4, 3),
+                 linear_head: bool = False) -> None:
+        super().__init__()
+        self.ocbe = OCBE(channels, width, ocbe_blocks)
+        self.decoder = Decoder(self.ocbe.out_channels, channels, width, decoder_blocks,
+                               linear_head)
+
+    def forward(self, teacher_features: list[Tensor]) -> list[Tensor]:
+        return self.decoder(self.ocbe(teacher_features))
+
+
+def flat_cosine_loss(teacher: list[Tensor], student: list[Tensor]) -> Tensor:
+    """``sum_l mean_b [1 - cos(vec(T_l[b]), vec(S_l[b]))]`` over flattened C*H*W vectors."""
+    return sum(
+        (1.0 - F.cosine_similarity(t.flatten(1), s.flatten(1), dim=1)).mean()
+        for t, s in zip(teacher, student, strict=True)
+    )
+
+
+def pixel_cosine_loss(teacher: list[Tensor], student: list[Tensor]) -> Tensor:
+    """``sum_l mean_{b,h,w} [1 - cos_c(T_l, S_l)]`` (cosine along channels per pixel)."""
+    return sum(cosine_distance_map(t, s).mean() for t, s in zip(teacher, student, strict=True))
+
+
+def check_strides(teacher: nn.Module) -> None:
+    strides = tuple(teacher.strides)
+    if any(b != 2 * a for a, b in itertools.pairwise(strides)):
+        raise ValueError(f"RD4AD needs teacher levels whose strides double, got {strides}")
+
+
+class RD4AD(AnomalyDetector):
+    """Reverse distillation detector (see the module docstring for loss and map)."""
+
+    name = "rd4ad"
+
+    def __init__(self, teacher: nn.Module, width: float = 1.0, ocbe_blocks: int = 3,
+                 decoder_blocks: tuple[int, int, int] = (6, 4, 3), loss: str = "flat",
+                 sigma: float = DEFAULT_SIGMA) -> None:
+        super().__init__(teacher)
+        check_strides(teacher)
+        if loss not in RD4AD_LOSSES:
+            raise ValueError(f"unknown RD4AD loss {loss!r}; use one of {RD4AD_LOSSES}")
+        self.loss_kind = loss
+        self.sigma = float(sigma)
+        self.reverse = ReverseStudent(
+            tuple(teacher.channels), width, ocbe_blocks, tuple(decoder_blocks),
+            linear_head=not getattr(teacher, "nonnegative", True),
+        )
+
+    def forward(self, images: Tensor) -> DetectorOutput:
+        teacher = self.teacher_features(images)
+        return DetectorOutput(teacher=teacher, students={"reverse": self.reverse(teacher)})
+
+    def compute_loss(self, output: DetectorOutput) -> LossResult:
+        loss_fn = flat_cosine_loss if self.loss_kind == "flat" else pixel_cosine_loss
+        total = loss_fn(output.teacher, output.students["reverse"])
+        return LossResult(total=total, parts={"loss_reverse": float(total.detach())})
+
+    def level_maps(self, output: DetectorOutput) -> list[Tensor]:
+        """Per-level ``1 - cos`` along channels, (B, 1, h_l, w_l)."""
+        return [cosine_distance_map(t, s)
+                for t, s in zip(output.teacher, output.students["reverse"], strict=True)]
+
+    def anomaly_map_from_output(self, output: DetectorOutput,
+                                image_size: tuple[int, int]) -> Tensor:
+        combined = combine_levels(self.level_maps(output), tuple(image_size), "sum")
+        return gaussian_blur(combined, self.sigma)
