@@ -49,6 +49,7 @@ class DataConfig(_Section):
     categories: list[str] | None = None
     order: Literal["alphabetical", "reversed", "random"] | list[str] = "alphabetical"
     order_seed: int = 0
+    order_name: str | None = None  # the label of the order in records (sweeps set it)
     image_size: int = Field(128, ge=32, le=1024)
     cache_mb: int = Field(2048, ge=0)
 

@@ -129,6 +129,8 @@ def data_root(cfg: ExperimentConfig, log: Log) -> Path:
 
 def order_label(cfg: ExperimentConfig) -> str:
     order = cfg.data.order
+    if cfg.data.order_name:
+        return cfg.data.order_name
     if isinstance(order, list):
         return "custom:" + ">".join(order)
     return f"random{cfg.data.order_seed}" if order == "random" else order

@@ -37,7 +37,8 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError("--resume takes the run folder alone: its config.yaml is reused")
         cfg = None
     elif not args.config:
-        raise ConfigError("give a CONFIG file (e.g. experiments/quickstart.yaml) or --resume RUN_DIR")
+        raise ConfigError("give a CONFIG file (e.g. experiments/quickstart.yaml) or "
+                          "--resume RUN_DIR")
     else:
         cfg = load_config(args.config, args.overrides)
     run_dir = run_experiment(cfg, out_root=Path(args.out), resume=args.resume,

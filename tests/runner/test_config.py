@@ -78,7 +78,7 @@ def test_overrides_parse_yaml_values(tmp_path) -> None:
 
 
 def test_bad_override_syntax() -> None:
-    with pytest.raises(ConfigError, match="key.path=value"):
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
         apply_overrides({}, ["train.epochs"])
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-
-from conftest import tiny_raw
+from runner_helpers import tiny_raw
 
 from cl_bench.config import validate
 from cl_bench.runner import run_experiment

@@ -77,5 +77,5 @@ def test_resume_of_complete_run_is_refused(tiny_config, tmp_path) -> None:
 
 
 def test_resume_of_foreign_folder_names_missing_file(tmp_path) -> None:
-    with pytest.raises(RunError, match="config.yaml is missing"):
+    with pytest.raises(RunError, match=r"config\.yaml is missing"):
         run_experiment(None, resume=tmp_path, log=lambda _: None)
