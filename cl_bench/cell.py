@@ -131,6 +131,8 @@ def _finish_step(ctx: RunContext, method: str, seed: int, step: int, train_task:
     entry: dict[str, Any] = {"method": method, "seed": seed, "step": step,
                              "train_task": train_task, **{f"{k}_s": v for k, v in seconds.items()},
                              "peak_rss_mb": round(peak_rss_mb(), 1)}
+    if ctx.cfg.performance.teacher_cache:
+        entry["teacher_cache"] = ctx.feature_store().stats()
     if ctx.device.type == "cuda":
         entry["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(ctx.device) / 2**20, 1)
     ctx.manifest.data["steps"].append(entry)
