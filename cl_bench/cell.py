@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import torch
@@ -44,7 +45,10 @@ def make_evaluator(ctx: RunContext, method: str, seed: int) -> EvaluationPlugin:
 
             loggers.append(TensorboardLogger(ctx.run_dir / "tensorboard" / f"{method}__seed{seed}"))
     metrics = anomaly_metrics(metrics=ctx.cfg.eval.metrics, fpr_limit=ctx.cfg.eval.pro_fpr_limit)
-    return EvaluationPlugin(*metrics, loggers=loggers, strict_checks=False)
+    with warnings.catch_warnings():
+        # the runner writes records itself; Avalanche loggers are optional (eval.loggers)
+        warnings.filterwarnings("ignore", message="No loggers specified")
+        return EvaluationPlugin(*metrics, loggers=loggers, strict_checks=False)
 
 
 def build_strategy(ctx: RunContext, method: str, seed: int,

@@ -185,6 +185,13 @@ def run_experiment(
     ``run_id`` names the run folder (default: a timestamp and a random suffix); sweeps pass a
     name derived from the cell so that a restarted sweep finds its completed cells.
     """
+    import warnings
+
+    with warnings.catch_warnings():
+        # avalanche imports qpsolvers (for GEM), which warns that no QP solver is installed
+        warnings.filterwarnings("ignore", message="no QP solver found")
+        import avalanche.training  # noqa: F401
+
     from cl_bench.data import ImageCache, build_benchmark
 
     if resume is not None:
@@ -205,6 +212,11 @@ def run_experiment(
                          torch_threads=torch.get_num_threads())
     if cfg.device == "auto" and device.type == "cpu":
         manifest.warn("device auto: no CUDA device found, ran on the CPU")
+    if cfg.model.weights == "none":
+        message = ("model.weights is 'none': the teacher has random weights; fine for tests and "
+                   "timing, never for a result you report")
+        log(f"warning: {message}")
+        manifest.warn(message)
     if cfg.performance.autocast_bf16 and device.type != "cuda":
         log("performance.autocast_bf16 applies on CUDA only; ignored on the CPU")
         manifest.warn("performance.autocast_bf16 ignored: not on CUDA")
