@@ -239,19 +239,24 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), yaml.safe_load(raw)
 
 
+def set_key(raw: dict, path: list[str], value: Any, context: str) -> None:
+    """Set ``raw[path[0]][path[1]]... = value`` in place, creating missing sections."""
+    node = raw
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{context}: {part!r} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     result = copy.deepcopy(raw)
     for text in overrides:
         path, value = parse_override(text)
-        node = result
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"--set {text!r}: {part!r} is not a section")
-            node = child
-        node[path[-1]] = value
+        set_key(result, path, value, f"--set {text!r}")
     return result
 
 

@@ -1,33 +1,12 @@
-"""Atomic file writes: a temporary file in the same folder, flushed, then renamed over the target.
-
-A reader (or a run killed half-way) never sees a half-written file.
-"""
+"""Atomic writes of text and JSON (see :func:`strategies.atomic.atomic_write`)."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(fh)`` on a temporary binary file, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+from strategies.atomic import atomic_write
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -36,3 +15,6 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text"]

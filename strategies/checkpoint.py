@@ -11,14 +11,13 @@ pickles); a truncated, foreign or mismatching file raises :class:`CheckpointErro
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from strategies.atomic import atomic_write
 from strategies.errors import CheckpointError
 
 FORMAT = "cl-bench-detector"
@@ -55,16 +54,7 @@ def save_detector(detector: nn.Module, path: str | Path, extra: dict | None = No
         "state_dict": {k: v.detach().cpu() for k, v in detector.state_dict().items()},
         "extra": extra,
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: torch.save(payload, handle))
     return path
 
 

@@ -19,6 +19,7 @@ finds the cells it completed. The run folder is ``<out>/<experiment>/<run_id>``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import json
@@ -31,7 +32,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cl_bench.config import ExperimentConfig, apply_overrides, load_yaml, parse_override, validate
+from cl_bench.config import (
+    ExperimentConfig,
+    apply_overrides,
+    load_yaml,
+    parse_override,
+    set_key,
+    validate,
+)
 from cl_bench.errors import ConfigError
 from cl_bench.sweep.orders import (
     REVERSED,
@@ -273,17 +281,8 @@ def validate_cell(cell: Cell, source: str) -> None:
 
 
 def set_path(raw: dict, key: str, value: Any) -> dict:
-    raw = apply_overrides(raw, [])
-    node = raw
-    parts = key.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"grid key {key}: {part!r} is not a section in the base config")
-        node = child
-    node[parts[-1]] = value
+    raw = copy.deepcopy(raw)
+    set_key(raw, key.split("."), value, f"grid key {key} (in the base config)")
     return raw
 
 
