@@ -36,7 +36,7 @@ Defaults chosen on synthetic data (``cl-bench train-one --synthetic --variants``
 branches' maps on pixel AUROC (forward 0.840, reverse 0.838). Per-level standardisation lost
 0.02-0.03 pixel AUROC under every weighting (it gives the noisy finest level as much say as the
 deepest one).
-See docs/fragments/detectors.md for the table.
+See README.md, "How the hybrid's defaults were chosen", for the table.
 """
 
 from __future__ import annotations
