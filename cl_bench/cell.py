@@ -18,16 +18,14 @@ from cl_bench.runner import RunContext, make_records, seed_everything, step_seed
 from strategies.avalanche_strategy import DistillationStrategy
 from strategies.checkpoint import load_detector_state, save_detector
 from strategies.detectors import build_detector
+from strategies.optimizers import build_optimizer
 from strategies.plugins import SeededReplayPlugin, load_plugin_state, make_plugins, plugin_state
 
 
 def make_optimizer(ctx: RunContext, params) -> torch.optim.Optimizer:
     opt = ctx.cfg.train.optimizer
-    if opt.name == "adam":
-        return torch.optim.Adam(params, lr=opt.lr, betas=opt.betas, weight_decay=opt.weight_decay)
-    if opt.name == "adamw":
-        return torch.optim.AdamW(params, lr=opt.lr, betas=opt.betas, weight_decay=opt.weight_decay)
-    return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+    return build_optimizer(params, opt.name, lr=opt.lr, betas=opt.betas, momentum=opt.momentum,
+                           weight_decay=opt.weight_decay, fused=opt.fused)
 
 
 def make_evaluator(ctx: RunContext, method: str, seed: int) -> EvaluationPlugin:

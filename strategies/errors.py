@@ -15,3 +15,7 @@ class CheckpointError(StrategiesError):
 
 class DivergedError(StrategiesError):
     """The training loss became NaN or infinite."""
+
+
+class OptimizerError(StrategiesError):
+    """An optimizer setting this torch build or device cannot honour."""

@@ -126,6 +126,7 @@ def measure(job: dict) -> dict:
     import torch
 
     from strategies.detectors import build_detector
+    from strategies.optimizers import build_optimizer
 
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
@@ -137,7 +138,7 @@ def measure(job: dict) -> dict:
                               **job["options"]).to(device)
     b, s = job["batch_size"], job["image_size"]
     images = torch.randn(b, 3, s, s, device=device)
-    optimizer = torch.optim.Adam(detector.trainable_parameters(), lr=1e-4, betas=(0.5, 0.999))
+    optimizer = build_optimizer(detector.trainable_parameters(), "adam", lr=1e-4)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -204,6 +205,7 @@ def measure_pair(job: dict) -> dict:
     import torch
 
     from strategies.detectors import build_detector
+    from strategies.optimizers import build_optimizer
 
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
@@ -217,7 +219,8 @@ def measure_pair(job: dict) -> dict:
     hybrid.to(device)
     b, s = job["batch_size"], job["image_size"]
     images = torch.randn(b, 3, s, s, device=device)
-    optimizers = {d: torch.optim.Adam(d.trainable_parameters(), lr=1e-4) for d in (rd4ad, hybrid)}
+    optimizers = {d: build_optimizer(d.trainable_parameters(), "adam", lr=1e-4)
+                  for d in (rd4ad, hybrid)}
 
     def timed_step(detector) -> float:
         if device.type == "cuda":

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from cl_bench.errors import ConfigError, DataError, RunError
 from strategies.detectors import AnomalyDetector, available_detectors, build_detector
 from strategies.errors import DivergedError
+from strategies.optimizers import build_optimizer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -92,7 +93,7 @@ def train_detector(detector: AnomalyDetector, dataset: Dataset, epochs: int, bat
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
                         drop_last=len(dataset) % batch_size == 1)
-    optimizer = torch.optim.Adam(detector.trainable_parameters(), lr=lr, betas=(0.5, 0.999))
+    optimizer = build_optimizer(detector.trainable_parameters(), "adam", lr=lr)
     history = []
     for epoch in range(epochs):
         detector.train()

@@ -49,6 +49,8 @@ class OptionSpec:
 _SIGMA = OptionSpec("float", 4.0, "Gaussian sigma (pixels) smoothing the final map")
 _WIDTH = OptionSpec("float", 1.0, "multiplier of the OCBE/decoder inner widths (1 = official)")
 _OCBE = OptionSpec("int", 3, "residual blocks in the OCBE compression")
+_OCBE_WIDTH = OptionSpec("float", None, "multiplier of the OCBE blocks' inner width only; "
+                         "null = width (official); 0.5 = anomalib's OCBE", nullable=True)
 _DECODER = OptionSpec("int3", (6, 4, 3),
                       "decoder blocks per teacher level (level 1, 2, 3); official (6, 4, 3)")
 
@@ -57,6 +59,7 @@ DETECTOR_OPTIONS: dict[str, dict[str, OptionSpec]] = {
     "rd4ad": {
         "width": _WIDTH,
         "ocbe_blocks": _OCBE,
+        "ocbe_width": _OCBE_WIDTH,
         "decoder_blocks": _DECODER,
         "loss": OptionSpec("str", "flat", "cosine over flattened C*H*W per sample (official) "
                            "or per pixel along channels", ("flat", "pixel")),
@@ -76,6 +79,7 @@ DETECTOR_OPTIONS: dict[str, dict[str, OptionSpec]] = {
                                    "min(64, teacher level-1 channels)", nullable=True),
         "reverse_width": _WIDTH,
         "ocbe_blocks": _OCBE,
+        "ocbe_width": _OCBE_WIDTH,
         "decoder_blocks": _DECODER,
         "fusion_normalization": OptionSpec("str", "none", "'none': add the branches' raw "
                                            "1 - cos maps (already one unit); 'standardize': "

@@ -83,6 +83,7 @@ class HybridDetector(AnomalyDetector):
         fusion_normalization: str = "none",
         fusion_alpha: float = 0.5,
         sigma: float = DEFAULT_SIGMA,
+        ocbe_width: float | None = None,
     ) -> None:
         super().__init__(teacher)
         check_strides(teacher)
@@ -100,7 +101,8 @@ class HybridDetector(AnomalyDetector):
             teacher_nonnegative=nonnegative,
         )
         self.reverse = ReverseStudent(channels, reverse_width, ocbe_blocks,
-                                      tuple(decoder_blocks), linear_head=not nonnegative)
+                                      tuple(decoder_blocks), linear_head=not nonnegative,
+                                      ocbe_width=ocbe_width)
         self.weighting = build_weighting(weighting, BRANCHES, fixed_lambda, dwa_temperature)
         self.weighting_scheme = weighting
         self.fusion_normalization = fusion_normalization

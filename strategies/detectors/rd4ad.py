@@ -8,6 +8,11 @@ Reverse student = OCBE + decoder:
   both reach level 3's resolution; the three are concatenated (3*C3 channels) and compressed by
   ``ocbe_blocks`` residual bottleneck blocks, the first with stride 2, to ``2*C3*width``
   channels at stride 32 (for Wide-ResNet-50-2: 3072 -> 2048 at 8x8, the official layout).
+  The blocks' inner width is ``C3*ocbe_width`` (``ocbe_width`` defaults to ``width``): 1024 for
+  Wide-ResNet-50-2 in the official code (``BN_layer`` inherits ``width_per_group=128``).
+  anomalib's ``OCBE`` builds these blocks with the default ``width_per_group=64``, i.e. inner
+  width 512 (``ocbe_width=0.5``): 55.7M instead of 83.8M student parameters that compute;
+  ``cl-bench bench anomalib`` times both layouts.
 - **Decoder**: mirrors the teacher: one stage per level, deepest first; each stage's first
   bottleneck block upsamples by 2 with a 2x2 transposed convolution (main path and shortcut),
   output channels C_l; inner width ``C_l/2 * width`` (Wide-ResNet: 512 for C=1024, as the
@@ -120,16 +125,17 @@ def init_weights(module: nn.Module) -> None:
 
 class OCBE(nn.Module):
     """One-class bottleneck embedding: multi-scale fusion of the teacher's 3 levels, then
-    residual compression with stride 2 to ``2*C3*width`` channels."""
+    residual compression with stride 2 to ``2*C3*width`` channels, inner width
+    ``C3*inner_width`` (``inner_width`` None: ``width``)."""
 
     def __init__(self, channels: tuple[int, int, int], width: float = 1.0,
-                 blocks: int = 3) -> None:
+                 blocks: int = 3, inner_width: float | None = None) -> None:
         super().__init__()
         c1, c2, c3 = channels
         self.level1 = nn.Sequential(conv_bn_relu(c1, c2, 2), conv_bn_relu(c2, c3, 2))
         self.level2 = conv_bn_relu(c2, c3, 2)
         self.out_channels = _inner(2 * c3 * width)
-        inner = _inner(c3 * width)
+        inner = _inner(c3 * (width if inner_width is None else inner_width))
         layers = [Bottleneck(3 * c3, inner, self.out_channels, stride=2)]
         layers += [Bottleneck(self.out_channels, inner, self.out_channels)
                    for _ in range(blocks - 1)]
@@ -176,9 +182,9 @@ class ReverseStudent(nn.Module):
 
     def __init__(self, channels: tuple[int, int, int], width: float = 1.0, ocbe_blocks: int = 3,
                  decoder_blocks: tuple[int, int, int] = (6, 4, 3),
-                 linear_head: bool = False) -> None:
+                 linear_head: bool = False, ocbe_width: float | None = None) -> None:
         super().__init__()
-        self.ocbe = OCBE(channels, width, ocbe_blocks)
+        self.ocbe = OCBE(channels, width, ocbe_blocks, ocbe_width)
         self.decoder = Decoder(self.ocbe.out_channels, channels, width, decoder_blocks,
                                linear_head)
 
@@ -212,7 +218,7 @@ class RD4AD(AnomalyDetector):
 
     def __init__(self, teacher: nn.Module, width: float = 1.0, ocbe_blocks: int = 3,
                  decoder_blocks: tuple[int, int, int] = (6, 4, 3), loss: str = "flat",
-                 sigma: float = DEFAULT_SIGMA) -> None:
+                 sigma: float = DEFAULT_SIGMA, ocbe_width: float | None = None) -> None:
         super().__init__(teacher)
         check_strides(teacher)
         if loss not in RD4AD_LOSSES:
@@ -221,7 +227,7 @@ class RD4AD(AnomalyDetector):
         self.sigma = float(sigma)
         self.reverse = ReverseStudent(
             tuple(teacher.channels), width, ocbe_blocks, tuple(decoder_blocks),
-            linear_head=not getattr(teacher, "nonnegative", True),
+            linear_head=not getattr(teacher, "nonnegative", True), ocbe_width=ocbe_width,
         )
 
     def forward(self, images: Tensor) -> DetectorOutput:

@@ -75,6 +75,23 @@ def test_local_state_dict_file(tmp_path) -> None:
     assert torch.equal(teacher.stem[0].weight, model.conv1.weight)
 
 
+@pytest.mark.parametrize(("ocbe_width", "ocbe_inner", "parameters"), [
+    (None, 1024, 83_802_624),  # official RD4AD: BN_layer with width_per_group 128
+    # anomalib 2.7 OCBE (width_per_group 64): its model counts 64_139_776, of which the unused
+    # conv4/bn4 (1x1 4096 -> 2048, kept from the official code, never called) are 8_392_704
+    (0.5, 512, 55_747_072),
+])
+def test_rd4ad_wide_resnet_student_size(ocbe_width, ocbe_inner, parameters) -> None:
+    """Full-size WRN-50-2 reverse student: the OCBE inner width and the student's size."""
+    from strategies.detectors.rd4ad import ReverseStudent
+
+    student = ReverseStudent((256, 512, 1024), ocbe_width=ocbe_width)
+    first = student.ocbe.compress[0]
+    assert (first.conv1.in_channels, first.conv1.out_channels) == (3072, ocbe_inner)
+    assert first.conv3.out_channels == 2048
+    assert sum(p.numel() for p in student.parameters()) == parameters
+
+
 @pytest.mark.parametrize("name", ["stpm", "rd4ad", "hybrid"])
 @pytest.mark.parametrize("backbone", ["efficientnet_lite0", "resnet18"])
 def test_detector_shapes(name: str, backbone: str) -> None:
