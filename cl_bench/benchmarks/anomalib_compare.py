@@ -17,9 +17,10 @@ as its project builds it: anomalib with torch's default (foreach) implementation
 fused one that our runs use (``train.optimizer.fused``, default true).
 A training step is forward + loss + backward + optimizer step; an inference step is the anomaly
 map and the image scores under ``torch.no_grad``. The contenders are timed in alternation
-(anomalib, ours, ours with the teacher cache, anomalib, ...) for ``--rounds`` rounds, one untimed
-step then ``--steps`` timed steps each; each figure is the median over rounds, so all contenders
-see the same load on a shared machine. "ours+cache" is the steady state of the teacher-feature
+(anomalib, ours, ours with the teacher cache; the next round in reverse order) for ``--rounds``
+rounds, one untimed step then ``--steps`` timed steps each; each figure is the median over
+rounds, so all contenders see the same load on a shared machine and no place in a round is
+favoured. "ours+cache" is the steady state of the teacher-feature
 cache (every image seen before: all hits, the teacher does not run).
 
 AU-PRO. The same ``--maps`` synthetic maps (``--size``^2 pixels, defect blobs on every second
@@ -162,10 +163,14 @@ def our_contender(name: str, backbone: str, images: torch.Tensor, cached: bool =
 
 def median_step_seconds(contenders: list[Contender], kind: str, rounds: int,
                         steps: int) -> dict[str, float]:
-    """Median (over rounds) of the mean step time, contenders timed in alternation."""
+    """Median (over rounds) of the mean step time, contenders timed in alternation.
+
+    Odd rounds run the contenders in reverse order (A B C, C B A, ...): on this CPU the place in
+    a round alone moved a model's median step time by up to 7% (the first one was faster), and
+    reversing cancels such a position effect for an even number of rounds."""
     times: dict[str, list[float]] = {c.label: [] for c in contenders}
-    for _ in range(rounds):
-        for contender in contenders:
+    for round_index in range(rounds):
+        for contender in (contenders if round_index % 2 == 0 else contenders[::-1]):
             step = contender.train_step if kind == "train" else contender.infer_step
             step()  # untimed: caches and the allocator adapt to this model again
             start = time.perf_counter()
@@ -286,7 +291,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rd4ad-backbone", default="wide_resnet50_2")
     p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--rounds", type=int, default=5, help="alternating rounds (median)")
+    p.add_argument("--rounds", type=int, default=6,
+                   help="alternating rounds, odd ones in reverse order (median; even)")
     p.add_argument("--steps", type=int, default=2, help="timed steps per round")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
                    help="also time ours with a full teacher cache (default: on)")

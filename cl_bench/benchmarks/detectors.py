@@ -200,8 +200,9 @@ def measure(job: dict) -> dict:
 def measure_pair(job: dict) -> dict:
     """Hybrid/RD4AD training-step time ratio from interleaved rounds on one teacher and batch.
 
-    Each round times, for each detector, one untimed step then the faster of two steps; both
-    detectors see the same load, and the median over rounds is robust on a busy machine."""
+    Each round times, for each detector, one untimed step then the faster of two steps, the
+    order of the two detectors swapped every round; both see the same load, and the median over
+    rounds is robust on a busy machine."""
     import torch
 
     from strategies.detectors import build_detector
@@ -242,7 +243,14 @@ def measure_pair(job: dict) -> dict:
     for _ in range(job["warmup"]):
         timed_step(rd4ad)
         timed_step(hybrid)
-    ratios = [block(hybrid) / block(rd4ad) for _ in range(job["steps"])]
+    ratios = []
+    for index in range(job["steps"]):  # alternate which detector goes first: the first of a
+        if index % 2 == 0:             # round measured up to 7% faster on a 2-core CPU
+            hybrid_s, rd4ad_s = block(hybrid), block(rd4ad)
+        else:
+            rd4ad_s = block(rd4ad)
+            hybrid_s = block(hybrid)
+        ratios.append(hybrid_s / rd4ad_s)
     return {"detector": "pair", "ratio": statistics.median(ratios), "pairs": len(ratios)}
 
 

@@ -34,7 +34,7 @@ def test_fused_flag_reaches_torch() -> None:
 
 
 def test_unknown_optimizer_is_named() -> None:
-    with pytest.raises(OptimizerError, match="'rmsprop'.*adam, adamw, sgd"):
+    with pytest.raises(OptimizerError, match=r"'rmsprop'.*adam, adamw, sgd"):
         build_optimizer([torch.nn.Parameter(torch.zeros(1))], "rmsprop")
 
 
@@ -43,5 +43,5 @@ def test_unsupported_fused_says_how_to_fix(monkeypatch) -> None:
         raise RuntimeError("`fused=True` requires all the params to be floating point Tensors")
 
     monkeypatch.setattr(torch.optim, "Adam", refuse)
-    with pytest.raises(OptimizerError, match="train.optimizer.fused: false"):
+    with pytest.raises(OptimizerError, match=r"train\.optimizer\.fused: false"):
         build_optimizer([torch.nn.Parameter(torch.zeros(1))], "adam", fused=True)
