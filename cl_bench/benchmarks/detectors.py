@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="detector option applied where the detector has it; repeatable")
     p.add_argument("--json", action="store_true", help="print one JSON object per detector")
+    p.add_argument("--project-epochs", type=int, default=None, metavar="E",
+                   help="also print the projected time of a naive 15-task MVTec AD run with E "
+                        "epochs per task (experiments/mvtec_ad.yaml has 50), cache off")
     p.set_defaults(func=run)
 
 
@@ -83,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{result['trainable_parameters']:>16,d} {result['peak_memory_mb']:>11.1f} "
                   f"{result['memory_rise_mb']:>11.1f}")
         sys.stdout.flush()
+    if args.project_epochs is not None:
+        print_projection(results, args.project_epochs, args.json)
     by_name = {r["detector"]: r for r in results}
     if "hybrid" in by_name and "rd4ad" in by_name:
         separate = by_name["hybrid"]["train_step_ms"] / by_name["rd4ad"]["train_step_ms"]
@@ -101,6 +106,34 @@ def run(args: argparse.Namespace) -> int:
                   f"median of {paired['pairs']} interleaved rounds; from the rows above "
                   f"{separate:.2f}); training FLOP ratio {flop_ratio:.2f}")
     return 0
+
+
+def print_projection(results: list[dict], epochs: int, as_json: bool) -> None:
+    """Projected naive 15-task MVTec AD run per detector (:mod:`cl_bench.benchmarks.projection`)."""
+    from cl_bench.benchmarks.projection import (
+        MVTEC_AD_TEST_IMAGES,
+        MVTEC_AD_TRAIN_IMAGES,
+        format_duration,
+        project_run,
+    )
+
+    if epochs < 1:
+        raise ConfigError(f"--project-epochs must be >= 1, got {epochs}")
+    if not as_json:
+        print(f"projected 15-task MVTec AD run, one seed, naive, {epochs} epochs/task "
+              f"({MVTEC_AD_TRAIN_IMAGES} train images x {epochs} epochs, "
+              f"{MVTEC_AD_TEST_IMAGES} test images x 16 evaluations), teacher cache off, "
+              f"data loading excluded, at this image and batch size:")
+    for result in results:
+        projected = project_run(result["train_images_per_s"], result["infer_images_per_s"],
+                                epochs)
+        if as_json:
+            print(json.dumps({"detector": result["detector"], "projected_epochs": epochs,
+                              **{f"projected_{k}": v for k, v in projected.items()}}))
+        else:
+            print(f"  {result['detector']:<8} train {format_duration(projected['train_s']):>8}"
+                  f"  eval {format_duration(projected['eval_s']):>8}"
+                  f"  total {format_duration(projected['total_s']):>8}")
 
 
 def _run_worker(job: dict) -> dict:

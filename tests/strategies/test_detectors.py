@@ -117,6 +117,15 @@ def test_rd4ad_on_wide_resnet_channels() -> None:
     assert [f.shape[1] for f in output.students["reverse"]] == [256, 512, 1024]
 
 
+def test_hybrid_passes_ocbe_width_to_its_reverse_student() -> None:
+    options = {**CHEAP["hybrid"], "reverse_width": 1.0, "ocbe_width": 0.5}
+    detector = build_detector("hybrid", "efficientnet_lite0", "none", **options)
+    c3 = detector.teacher.channels[2]
+    first = detector.reverse.ocbe.compress[0]
+    assert first.conv1.out_channels == max(8, round(c3 * 0.5))
+    assert first.conv3.out_channels == 2 * c3
+
+
 @pytest.mark.parametrize("name", ["stpm", "rd4ad", "hybrid"])
 def test_teacher_frozen_and_hidden(name: str) -> None:
     torch.manual_seed(0)
