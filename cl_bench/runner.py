@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -151,7 +152,25 @@ def start_run(cfg: ExperimentConfig, out_root: Path, log: Log,
     return run_dir, run_id
 
 
-def load_run_for_resume(run_dir: Path) -> tuple[ExperimentConfig, Manifest]:
+#: keys added to the config schema after runs were written, with the value that reproduces
+#: what the older version did (a resumed run must continue as it started, not on new defaults)
+LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {("train", "optimizer", "fused"): False}
+
+
+def fill_legacy_defaults(raw: dict[str, Any]) -> list[str]:
+    """Set :data:`LEGACY_DEFAULTS` missing from a saved config in place; return what was set."""
+    filled = []
+    for path, value in LEGACY_DEFAULTS.items():
+        section = raw
+        for key in path[:-1]:
+            section = section.get(key) if isinstance(section, dict) else None
+        if isinstance(section, dict) and path[-1] not in section:
+            section[path[-1]] = value
+            filled.append(f"{'.'.join(path)}={value!r}")
+    return filled
+
+
+def load_run_for_resume(run_dir: Path, log: Log = print) -> tuple[ExperimentConfig, Manifest]:
     import yaml
 
     run_dir = Path(run_dir)
@@ -162,13 +181,20 @@ def load_run_for_resume(run_dir: Path) -> tuple[ExperimentConfig, Manifest]:
                 f"--resume {run_dir}: {path.name} is missing; give the folder of a run that "
                 "cl-bench run created (results/<experiment>/<run_id>)"
             )
-    cfg = validate(yaml.safe_load(config_path.read_text()) or {}, source=str(config_path))
+    raw = yaml.safe_load(config_path.read_text()) or {}
+    filled = fill_legacy_defaults(raw)
+    cfg = validate(raw, source=str(config_path))
     try:
         manifest = Manifest.load(manifest_path)
     except ValueError as exc:
         raise RunError(f"{manifest_path}: not valid JSON ({exc})") from exc
     if manifest.data.get("status") == "complete":
         raise RunError(f"--resume {run_dir}: the run is already complete; nothing to resume")
+    if filled:
+        message = (f"{config_path.name} predates {', '.join(filled)}: resumed with the "
+                   "behaviour of the version that started the run")
+        log(f"warning: {message}")
+        manifest.data.setdefault("warnings", []).append(message)
     return cfg, manifest
 
 
@@ -195,7 +221,7 @@ def run_experiment(
     from cl_bench.data import ImageCache, build_benchmark
 
     if resume is not None:
-        cfg, manifest = load_run_for_resume(Path(resume))
+        cfg, manifest = load_run_for_resume(Path(resume), log)
         run_dir, run_id = Path(resume), manifest.data["run_id"]
         manifest.data["status"] = "running"
         manifest.data.setdefault("resumed", []).append(

@@ -83,3 +83,34 @@ def test_resume_after_each_step_with_kept_optimizer_state(tmp_path, synthetic_ca
         got = pd.read_csv(copy / "records.csv", dtype=str)
         want = pd.read_csv(full / "records.csv", dtype=str)
         pd.testing.assert_frame_equal(got, want)
+
+
+def _fake_run(run_dir: Path, raw: dict) -> None:
+    from cl_bench.manifest import Manifest
+
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(raw))
+    (run_dir / "records.csv").write_text("")
+    Manifest.create(run_dir / "manifest.json", run_id="r", experiment="tiny")
+
+
+def test_resume_keeps_the_optimizer_of_a_run_written_before_fused_existed(tmp_path) -> None:
+    """A config saved before ``train.optimizer.fused`` existed resumes with foreach Adam (what
+    its version ran), says so and records it, instead of switching to the new default."""
+    from cl_bench.config import to_yaml
+    from cl_bench.runner import load_run_for_resume
+
+    old = yaml.safe_load(to_yaml(validate(tiny_raw())))
+    del old["train"]["optimizer"]["fused"]
+    _fake_run(tmp_path / "old", old)
+    said: list[str] = []
+    cfg, manifest = load_run_for_resume(tmp_path / "old", said.append)
+    assert cfg.train.optimizer.fused is False
+    assert any("train.optimizer.fused=False" in line for line in said)
+    assert any("train.optimizer.fused=False" in w for w in manifest.data["warnings"])
+
+    new = yaml.safe_load(to_yaml(validate(tiny_raw())))
+    _fake_run(tmp_path / "new", new)
+    said.clear()
+    cfg, manifest = load_run_for_resume(tmp_path / "new", said.append)
+    assert cfg.train.optimizer.fused is True and not said and not manifest.data["warnings"]
