@@ -41,9 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="detector option applied where the detector has it; repeatable")
     p.add_argument("--json", action="store_true", help="print one JSON object per detector")
+    p.add_argument("--cache", action="store_true",
+                   help="also measure each detector with a full teacher cache (every image "
+                        "seen before: the teacher does not run), in its own process")
     p.add_argument("--project-epochs", type=int, default=None, metavar="E",
                    help="also print the projected time of a naive 15-task MVTec AD run with E "
-                        "epochs per task (experiments/mvtec_ad.yaml has 50), cache off")
+                        "epochs per task (experiments/mvtec_ad.yaml has 50); with --cache "
+                        "also with the teacher cache")
     p.set_defaults(func=run)
 
 
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"# backbone={args.backbone} weights={args.weights} image_size={args.image_size} "
               f"batch_size={args.batch_size} device={args.device} steps={args.steps} "
               f"threads={args.threads or 'default'} options={options}")
-        print(f"{'detector':<8} {'train_img/s':>11} {'infer_img/s':>11} {'train_step_ms':>13} "
+        print(f"{'detector':<12} {'train_img/s':>11} {'infer_img/s':>11} {'train_step_ms':>13} "
               f"{'train_GFLOP/img':>15} "
               f"{'trainable_params':>16} {'peak_mem_MB':>11} {'mem_rise_MB':>11}")
     for name in names:
@@ -75,20 +79,17 @@ def run(args: argparse.Namespace) -> int:
             "threads": args.threads,
             "options": {k: v for k, v in options.items() if k in DETECTOR_OPTIONS[name]},
         }
-        result = _run_worker(job)
-        results.append(result)
-        if args.json:
-            print(json.dumps(result))
-        else:
-            print(f"{name:<8} {result['train_images_per_s']:>11.1f} "
-                  f"{result['infer_images_per_s']:>11.1f} {result['train_step_ms']:>13.1f} "
-                  f"{result['train_gflop_per_image']:>15.2f} "
-                  f"{result['trainable_parameters']:>16,d} {result['peak_memory_mb']:>11.1f} "
-                  f"{result['memory_rise_mb']:>11.1f}")
-        sys.stdout.flush()
+        for cached in (False, True) if args.cache else (False,):
+            result = _run_worker({**job, "cache": cached})
+            results.append(result)
+            if args.json:
+                print(json.dumps(result))
+            else:
+                print_row(result)
+            sys.stdout.flush()
     if args.project_epochs is not None:
         print_projection(results, args.project_epochs, args.json)
-    by_name = {r["detector"]: r for r in results}
+    by_name = {r["detector"]: r for r in results if not r["cache"]}
     if "hybrid" in by_name and "rd4ad" in by_name:
         separate = by_name["hybrid"]["train_step_ms"] / by_name["rd4ad"]["train_step_ms"]
         flop_ratio = (by_name["hybrid"]["train_gflop_per_image"]
@@ -108,8 +109,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def print_row(result: dict) -> None:
+    label = result["detector"] + ("+cache" if result["cache"] else "")
+    print(f"{label:<12} {result['train_images_per_s']:>11.1f} "
+          f"{result['infer_images_per_s']:>11.1f} {result['train_step_ms']:>13.1f} "
+          f"{result['train_gflop_per_image']:>15.2f} "
+          f"{result['trainable_parameters']:>16,d} {result['peak_memory_mb']:>11.1f} "
+          f"{result['memory_rise_mb']:>11.1f}")
+
+
 def print_projection(results: list[dict], epochs: int, as_json: bool) -> None:
-    """Projected naive 15-task MVTec AD run per detector (:mod:`cl_bench.benchmarks.projection`)."""
+    """Projected naive 15-task MVTec AD run per detector (:mod:`cl_bench.benchmarks.projection`),
+    without and, where measured, with the teacher cache."""
     from cl_bench.benchmarks.projection import (
         MVTEC_AD_TEST_IMAGES,
         MVTEC_AD_TRAIN_IMAGES,
@@ -122,18 +133,28 @@ def print_projection(results: list[dict], epochs: int, as_json: bool) -> None:
     if not as_json:
         print(f"projected 15-task MVTec AD run, one seed, naive, {epochs} epochs/task "
               f"({MVTEC_AD_TRAIN_IMAGES} train images x {epochs} epochs, "
-              f"{MVTEC_AD_TEST_IMAGES} test images x 16 evaluations), teacher cache off, "
-              f"data loading excluded, at this image and batch size:")
-    for result in results:
-        projected = project_run(result["train_images_per_s"], result["infer_images_per_s"],
-                                epochs)
-        if as_json:
-            print(json.dumps({"detector": result["detector"], "projected_epochs": epochs,
-                              **{f"projected_{k}": v for k, v in projected.items()}}))
-        else:
-            print(f"  {result['detector']:<8} train {format_duration(projected['train_s']):>8}"
-                  f"  eval {format_duration(projected['eval_s']):>8}"
-                  f"  total {format_duration(projected['total_s']):>8}")
+              f"{MVTEC_AD_TEST_IMAGES} test images x 16 evaluations), data loading excluded, "
+              f"at this image and batch size:")
+    cached = {r["detector"]: r for r in results if r["cache"]}
+    for result in (r for r in results if not r["cache"]):
+        name = result["detector"]
+        variants = [("off", project_run(result["train_images_per_s"],
+                                        result["infer_images_per_s"], epochs))]
+        if name in cached:
+            variants.append(("on", project_run(
+                result["train_images_per_s"], result["infer_images_per_s"], epochs,
+                cached_train_images_per_s=cached[name]["train_images_per_s"],
+                cached_infer_images_per_s=cached[name]["infer_images_per_s"])))
+        for cache, projected in variants:
+            if as_json:
+                print(json.dumps({"detector": name, "teacher_cache": cache == "on",
+                                  "projected_epochs": epochs,
+                                  **{f"projected_{k}": v for k, v in projected.items()}}))
+            else:
+                print(f"  {name:<8} cache {cache:<3} train "
+                      f"{format_duration(projected['train_s']):>8}  eval "
+                      f"{format_duration(projected['eval_s']):>8}  total "
+                      f"{format_duration(projected['total_s']):>8}")
 
 
 def _run_worker(job: dict) -> dict:
@@ -172,6 +193,13 @@ def measure(job: dict) -> dict:
     b, s = job["batch_size"], job["image_size"]
     images = torch.randn(b, 3, s, s, device=device)
     optimizer = build_optimizer(detector.trainable_parameters(), "adam", lr=1e-4)
+    if job.get("cache"):  # steady state of the teacher cache: every image seen before
+        from strategies.teacher_cache import FeatureStore, attach_teacher_cache
+
+        attach_teacher_cache(detector, FeatureStore(max_mb=4096, dtype=torch.float32))
+        detector.eval()
+        with torch.no_grad():
+            detector.anomaly_map(images)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -218,6 +246,7 @@ def measure(job: dict) -> dict:
         rise = peak - baseline_rss
     return {
         "detector": job["detector"],
+        "cache": bool(job.get("cache")),
         "train_images_per_s": b / timings["train"],
         "infer_images_per_s": b / timings["infer"],
         "train_step_ms": 1000 * timings["train"],

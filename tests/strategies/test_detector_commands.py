@@ -50,3 +50,16 @@ def test_bench_measure_reports_every_figure() -> None:
     assert result["train_images_per_s"] > 0 and result["infer_images_per_s"] > 0
     assert result["trainable_parameters"] > 0
     assert result["peak_memory_mb"] > 0 and result["memory_kind"] == "max_rss"
+
+
+def test_bench_measure_with_a_full_teacher_cache_skips_the_teacher() -> None:
+    from cl_bench.benchmarks.detectors import measure
+
+    job = {"detector": "rd4ad", "backbone": "efficientnet_lite0", "weights": "none",
+           "image_size": 32, "batch_size": 2, "device": "cpu", "steps": 1, "warmup": 0,
+           "threads": 2, "options": {"width": 0.25, "decoder_blocks": [1, 1, 1],
+                                     "ocbe_blocks": 1}}
+    plain, cached = measure(job), measure({**job, "cache": True})
+    assert plain["cache"] is False and cached["cache"] is True
+    # the FLOP counter sees the teacher's forward only without the cache
+    assert cached["train_gflop_per_image"] < plain["train_gflop_per_image"]
