@@ -194,7 +194,7 @@ def load_run_for_resume(run_dir: Path, log: Log = print) -> tuple[ExperimentConf
         message = (f"{config_path.name} predates {', '.join(filled)}: resumed with the "
                    "behaviour of the version that started the run")
         log(f"warning: {message}")
-        manifest.data.setdefault("warnings", []).append(message)
+        manifest.warn(message)
     return cfg, manifest
 
 

@@ -28,16 +28,11 @@ def build_optimizer(params: Iterable[nn.Parameter], name: str = "adam", lr: floa
     params = list(params)
     if name not in OPTIMIZERS:
         raise OptimizerError(f"unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[name]
+    hyper = {"momentum": momentum} if name == "sgd" else {"betas": betas}
     extra = {"fused": True} if fused else {}
     try:
-        if name == "adam":
-            return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay,
-                                    **extra)
-        if name == "adamw":
-            return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay,
-                                     **extra)
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                               **extra)
+        return cls(params, lr=lr, weight_decay=weight_decay, **hyper, **extra)
     except (RuntimeError, TypeError) as exc:
         if not fused:
             raise

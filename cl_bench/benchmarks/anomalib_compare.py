@@ -141,15 +141,13 @@ def anomalib_contender(kind: str, backbone: str, images: torch.Tensor) -> Conten
 
 def our_contender(name: str, backbone: str, images: torch.Tensor, cached: bool = False,
                   options: dict[str, object] | None = None, layout: str = "") -> Contender:
+    from cl_bench.benchmarks.detectors import fill_teacher_cache
     from strategies.detectors import build_detector
     from strategies.optimizers import build_optimizer
-    from strategies.teacher_cache import FeatureStore, attach_teacher_cache
 
     detector = build_detector(name, backbone=backbone, weights="none", **(options or {}))
     if cached:
-        attach_teacher_cache(detector, FeatureStore(max_mb=1024, dtype=torch.float32))
-        detector.eval()
-        detector.anomaly_map(images)  # fills the store: every later step is all hits
+        fill_teacher_cache(detector, images)
 
     def infer() -> object:
         maps = detector.anomaly_map(images)

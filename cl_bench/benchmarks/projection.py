@@ -34,8 +34,10 @@ def project_run(train_images_per_s: float, infer_images_per_s: float, epochs: in
                 cached_infer_images_per_s: float | None = None) -> dict[str, float]:
     """``{"train_s", "eval_s", "total_s"}`` of one seed of one method (formulas above); the
     cached throughputs, when given, make it the projection of a run with the teacher cache."""
-    cached_train = cached_train_images_per_s or train_images_per_s
-    cached_infer = cached_infer_images_per_s or infer_images_per_s
+    cached_train = (train_images_per_s if cached_train_images_per_s is None
+                    else cached_train_images_per_s)
+    cached_infer = (infer_images_per_s if cached_infer_images_per_s is None
+                    else cached_infer_images_per_s)
     if min(train_images_per_s, infer_images_per_s, cached_train, cached_infer) <= 0:
         raise ValueError(f"throughputs must be positive, got train {train_images_per_s}, "
                          f"inference {infer_images_per_s}, cached train {cached_train} and "

@@ -191,6 +191,20 @@ def _is_reference(strategy: str, task_aware: bool) -> bool:
     return task_aware or strategy in REFERENCE_STRATEGIES
 
 
+def _fill_cells(lookup: pd.DataFrame, keys: list[list[tuple]], shape: tuple[int, int],
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """mean, std and count arrays of ``shape`` from ``keys`` (rows x columns of index keys into
+    ``lookup``, an aggregate indexed by those keys); NaN / 0 where a key is absent."""
+    mean, std = np.full(shape, np.nan), np.full(shape, np.nan)
+    count = np.zeros(shape, dtype=int)
+    for i, row_keys in enumerate(keys):
+        for j, key in enumerate(row_keys):
+            if key in lookup.index:
+                row = lookup.loc[key]
+                mean[i, j], std[i, j], count[i, j] = row["mean"], row["std"], row["count"]
+    return mean, std, count
+
+
 def _configs(frame: pd.DataFrame) -> list[tuple[str, str, bool]]:
     configs = {(str(m), str(s), bool(t)) for m, s, t in
                frame[["method", "strategy", "task_aware"]].itertuples(index=False)}
@@ -206,14 +220,9 @@ def summary_table(agg: pd.DataFrame, metric: str,
     defined = set(frame.loc[frame["count"] > 0, "quantity"])
     present = [q for q in quantities if q in defined]
     shape = (len(configs), len(present))
-    mean, std = np.full(shape, np.nan), np.full(shape, np.nan)
-    count = np.zeros(shape, dtype=int)
-    lookup = frame.set_index(["method", "strategy", "task_aware", "quantity"])
-    for i, config in enumerate(configs):
-        for j, quantity in enumerate(present):
-            if (*config, quantity) in lookup.index:
-                row = lookup.loc[(*config, quantity)]
-                mean[i, j], std[i, j], count[i, j] = row["mean"], row["std"], row["count"]
+    mean, std, count = _fill_cells(
+        frame.set_index(["method", "strategy", "task_aware", "quantity"]),
+        [[(*config, quantity) for quantity in present] for config in configs], shape)
     eligible = np.array([[not _is_reference(s, t)] * len(present) for _, s, t in configs],
                         dtype=bool).reshape(shape)
     if not eligible.any():
@@ -248,14 +257,9 @@ def final_task_table(final_agg: pd.DataFrame, metric: str, task_order: Sequence[
     configs = _configs(frame)
     tasks = [t for t in task_order if t in set(frame["task"])]
     shape = (len(tasks), len(configs))
-    mean, std = np.full(shape, np.nan), np.full(shape, np.nan)
-    count = np.zeros(shape, dtype=int)
-    lookup = frame.set_index(["task", "method", "strategy", "task_aware"])
-    for i, task in enumerate(tasks):
-        for j, config in enumerate(configs):
-            if (task, *config) in lookup.index:
-                row = lookup.loc[(task, *config)]
-                mean[i, j], std[i, j], count[i, j] = row["mean"], row["std"], row["count"]
+    mean, std, count = _fill_cells(
+        frame.set_index(["task", "method", "strategy", "task_aware"]),
+        [[(task, *config) for config in configs] for task in tasks], shape)
     eligible = np.array([[not _is_reference(s, t) for _, s, t in configs]] * len(tasks),
                         dtype=bool).reshape(shape)
     if not eligible.any():
