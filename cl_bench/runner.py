@@ -116,7 +116,7 @@ def data_root(cfg: ExperimentConfig, log: Log) -> Path:
         if not root.is_dir():
             raise ConfigError(
                 f"data.root: folder {root} does not exist; set data.root to the folder that holds "
-                "<category>/train/good (see README, 'Real MVTec AD')"
+                "<category>/train/good (see docs/data.md)"
             )
         return root
     syn = cfg.data.synthetic

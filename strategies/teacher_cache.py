@@ -31,7 +31,7 @@ order for another batch composition (a run without the cache shuffles its batche
 With ``dtype=torch.float16`` the features are rounded to half precision (relative error about
 ``2^-11 ~ 5e-4``, under 1e-3); the cached value is returned every time, including on the miss
 that stored it, so a run is consistent with itself. Measured tolerances of records on a whole
-run are in the README, "Performance".
+run are in docs/performance.md, "Teacher-feature cache".
 
 Use only where the teacher's input for an image is always the same (no random augmentation
 applied before the teacher); otherwise every augmented image is a miss and the cache only costs.

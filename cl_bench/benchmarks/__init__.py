@@ -1,1 +1,1 @@
-"""Benchmark commands: speed and memory figures for the README (``cl-bench bench ...``)."""
+"""Benchmark commands: speed and memory figures for docs/performance.md (``cl-bench bench ...``)."""

@@ -4,7 +4,7 @@ Memory: the evaluator holds one task's maps at a time, as float32 maps + bool ma
 per pixel (a full MVTec AD category at 256x256, ~150 images, ~10M pixels: ~50 MB), on the
 device they arrive on (or ``device=``). :meth:`TaskEvaluator.compute` ranks them once
 (:mod:`cl_bench.metrics.ranking`) and briefly needs ~16 bytes per pixel more (int64 sort keys
-and int32 region ids: 134-161 MB peak measured for 9.8M pixels, ``cl-bench bench metrics``).
+and int32 region ids; ``cl-bench bench metrics`` measures the peak, see docs/performance.md).
 Call :meth:`reset` (or make a new evaluator) before the next task.
 """
 

@@ -1,7 +1,7 @@
 """All pixel metrics of a task from ONE ranking of its pixels: pixel AUROC, pixel AP, AU-PRO.
 
 Why by hand: scikit-learn sorts the pixels once per metric (AUROC, AP) and the official AU-PRO
-sorts them again; on a task of 150 maps of 256x256 (~10M pixels) that is ~10 s or more. Here
+sorts them again; a task of 150 maps of 256x256 has ~10M pixels (timings: docs/performance.md). Here
 each pixel becomes one 64-bit key, ``(order-preserving bits of its float32 score) << 32 | region
 id`` (region 0 = defect-free, 1..K = its ground-truth component), and a single plain sort of
 the keys (numpy's SIMD sort on the CPU, CUDA's radix sort on a GPU; no argsort, no payload

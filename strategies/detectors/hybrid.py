@@ -29,14 +29,9 @@ of the reverse branch, default 0.5) and ``A = G_sigma=4( sum_l Up(M_l) )``; imag
 A. This adds the two branches' maps (the seed concatenated two Python lists instead, so its
 "fused" map ignored the reverse student).
 
-Defaults chosen on synthetic data (``cl-bench train-one --synthetic --variants``, 5 categories,
-64 px, 30 epochs, efficientnet_lite0 teacher, seed 0): weighting ``uncertainty`` with
-``fusion_normalization="none"`` and ``fusion_alpha=0.5`` gave mean image/pixel AUROC
-0.760/0.869, against 0.714/0.857 (dwa) and 0.734/0.856 (fixed 0.5), and beat both of its own
-branches' maps on pixel AUROC (forward 0.840, reverse 0.838). Per-level standardisation lost
-0.02-0.03 pixel AUROC under every weighting (it gives the noisy finest level as much say as the
-deepest one).
-See README.md, "How the hybrid's defaults were chosen", for the table.
+Defaults (weighting ``uncertainty``, ``fusion_normalization="none"``, ``fusion_alpha=0.5``)
+chosen on synthetic data with ``cl-bench train-one --synthetic --variants``; the measurements are
+in docs/detectors.md, "How the hybrid's defaults were chosen".
 """
 
 from __future__ import annotations
