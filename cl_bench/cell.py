@@ -3,94 +3,14 @@
 from __future__ import annotations
 
 import time
-import warnings
-from typing import Any
 
-import torch
-from avalanche.logging import InteractiveLogger, TextLogger
-from avalanche.training.plugins import EvaluationPlugin
-
-from cl_bench.evaluation import EvalResult, ScoreCollector, evaluate_stream, save_maps
-from cl_bench.manifest import peak_rss_mb
-from cl_bench.metrics.avalanche import anomaly_metrics
-from cl_bench.progress import ProgressPlugin
-from cl_bench.runner import RunContext, make_records, seed_everything, step_seed
+from cl_bench.evaluation import evaluate_stream, save_maps
+from cl_bench.run_context import RunContext, seed_everything, step_seed
+from cl_bench.steps import build_strategy, save_step
+from cl_bench.steps import finish_step as _finish_step
 from strategies.avalanche_strategy import DistillationStrategy
-from strategies.checkpoint import load_detector_state, save_detector
-from strategies.detectors import build_detector
-from strategies.optimizers import build_optimizer
-from strategies.plugins import SeededReplayPlugin, load_plugin_state, make_plugins, plugin_state
-
-
-def make_optimizer(ctx: RunContext, params) -> torch.optim.Optimizer:
-    opt = ctx.cfg.train.optimizer
-    return build_optimizer(params, opt.name, lr=opt.lr, betas=opt.betas, momentum=opt.momentum,
-                           weight_decay=opt.weight_decay, fused=opt.fused)
-
-
-def make_evaluator(ctx: RunContext, method: str, seed: int) -> EvaluationPlugin:
-    """Avalanche's evaluator with the anomaly metrics and the loggers the config asks for."""
-    loggers = []
-    for name in ctx.cfg.eval.loggers:
-        if name == "interactive":
-            loggers.append(InteractiveLogger())
-        elif name == "text":
-            path = ctx.run_dir / "logs" / f"{method}__seed{seed}.txt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            loggers.append(TextLogger(path.open("a")))
-        elif name == "tensorboard":
-            from avalanche.logging import TensorboardLogger
-
-            loggers.append(TensorboardLogger(ctx.run_dir / "tensorboard" / f"{method}__seed{seed}"))
-    metrics = anomaly_metrics(metrics=ctx.cfg.eval.metrics, fpr_limit=ctx.cfg.eval.pro_fpr_limit)
-    with warnings.catch_warnings():
-        # the runner writes records itself; Avalanche loggers are optional (eval.loggers)
-        warnings.filterwarnings("ignore", message="No loggers specified")
-        return EvaluationPlugin(*metrics, loggers=loggers, strict_checks=False)
-
-
-def build_strategy(ctx: RunContext, method: str, seed: int,
-                   progress: bool | None = None) -> DistillationStrategy:
-    """A freshly initialised detector (seeded) inside its Avalanche strategy."""
-    cfg = ctx.cfg
-    seed_everything(step_seed(seed, -1))
-    detector = build_detector(method, backbone=cfg.model.backbone, weights=cfg.model.weights,
-                              **cfg.model.options.get(method, {}))
-    detector.to(ctx.device)
-    perf = cfg.performance
-    if perf.channels_last:
-        detector.to(memory_format=torch.channels_last)
-    if perf.teacher_cache:
-        from strategies.teacher_cache import attach_teacher_cache
-
-        attach_teacher_cache(detector, ctx.feature_store())
-    options = getattr(cfg.strategy, cfg.strategy.name, None)
-    plugins = make_plugins(cfg.strategy.name, options.model_dump() if options else {}, seed)
-    plugins += [ScoreCollector(), ProgressPlugin(f"{method} seed {seed}", progress)]
-    return DistillationStrategy(
-        model=detector,
-        optimizer=make_optimizer(ctx, detector.parameters()),
-        train_mb_size=cfg.train.batch_size,
-        train_epochs=cfg.train.epochs,
-        eval_mb_size=cfg.eval.batch_size,
-        device=ctx.device,
-        plugins=plugins,
-        evaluator=make_evaluator(ctx, method, seed),
-        reset_optimizer=cfg.train.reset_optimizer,
-        autocast_bf16=perf.autocast_bf16,
-        channels_last=perf.channels_last,
-    )
-
-
-def save_step(ctx: RunContext, strategy: DistillationStrategy, method: str, seed: int,
-              step: int) -> None:
-    extra = {
-        "method": method, "seed": seed, "step": step, "run_id": ctx.run_id,
-        "optimizer": strategy.optimizer.state_dict(),
-        "plugins": [plugin_state(p) for p in strategy.plugins],
-        "train_exp_counter": strategy.clock.train_exp_counter,
-    }
-    save_detector(strategy.detector, ctx.checkpoint_path(method, seed, step), extra=extra)
+from strategies.checkpoint import load_detector_state
+from strategies.plugins import SeededReplayPlugin, load_plugin_state
 
 
 def restore_step(ctx: RunContext, strategy: DistillationStrategy, tasks, method: str, seed: int,
@@ -105,41 +25,6 @@ def restore_step(ctx: RunContext, strategy: DistillationStrategy, tasks, method:
                 if done <= step:
                     plugin.add_experience(exp, done)
     strategy.clock.train_exp_counter = int(extra["train_exp_counter"])
-
-
-def _log_step(ctx: RunContext, method: str, seed: int, step: int, result: EvalResult,
-              seconds: dict[str, float]) -> None:
-    T = len(ctx.categories)
-    name = "untrained" if step < 0 else f"task {step + 1}/{T} {ctx.categories[step]!r}"
-    seen = [j for j in result.per_task if step < 0 or j <= step]
-    parts = []
-    for metric in ("image_auroc", "pixel_auroc", "au_pro"):
-        values = [result.per_task[j].get(metric, float("nan")) for j in seen]
-        if values:
-            parts.append(f"{metric}={sum(values) / len(values):.3f}")
-    pooled = result.pooled.get("image_auroc")
-    if pooled is not None:
-        parts.append(f"pooled_image_auroc={pooled:.3f}")
-    timing = ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items())
-    ctx.log(f"[{method} seed {seed}] {name}: mean over seen tasks {' '.join(parts)} ({timing})")
-
-
-def _finish_step(ctx: RunContext, method: str, seed: int, step: int, train_task: str,
-                 result: EvalResult, seconds: dict[str, float]) -> None:
-    ctx.records.append(make_records(ctx, method, seed, step, train_task, result.per_task,
-                                    result.pooled))
-    cell = ctx.manifest.data["cells"][ctx.cell_key(method, seed)]
-    cell["completed_step"] = step
-    entry: dict[str, Any] = {"method": method, "seed": seed, "step": step,
-                             "train_task": train_task, **{f"{k}_s": v for k, v in seconds.items()},
-                             "peak_rss_mb": round(peak_rss_mb(), 1)}
-    if ctx.cfg.performance.teacher_cache:
-        entry["teacher_cache"] = ctx.feature_store().stats()
-    if ctx.device.type == "cuda":
-        entry["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(ctx.device) / 2**20, 1)
-    ctx.manifest.data["steps"].append(entry)
-    ctx.manifest.save()
-    _log_step(ctx, method, seed, step, result, seconds)
 
 
 def run_cell(ctx: RunContext, tasks, method: str, seed: int, progress: bool | None = None) -> None:

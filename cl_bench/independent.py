@@ -16,7 +16,9 @@ import numpy as np
 
 from cl_bench.evaluation import EvalResult, evaluate_stream, pooled_metrics, save_maps
 from cl_bench.io import atomic_write
-from cl_bench.runner import RunContext, seed_everything, step_seed
+from cl_bench.run_context import RunContext, seed_everything, step_seed
+from cl_bench.steps import build_strategy, save_step
+from cl_bench.steps import finish_step as _finish_step
 
 
 def _scores_path(ctx: RunContext, method: str, seed: int, task: int):
@@ -54,8 +56,6 @@ def _load_previous(ctx, method, seed, last: int) -> tuple[dict, EvalResult]:
 
 def run_independent_cell(ctx: RunContext, tasks, method: str, seed: int,
                          progress: bool | None) -> None:
-    from cl_bench.cell import _finish_step, build_strategy, save_step
-
     cell = ctx.manifest.data["cells"][ctx.cell_key(method, seed)]
     last = cell["completed_step"]
     keep = ctx.cfg.eval.saved_maps_per_task

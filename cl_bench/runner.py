@@ -17,23 +17,19 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from cl_bench.config import ExperimentConfig, to_yaml, validate
 from cl_bench.errors import ConfigError, RunError
 from cl_bench.io import atomic_write_text
 from cl_bench.manifest import Manifest
-from cl_bench.records import POOLED, Record, RecordWriter
+from cl_bench.records import RecordWriter
+from cl_bench.run_context import Log, RunContext
 from strategies.errors import DivergedError
-
-Log = Callable[[str], None]
 
 
 # ---- small helpers ----------------------------------------------------------------------------
@@ -41,19 +37,6 @@ def new_run_id() -> str:
     """``<UTC time>-<6 random hex>``: unique even for runs started in the same second."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}"
-
-
-def step_seed(seed: int, step: int, salt: int = 0) -> int:
-    """The seed every generator gets at the start of ``step`` (-1 for the untrained model)."""
-    return int(np.random.SeedSequence([seed, step + 1, salt]).generate_state(1)[0])
-
-
-def seed_everything(seed: int) -> None:
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
 
 
 def resolve_device(requested: str, log: Log) -> tuple[torch.device, str]:
@@ -74,37 +57,6 @@ def resolve_device(requested: str, log: Log) -> tuple[torch.device, str]:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     log(f"device: {device} ({name})")
     return device, name
-
-
-@dataclass
-class RunContext:
-    cfg: ExperimentConfig
-    run_dir: Path
-    run_id: str
-    device: torch.device
-    manifest: Manifest
-    records: RecordWriter
-    log: Log
-    order_name: str
-    categories: list[str] = field(default_factory=list)
-    _store: object = None
-
-    def feature_store(self):
-        """One teacher-feature store per run, shared by its cells (one teacher per run)."""
-        if self._store is None:
-            from strategies.teacher_cache import FeatureStore
-
-            perf = self.cfg.performance
-            dtype = torch.float16 if perf.teacher_cache_dtype == "float16" else torch.float32
-            self._store = FeatureStore(max_mb=perf.teacher_cache_mb, dtype=dtype,
-                                       device=self.device)
-        return self._store
-
-    def cell_key(self, method: str, seed: int) -> str:
-        return f"{method}/seed{seed}"
-
-    def checkpoint_path(self, method: str, seed: int, step: int) -> Path:
-        return self.run_dir / "checkpoints" / method / f"seed{seed}" / f"step{step:02d}.pt"
 
 
 # ---- data --------------------------------------------------------------------------------------
@@ -302,20 +254,3 @@ def _drop_incomplete_rows(ctx: RunContext) -> None:
     dropped = ctx.records.rewrite(keep)
     if dropped:
         ctx.log(f"resume: dropped {dropped} record(s) of steps that had not completed")
-
-
-def make_records(ctx: RunContext, method: str, seed: int, step: int, train_task: str,
-                 per_task: dict[int, dict[str, float]], pooled: dict[str, float]) -> list[Record]:
-    strategy = ctx.cfg.strategy.name
-    common = dict(run_id=ctx.run_id, method=method, strategy=strategy,
-                  task_aware=strategy == "independent", seed=seed, order=ctx.order_name,
-                  step=step, train_task=train_task)
-    rows = []
-    for j in sorted(per_task):
-        for metric in ctx.cfg.eval.metrics:
-            if metric in per_task[j]:
-                rows.append(Record(**common, eval_task=ctx.categories[j], eval_index=j,
-                                   metric=metric, value=per_task[j][metric]))
-    for metric, value in pooled.items():
-        rows.append(Record(**common, eval_task=POOLED, eval_index=-1, metric=metric, value=value))
-    return rows

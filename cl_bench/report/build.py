@@ -5,16 +5,13 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
 
 from cl_bench.errors import DataError
 from cl_bench.report import plots
 from cl_bench.report.aggregate import (
     CONFIG_KEY,
-    RunMatrix,
     aggregate,
     aggregate_matrices,
     build_matrices,
@@ -27,6 +24,7 @@ from cl_bench.report.aggregate import (
     step_curves,
 )
 from cl_bench.report.load import MapSet, RunInfo, load_runs_with_info, read_map_file
+from cl_bench.report.report_data import ReportData, SavedFigure
 from cl_bench.report.tables import (
     Table,
     TextTable,
@@ -35,32 +33,6 @@ from cl_bench.report.tables import (
     matrix_table,
     summary_table,
 )
-
-
-@dataclass
-class SavedFigure:
-    """A saved figure: its files and the caption report.md shows under it."""
-
-    name: str
-    caption: str
-    paths: list[Path]
-
-
-@dataclass
-class ReportData:
-    """Everything computed from the records; the input of :mod:`cl_bench.report.markdown`."""
-
-    records: pd.DataFrame
-    runs: list[RunInfo]
-    metrics: list[str]
-    matrices: list[RunMatrix]
-    per_run: pd.DataFrame
-    summary: pd.DataFrame
-    final: pd.DataFrame
-    curves: pd.DataFrame
-    paired: pd.DataFrame
-    sequences: list[tuple[str, ...]]
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from cl_bench.report.aggregate import config_label, config_sort_key, metric_labe
 from cl_bench.report.tables import Table, TextTable, markdown_grid
 
 if TYPE_CHECKING:
-    from cl_bench.report.build import ReportData, SavedFigure
+    from cl_bench.report.report_data import ReportData, SavedFigure
 
 PROTOCOL = """\
 - One run = one detector (method), one continual-learning strategy, one seed, one task order.

@@ -1,0 +1,41 @@
+"""What the report shows, computed once: the input of :mod:`cl_bench.report.markdown`.
+
+Its own module so that :mod:`cl_bench.report.build` (which computes it) and
+:mod:`cl_bench.report.markdown` (which renders it) both import it from below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from cl_bench.report.aggregate import RunMatrix
+from cl_bench.report.load import RunInfo
+
+
+@dataclass
+class SavedFigure:
+    """A saved figure: its files and the caption report.md shows under it."""
+
+    name: str
+    caption: str
+    paths: list[Path]
+
+
+@dataclass
+class ReportData:
+    """Everything computed from the records; the input of :mod:`cl_bench.report.markdown`."""
+
+    records: pd.DataFrame
+    runs: list[RunInfo]
+    metrics: list[str]
+    matrices: list[RunMatrix]
+    per_run: pd.DataFrame
+    summary: pd.DataFrame
+    final: pd.DataFrame
+    curves: pd.DataFrame
+    paired: pd.DataFrame
+    sequences: list[tuple[str, ...]]
+    notes: list[str] = field(default_factory=list)

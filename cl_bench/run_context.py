@@ -1,0 +1,81 @@
+"""What every step of a run shares: the run's context, per-step seeding and the records of a step.
+
+Below :mod:`cl_bench.runner`, :mod:`cl_bench.cell` and :mod:`cl_bench.independent`, so that all
+three import it and none imports another back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cl_bench.config import ExperimentConfig
+from cl_bench.manifest import Manifest
+from cl_bench.records import POOLED, Record, RecordWriter
+
+Log = Callable[[str], None]
+
+
+def step_seed(seed: int, step: int, salt: int = 0) -> int:
+    """The seed every generator gets at the start of ``step`` (-1 for the untrained model)."""
+    return int(np.random.SeedSequence([seed, step + 1, salt]).generate_state(1)[0])
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+@dataclass
+class RunContext:
+    cfg: ExperimentConfig
+    run_dir: Path
+    run_id: str
+    device: torch.device
+    manifest: Manifest
+    records: RecordWriter
+    log: Log
+    order_name: str
+    categories: list[str] = field(default_factory=list)
+    _store: object = None
+
+    def feature_store(self):
+        """One teacher-feature store per run, shared by its cells (one teacher per run)."""
+        if self._store is None:
+            from strategies.teacher_cache import FeatureStore
+
+            perf = self.cfg.performance
+            dtype = torch.float16 if perf.teacher_cache_dtype == "float16" else torch.float32
+            self._store = FeatureStore(max_mb=perf.teacher_cache_mb, dtype=dtype,
+                                       device=self.device)
+        return self._store
+
+    def cell_key(self, method: str, seed: int) -> str:
+        return f"{method}/seed{seed}"
+
+    def checkpoint_path(self, method: str, seed: int, step: int) -> Path:
+        return self.run_dir / "checkpoints" / method / f"seed{seed}" / f"step{step:02d}.pt"
+
+
+def make_records(ctx: RunContext, method: str, seed: int, step: int, train_task: str,
+                 per_task: dict[int, dict[str, float]], pooled: dict[str, float]) -> list[Record]:
+    strategy = ctx.cfg.strategy.name
+    common = dict(run_id=ctx.run_id, method=method, strategy=strategy,
+                  task_aware=strategy == "independent", seed=seed, order=ctx.order_name,
+                  step=step, train_task=train_task)
+    rows = []
+    for j in sorted(per_task):
+        for metric in ctx.cfg.eval.metrics:
+            if metric in per_task[j]:
+                rows.append(Record(**common, eval_task=ctx.categories[j], eval_index=j,
+                                   metric=metric, value=per_task[j][metric]))
+    for metric, value in pooled.items():
+        rows.append(Record(**common, eval_task=POOLED, eval_index=-1, metric=metric, value=value))
+    return rows
