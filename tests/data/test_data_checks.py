@@ -55,7 +55,7 @@ def test_empty_mask_of_a_defective_image_warns_naming_it(tiny_root):
     dataset = _dataset(tiny_root)
     index = dataset.mask_paths.index(mask)
     with pytest.warns(UserWarning, match="marks no defect pixel") as caught:
-        image, label, target = dataset[index]
+        _, label, target = dataset[index]
     assert str(mask) in str(caught[0].message)
     assert label == 1 and target.sum() == 0  # kept as published: label 1, empty mask
 

@@ -1,4 +1,4 @@
-"""VisA, BTAD and MPDD read in the layouts their authors publish, against hand-written expectations."""
+"""VisA, BTAD and MPDD in the layouts their authors publish, against hand-written expectations."""
 
 from __future__ import annotations
 
@@ -188,7 +188,8 @@ def test_btad_is_detected_with_products_counts_and_masks(btad_root):
     test = _dataset(btad_root, "01", "test")  # BMP images, PNG masks: paired by stem
     assert test.paths[3] == btad_root / "01/test/ko/0001.bmp"
     assert test.mask_paths[3] == btad_root / "01/ground_truth/ko/0001.png"
-    assert _dataset(btad_root, "03", "test").mask_paths[2] == btad_root / "03/ground_truth/ko/0000.bmp"
+    product_03 = _dataset(btad_root, "03", "test")  # BMP images, BMP masks
+    assert product_03.mask_paths[2] == btad_root / "03/ground_truth/ko/0000.bmp"
     _, label, mask = test[3]
     assert label == 1 and mask[0, 0, 0] == 1 and mask[0, -1, -1] == 0
 

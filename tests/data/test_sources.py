@@ -1,4 +1,4 @@
-"""Task sequences across datasets: named sources, task names ``<source>/<category>``, config keys."""
+"""Task sequences across datasets: named sources, tasks ``<source>/<category>``, config keys."""
 
 from __future__ import annotations
 
