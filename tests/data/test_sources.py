@@ -130,3 +130,21 @@ def test_missing_source_root_names_its_key(two_roots, tmp_path):
     with pytest.raises(ConfigError, match=r"data\.sources\[1\]\.root: folder .*nowhere "
                                           r"\(source 'visa'\) does not exist"):
         data_root(cfg, log=lambda _: None)
+
+
+def test_experiment_configs_name_the_protocol_tasks():
+    from pathlib import Path
+
+    from cl_bench.config import load_config
+    from cl_bench.data.visa import CATEGORIES as VISA_CATEGORIES
+
+    experiments = Path(__file__).resolve().parents[2] / "experiments"
+    visa = load_config(experiments / "visa.yaml", ["data.root=/data/VisA"])
+    assert visa.data.format == "visa" and visa.data.categories == list(VISA_CATEGORIES)
+    assert (visa.data.image_size, visa.model.backbone) == (256, "wide_resnet50_2")
+    both = load_config(experiments / "mvtec_visa.yaml")
+    mvtec, visa_source = both.data.sources
+    assert (mvtec.name, mvtec.format, len(mvtec.categories)) == ("mvtec", "mvtec", 15)
+    assert (visa_source.name, visa_source.format) == ("visa", "visa")
+    assert visa_source.categories == list(VISA_CATEGORIES)
+    assert both.data.order == "alphabetical" and both.data.root is None
