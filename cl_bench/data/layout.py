@@ -20,6 +20,7 @@ VisA and BTAD have their own readers (:mod:`.visa`, :mod:`.btad`); :mod:`.format
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,7 +220,7 @@ def mvtec_image_for_mask(mask: Path) -> Path:
 
 
 def check_mask_folders(
-    ground_truth: Path, samples: list[Sample], good: str, expected_image
+    ground_truth: Path, samples: list[Sample], good: str, expected_image: Callable[[Path], object]
 ) -> None:
     """Every mask file under ``ground_truth/`` belongs to a defective sample; no good-mask folder.
 
