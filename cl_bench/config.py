@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cl_bench.errors import ConfigError
 
@@ -42,9 +42,27 @@ class SyntheticData(_Section):
     seed: int = 0
 
 
+#: dataset layouts (cl_bench.data.formats); "auto" detects the layout from the root
+DataFormat = Literal["auto", "mvtec", "visa", "btad"]
+
+
+class DataSource(_Section):
+    """One dataset of a cross-dataset task sequence; its tasks are named ``<name>/<category>``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    root: str
+    format: DataFormat = "auto"
+    categories: list[str] | None = Field(None, min_length=1)
+
+
 class DataConfig(_Section):
+    """Where the tasks come from. ``root`` (with ``format``) is one dataset whose categories are
+    the tasks; ``sources`` is several datasets in a stated order (docs/datasets.md)."""
+
     source: Literal["synthetic", "folder"] = "synthetic"
     root: str | None = None
+    format: DataFormat = "auto"
+    sources: list[DataSource] | None = Field(None, min_length=1)
     synthetic: SyntheticData = SyntheticData()
     categories: list[str] | None = None
     order: Literal["alphabetical", "reversed", "random"] | list[str] = "alphabetical"
@@ -52,6 +70,24 @@ class DataConfig(_Section):
     order_name: str | None = None  # the label of the order in records (sweeps set it)
     image_size: int = Field(128, ge=32, le=1024)
     cache_mb: int = Field(2048, ge=0)
+
+    @model_validator(mode="after")
+    def _one_kind_of_source(self) -> DataConfig:
+        if self.sources is None:
+            return self
+        if self.root is not None:
+            raise ValueError("give data.root (one dataset) or data.sources (several), not both")
+        if self.source != "folder":
+            raise ValueError("data.sources needs data.source: folder")
+        if self.format != "auto":
+            raise ValueError("data.format applies to data.root; with data.sources give each "
+                             "source its own format")
+        names = [s.name for s in self.sources]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"data.sources: name {', '.join(repeated)} is used twice; task "
+                             "names are <source name>/<category>, so each source needs its own")
+        return self
 
 
 class ModelConfig(_Section):
@@ -224,7 +260,7 @@ def _check_registries(cfg: ExperimentConfig) -> None:
             validate_options(method, options)
         except DetectorOptionError as exc:
             raise ConfigError(f"model.options.{method}: {exc}") from None
-    if cfg.data.source == "folder" and not cfg.data.root:
+    if cfg.data.source == "folder" and not cfg.data.root and not cfg.data.sources:
         raise ConfigError(
             "data.root: data.source is 'folder' but no root is given; set data.root to the "
             "folder holding <category>/train/good (e.g. --set data.root=/data/mvtec_ad)"

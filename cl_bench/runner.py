@@ -60,17 +60,32 @@ def resolve_device(requested: str, log: Log) -> tuple[torch.device, str]:
 
 
 # ---- data --------------------------------------------------------------------------------------
-def data_root(cfg: ExperimentConfig, log: Log) -> Path:
-    from cl_bench.data import ensure_synthetic
+def data_root(cfg: ExperimentConfig, log: Log) -> Any:
+    """Where the tasks come from: the synthetic root (a Path), ``data.root`` in its
+    ``data.format`` (a :class:`~cl_bench.data.Source`) or ``data.sources`` (a
+    :class:`~cl_bench.data.Sources`); ``build_benchmark`` and ``list_categories`` take each."""
+    from cl_bench.data import Source, Sources, ensure_synthetic
 
+    if cfg.data.source == "folder" and cfg.data.sources:
+        sources = []
+        for i, spec in enumerate(cfg.data.sources):
+            root = Path(os.path.expanduser(spec.root))
+            if not root.is_dir():
+                raise ConfigError(
+                    f"data.sources[{i}].root: folder {root} (source {spec.name!r}) does not "
+                    "exist; set it to the dataset's root (docs/datasets.md)"
+                )
+            categories = tuple(spec.categories) if spec.categories else None
+            sources.append(Source(root, spec.format, spec.name, categories))
+        return Sources(sources)
     if cfg.data.source == "folder":
         root = Path(os.path.expanduser(cfg.data.root or ""))
         if not root.is_dir():
             raise ConfigError(
-                f"data.root: folder {root} does not exist; set data.root to the folder that holds "
-                "<category>/train/good (see docs/data.md)"
+                f"data.root: folder {root} does not exist; set data.root to the dataset's root "
+                "folder (layouts: docs/datasets.md)"
             )
-        return root
+        return Source(root, cfg.data.format)
     syn = cfg.data.synthetic
     root = ensure_synthetic(
         n_categories=syn.categories, n_train=syn.train, n_test=syn.test, size=syn.size,

@@ -11,7 +11,7 @@ from cl_bench.errors import DataError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "data", help="create synthetic data or summarise an MVTec-layout dataset"
+        "data", help="create synthetic data or summarise a dataset (MVTec AD, MPDD, VisA, BTAD)"
     )
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
     parser.set_defaults(func=lambda args: _usage(parser))
@@ -36,15 +36,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = actions.add_parser(
         "info",
         help="print the categories of a dataset with their counts",
-        description="Print each category of an MVTec-layout dataset: image counts, defect "
-        "types, image sizes and modes. Fails with a clear message on a malformed dataset.",
+        description="Print each category of a dataset in the MVTec AD (also MPDD), VisA or BTAD "
+        "layout: image counts, defect types, image sizes and modes. Fails with a clear message "
+        "on a malformed dataset. Layouts: docs/datasets.md.",
     )
-    info.add_argument("root", type=Path, help="dataset root (holds <category>/train, test, ...)")
+    info.add_argument(
+        "root", type=Path,
+        help="dataset root (MVTec AD/MPDD/BTAD: holds the category folders; VisA: holds "
+        "split_csv/1cls.csv and the category folders)",
+    )
+    info.add_argument(
+        "--format", default="auto", choices=["auto", "mvtec", "visa", "btad"],
+        help="the dataset's layout (default: detected from the root)",
+    )
     info.add_argument("--categories", nargs="+", metavar="NAME", help="only these categories")
     info.add_argument(
         "--check",
         action="store_true",
-        help="also decode every image and mask (finds truncated files and mis-sized masks)",
+        help="also decode every image and mask (finds truncated files and mis-sized masks, "
+        "and lists empty masks of defective images)",
     )
     info.set_defaults(func=run_info)
 
@@ -70,20 +80,21 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from cl_bench.data.layout import category_dir, list_categories
+    from cl_bench.data.formats import layout_for
     from cl_bench.data.summary import format_table, summarize_category
 
-    categories = args.categories or list_categories(args.root)
+    layout = layout_for(args.root, args.format)
+    categories = args.categories or layout.list_categories(args.root)
     for name in categories:
-        category_dir(args.root, name)  # unknown names fail before any work, with a suggestion
+        layout.check_category(args.root, name)  # unknown names fail before any work
     summaries, problems = [], []
     for name in categories:
         try:
-            summaries.append(summarize_category(args.root, name, check=args.check))
+            summaries.append(summarize_category(args.root, name, args.check, layout.name))
         except DataError as exc:
             problems.append(f"{name}: {exc}")
     if summaries:
-        print(format_table(args.root, summaries))
+        print(format_table(args.root, summaries, layout.name))
     if problems:
         raise DataError(
             f"{len(problems)} of {len(categories)} categories under {args.root} have problems:\n"
@@ -91,4 +102,10 @@ def run_info(args: argparse.Namespace) -> int:
         )
     if args.check:
         print("check: every image and mask decoded; mask sizes match their images")
+        empty = [(s.category, m) for s in summaries for m in s.empty_masks]
+        if empty:
+            print(f"warning: {len(empty)} defective image(s) have an empty mask (no defect "
+                  "pixel); they are kept as published (docs/datasets.md, 'Data checks'):")
+            for category, mask in empty:
+                print(f"  {category}: {mask}")
     return 0

@@ -36,6 +36,8 @@ class Decoded:
     array: np.ndarray
     original_size: tuple[int, int]
     mode: str
+    #: masks: whether the file marks any pixel (> 0) at its own resolution; None for images
+    foreground: bool | None = None
 
     def __post_init__(self) -> None:
         self.array.flags.writeable = False  # shared through the cache: nobody may modify it
@@ -119,9 +121,11 @@ def decode_mask(path: Path, size: int) -> Decoded:
         array = array.max(axis=2)
     if array.dtype == bool:
         array = array.astype(np.uint8)
+    foreground = bool((array > 0).any())
     if array.shape != (size, size):
         array = np.asarray(Image.fromarray(array).resize((size, size), _RESAMPLE_MASK))
-    return Decoded(np.ascontiguousarray((array > 0).astype(np.uint8)), original_size, mode)
+    binary = np.ascontiguousarray((array > 0).astype(np.uint8))
+    return Decoded(binary, original_size, mode, foreground)
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:

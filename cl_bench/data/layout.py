@@ -11,12 +11,16 @@ Any folder under ``<root>`` that holds ``train/`` or ``test/`` is a category, so
 MVTec 3D-AD (RGB), VisA or MPDD converted to this layout load too. Only the cheap checks live
 here (folders exist, images and masks are present); decoding happens in :mod:`.imaging`.
 Hidden files (names starting with ``.``, e.g. ``.DS_Store``) are ignored; any other file that
-is not an image is an error, so nothing is skipped silently.
+is not an image is an error, so nothing is skipped silently. So are a mask without its image
+(an orphan: the test set lost an image) and a ``ground_truth/good`` folder (good images have no
+masks: they would be ignored). MPDD (Jezek et al., ICUMT 2021) is published in this layout.
+VisA and BTAD have their own readers (:mod:`.visa`, :mod:`.btad`); :mod:`.formats` picks one.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,10 @@ LAYOUT_HINT = (
     "expected layout: <root>/<category>/train/good/*.png, <root>/<category>/test/<good|defect>/"
     "*.png, <root>/<category>/ground_truth/<defect>/<stem>_mask.png"
 )
+
+
+class DataWarning(UserWarning):
+    """Data that is loaded as published but that a user should know about (e.g. an empty mask)."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,10 @@ def check_root(root: str | Path) -> Path:
     path = Path(root).expanduser()
     if not path.exists():
         raise DataError(
-            f"dataset root {path} does not exist; download MVTec AD from "
-            f"https://www.mvtec.com/company/research/datasets/mvtec-ad and extract it there, or "
-            f"create a synthetic set with `cl-bench data synth --out {path}`"
+            f"dataset root {path} does not exist; download the dataset and extract it there "
+            f"(MVTec AD: https://www.mvtec.com/company/research/datasets/mvtec-ad; VisA, BTAD, "
+            f"MPDD: see docs/datasets.md), or create a synthetic set with "
+            f"`cl-bench data synth --out {path}`"
         )
     if not path.is_dir():
         raise DataError(f"dataset root {path} is a file, not a folder; {LAYOUT_HINT}")
@@ -200,4 +209,45 @@ def scan_split(root: str | Path, category: str, split: str) -> list[Sample]:
         if missing:
             raise _missing_mask_error(folder, sub.name, missing)
         samples.extend(Sample(p, 1, sub.name, m) for p, m in masks)
+    check_mask_folders(folder / "ground_truth", samples, GOOD, mvtec_image_for_mask)
     return samples
+
+
+def mvtec_image_for_mask(mask: Path) -> Path:
+    """The test image an MVTec mask ``ground_truth/<defect>/<stem>_mask.png`` belongs to."""
+    stem = mask.name[: -len(MASK_SUFFIX)] if mask.name.endswith(MASK_SUFFIX) else mask.stem
+    return mask.parents[2] / "test" / mask.parent.name / f"{stem}.png"
+
+
+def check_mask_folders(
+    ground_truth: Path, samples: list[Sample], good: str, expected_image: Callable[[Path], object]
+) -> None:
+    """Every mask file under ``ground_truth/`` belongs to a defective sample; no good-mask folder.
+
+    ``expected_image(mask)`` names the image a stray mask would belong to, for the message.
+    Raises ``DataError`` for a ``ground_truth/<good>`` folder or for the first orphan mask.
+    """
+    if not ground_truth.is_dir():
+        return
+    used = {s.mask_path for s in samples if s.mask_path is not None}
+    for sub in _visible(ground_truth):
+        if not sub.is_dir():
+            raise DataError(
+                f"{sub} is a file directly in {ground_truth}; masks belong in "
+                f"{ground_truth}/<defect>/. Move or remove it."
+            )
+        if sub.name == good:
+            raise DataError(
+                f"{sub} exists, but good images have no masks (their masks are all zero by "
+                f"definition), so its {len(_visible(sub))} file(s) would be ignored. Remove the "
+                f"folder; if those images are in fact defective, move them to a defect folder "
+                f"with their masks."
+            )
+        orphans = [m for m in _visible(sub) if m not in used]
+        if orphans:
+            more = f" (and {len(orphans) - 1} more in {sub})" if len(orphans) > 1 else ""
+            raise DataError(
+                f"mask {orphans[0]} has no image: expected {expected_image(orphans[0])}{more}. "
+                f"The test set lacks an image its masks describe; restore the image (with the "
+                f"mask's name) or delete the mask."
+            )

@@ -1,4 +1,7 @@
-"""``MVTecDataset``: one category and split of an MVTec-AD-layout folder as a torch Dataset.
+"""``MVTecDataset``: one category and split of a dataset folder as a torch Dataset.
+
+The folder may be in any layout of :mod:`.formats` (MVTec AD and MPDD, VisA, BTAD; ``format``
+"auto" detects it); the class keeps its name because the MVTec AD layout came first.
 
 Item ``i`` is ``(image, label, mask)`` (DESIGN.md, data contract): ``image`` float32 (3, S, S),
 ImageNet-normalised; ``label`` 0 good / 1 defective; ``mask`` float32 (1, S, S) in {0, 1}, zeros
@@ -9,6 +12,7 @@ masks exist); pixels are decoded lazily, once per process, through an :class:`Im
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +20,9 @@ import torch
 from torch.utils.data import Dataset
 
 from cl_bench.data.cache import ImageCache, default_cache
+from cl_bench.data.formats import layout_for
 from cl_bench.data.imaging import Decoded, decode_image, decode_mask, mask_to_tensor, to_tensor
-from cl_bench.data.layout import SPLITS, scan_split
+from cl_bench.data.layout import SPLITS, DataWarning
 from cl_bench.errors import ConfigError, DataError
 
 #: smallest accepted ``image_size`` (three stride-2 feature levels need at least a few pixels)
@@ -39,6 +44,8 @@ class MVTecDataset(Dataset):
         split: str = "train",
         image_size: int = 256,
         cache: ImageCache | None = None,
+        format: str = "auto",
+        task: str | None = None,
     ):
         if split not in SPLITS:
             raise ConfigError(f"split={split!r}: choose one of {', '.join(SPLITS)}")
@@ -50,10 +57,13 @@ class MVTecDataset(Dataset):
             raise ConfigError(f"image_size={image_size!r}: give an integer >= {MIN_IMAGE_SIZE}")
         self.root = Path(root).expanduser()
         self.category = category
+        self.task = task or category  # the name in records (``visa/candle`` across datasets)
         self.split = split
         self.image_size = int(image_size)
         self.cache = cache if cache is not None else default_cache()
-        samples = scan_split(self.root, category, split)
+        self.layout = layout_for(self.root, format)
+        self.format = self.layout.name
+        samples = self.layout.scan_split(self.root, category, split)
         self.paths: list[Path] = [s.path for s in samples]
         self.labels: list[int] = [s.label for s in samples]
         self.defect_types: list[str] = [s.defect_type for s in samples]
@@ -65,7 +75,8 @@ class MVTecDataset(Dataset):
     def __repr__(self) -> str:
         return (
             f"MVTecDataset(root={str(self.root)!r}, category={self.category!r}, "
-            f"split={self.split!r}, image_size={self.image_size}, n={len(self)})"
+            f"split={self.split!r}, image_size={self.image_size}, format={self.format!r}, "
+            f"n={len(self)})"
         )
 
     def _cached(self, path: Path, kind: str) -> Decoded:
@@ -99,11 +110,23 @@ class MVTecDataset(Dataset):
                     f"the mask with the right one."
                 )
             mask = decoded.array
+            if self.labels[index] == 1 and decoded.foreground is False:
+                warnings.warn(empty_mask_message(mask_path, path), DataWarning, stacklevel=2)
         return image.array, mask
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, torch.Tensor]:
         image, mask = self.arrays(index)
         return to_tensor(image), self.labels[index], mask_to_tensor(mask)
+
+    def empty_masks(self) -> list[Path]:
+        """Masks of defective images that mark no pixel (decodes every mask now)."""
+        empty = []
+        for index, mask_path in enumerate(self.mask_paths):
+            if mask_path is None or self.labels[index] != 1:
+                continue
+            if self._cached(mask_path, "mask").foreground is False:
+                empty.append(mask_path)
+        return empty
 
     def validate(self, deep: bool = True) -> None:
         """Decode every image and mask now (``deep``); raise one ``DataError`` listing all problems.
@@ -134,6 +157,14 @@ class MVTecDataset(Dataset):
         for defect in self.defect_types:
             counts[defect] = counts.get(defect, 0) + 1
         return counts
+
+
+def empty_mask_message(mask_path: Path, image_path: Path) -> str:
+    return (
+        f"{mask_path}: the mask of defective image {image_path} marks no defect pixel; the "
+        f"image is kept as published (label 1, empty mask): it counts in the image metrics, "
+        f"and only as defect-free pixels in the pixel metrics. Fix the mask if it is wrong."
+    )
 
 
 def _wxh(size: tuple[int, int]) -> str:

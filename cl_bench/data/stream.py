@@ -1,4 +1,7 @@
-"""The Avalanche task stream: one experience per category, aligned train and test streams.
+"""The Avalanche task stream: one experience per task, aligned train and test streams.
+
+A task is one category of one dataset source (:mod:`.sources`): with one root its name is the
+category's, with several named sources ``<source>/<category>``.
 
 Built with Avalanche 0.6's ``benchmark_from_datasets(train=[...], test=[...])``: list entry k
 becomes experience k of each stream, so both lists follow the task order. Every dataset is an
@@ -16,14 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cl_bench.data.cache import ImageCache
-from cl_bench.data.layout import list_categories, suggest
+from cl_bench.data.formats import AUTO
+from cl_bench.data.layout import suggest
 from cl_bench.data.mvtec import MVTecDataset
+from cl_bench.data.sources import DataSpec, as_sources, list_tasks
 from cl_bench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -106,9 +110,10 @@ def resolve_order(
     return explicit
 
 
-def _select(root: Path, categories: Sequence[str] | None, order: str | Sequence[str]) -> list[str]:
-    """The categories to use: as given, else the explicit order's, else all found under root."""
-    found = list_categories(root)
+def _select(
+    found: list[str], where: str, categories: Sequence[str] | None, order: str | Sequence[str]
+) -> list[str]:
+    """The tasks to use: as given, else the explicit order's, else all found."""
     if categories is None:
         selected = list(order) if not isinstance(order, str) else found
     else:
@@ -118,7 +123,7 @@ def _select(root: Path, categories: Sequence[str] | None, order: str | Sequence[
     for name in selected:
         if name not in found:
             raise DataError(
-                f"category {name!r} not found under {root}; categories found: "
+                f"category {name!r} not found under {where}; categories found: "
                 f"{', '.join(found)}.{suggest(name, found)}"
             )
     return selected
@@ -131,7 +136,7 @@ def _wrap(datasets: Sequence[MVTecDataset]) -> Any:
     parts = []
     for dataset in datasets:
         attributes = [
-            DataAttribute([dataset.category] * len(dataset), "category", use_in_getitem=False),
+            DataAttribute([dataset.task] * len(dataset), "category", use_in_getitem=False),
             DataAttribute(list(dataset.defect_types), "defect_type", use_in_getitem=False),
         ]
         parts.append(AvalancheDataset([dataset], data_attributes=attributes))
@@ -142,27 +147,44 @@ def _wrap(datasets: Sequence[MVTecDataset]) -> Any:
 
 
 def build_benchmark(
-    root: str | Path,
+    root: DataSpec,
     categories: Sequence[str] | None = None,
     order: str | Sequence[str] = "alphabetical",
     seed: int = 0,
     image_size: int = 256,
     joint: bool = False,
     cache: ImageCache | None = None,
+    format: str = AUTO,
 ) -> TaskBenchmark:
     """Avalanche benchmark over ``categories`` of ``root`` (all found when None), one task each.
 
-    ``order``: "alphabetical", "random" (seeded by ``seed``) or an explicit list (which also
-    selects the categories when ``categories`` is None). ``joint=True``: the train stream is a
-    single experience holding every category's training images (the upper bound); the test
-    stream keeps one experience per category. All datasets share ``image_size`` and ``cache``.
+    ``root``: a dataset root (read in ``format``, detected when "auto"), a :class:`Source`, or
+    a sequence of named sources (tasks ``<source>/<category>``). ``categories`` and an explicit
+    ``order`` use task names. ``order``: "alphabetical" (the canonical order: sources as
+    given, each one's categories sorted), "random" (a permutation of the sorted task names,
+    seeded by ``seed``) or an explicit list (which also selects the tasks when ``categories``
+    is None). ``joint=True``: the train stream is a single experience holding every task's
+    training images (the upper bound); the test stream keeps one experience per task. All
+    datasets share ``image_size`` and ``cache``.
     """
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 
-    root = Path(root).expanduser()
-    ordered = resolve_order(_select(root, categories, order), order, seed)
-    train = [MVTecDataset(root, c, "train", image_size, cache) for c in ordered]
-    test = [MVTecDataset(root, c, "test", image_size, cache) for c in ordered]
+    sources = as_sources(root, format)
+    tasks = {task.name: task for task in list_tasks(sources)}
+    where = ", ".join(str(source) for source in sources)
+    selected = _select(list(tasks), where, categories, order)
+    ordered = resolve_order(selected, order, seed)
+    if order == "alphabetical":  # canonical: sources in the order given (one source: sorted)
+        chosen = set(selected)
+        ordered = [name for name in tasks if name in chosen]
+
+    def dataset(name: str, split: str) -> MVTecDataset:
+        task = tasks[name]
+        return MVTecDataset(task.source.root, task.category, split, image_size, cache,
+                            format=task.source.format, task=name)
+
+    train = [dataset(c, "train") for c in ordered]
+    test = [dataset(c, "test") for c in ordered]
     train_parts = [_wrap(train)] if joint else [_wrap([d]) for d in train]
     scenario = benchmark_from_datasets(train=train_parts, test=[_wrap([d]) for d in test])
     for index, experience in enumerate(scenario.train_stream):

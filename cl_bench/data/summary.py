@@ -1,11 +1,15 @@
 """What ``cl-bench data info`` prints: per-category counts, defect types, image sizes and modes.
 
+One table for every layout (:mod:`.formats`): "good" counts VisA's normal and BTAD's ``ok``
+images, "defective" VisA's anomaly and BTAD's ``ko`` images.
+
 Sizes, modes and formats come from the file headers (Pillow opens files lazily), so a summary
 of the full MVTec AD reads no pixels; ``check=True`` decodes every image and mask as well.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +17,8 @@ from pathlib import Path
 from PIL import Image
 
 from cl_bench.data.cache import ImageCache
+from cl_bench.data.formats import AUTO
+from cl_bench.data.layout import DataWarning
 from cl_bench.data.mvtec import MVTecDataset
 from cl_bench.errors import DataError
 
@@ -33,6 +39,7 @@ class CategorySummary:
     image_sizes: Counter = field(default_factory=Counter)  # (width, height) -> count
     image_modes: Counter = field(default_factory=Counter)  # Pillow mode -> count
     image_formats: Counter = field(default_factory=Counter)  # "PNG", "JPEG", ... -> count
+    empty_masks: list[Path] = field(default_factory=list)  # masks of defective images, all zero
 
 
 def _header(path: Path) -> tuple[tuple[int, int], str, str]:
@@ -46,23 +53,30 @@ def _header(path: Path) -> tuple[tuple[int, int], str, str]:
         ) from None
 
 
-def summarize_category(root: str | Path, category: str, check: bool = False) -> CategorySummary:
-    """Summary of ``category``; raises ``DataError`` for the first problem found.
+def summarize_category(
+    root: str | Path, category: str, check: bool = False, format: str = AUTO
+) -> CategorySummary:
+    """Summary of ``category`` of ``root`` in layout ``format``; DataError for the first problem.
 
-    ``check`` decodes every image and mask (truncated files, mask sizes), reporting all of them.
+    ``check`` decodes every image and mask (truncated files, mask sizes), reporting all of them,
+    and lists the masks of defective images that mark no pixel (a warning, not an error).
     """
-    no_cache = ImageCache(max_mb=0)
-    train = MVTecDataset(root, category, "train", CHECK_SIZE, cache=no_cache)
-    test = MVTecDataset(root, category, "test", CHECK_SIZE, cache=no_cache)
+    cache = ImageCache(max_mb=64)  # masks are decoded twice with check (validate, empty_masks)
+    train = MVTecDataset(root, category, "train", CHECK_SIZE, cache=cache, format=format)
+    test = MVTecDataset(root, category, "test", CHECK_SIZE, cache=cache, format=format)
+    empty: list[Path] = []
     if check:
         problems = []
         for dataset in (train, test):
             try:
-                dataset.validate(deep=True)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DataWarning)  # listed below, not repeated
+                    dataset.validate(deep=True)
             except DataError as exc:
                 problems.append(str(exc))
         if problems:
             raise DataError("\n".join(problems))
+        empty = test.empty_masks()
     defects = {d: n for d, n in test.defect_counts().items() if d != "good"}
     summary = CategorySummary(
         category=category,
@@ -71,6 +85,7 @@ def summarize_category(root: str | Path, category: str, check: bool = False) -> 
         n_test_defective=sum(defects.values()),
         n_masks=sum(m is not None for m in test.mask_paths),
         defect_counts=defects,
+        empty_masks=empty,
     )
     for path in [*train.paths, *test.paths]:
         size, mode, kind = _header(path)
@@ -92,7 +107,7 @@ def _wxh(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def format_table(root: Path, summaries: list[CategorySummary]) -> str:
+def format_table(root: Path, summaries: list[CategorySummary], layout: str = "") -> str:
     """A fixed-width table, one row per category, and a total row."""
     header = (
         "category",
@@ -140,4 +155,6 @@ def format_table(root: Path, summaries: list[CategorySummary]) -> str:
         for row in rows
     ]
     title = f"{root}: {len(summaries)} categor{'y' if len(summaries) == 1 else 'ies'}"
+    if layout:
+        title += f" ({layout} layout)"
     return "\n".join([title, *lines])

@@ -12,7 +12,7 @@ def test_synth_then_info(tmp_path, capsys):
     assert "wrote 2 categories (stripes, disc)" in capsys.readouterr().out
     assert main(["data", "info", str(out), "--check"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"{out}: 2 categories"
+    assert lines[0] == f"{out}: 2 categories (mvtec layout)"
     rows = {line.split()[0]: line.split() for line in lines[2:4]}
     assert rows["disc"][1:5] == ["3", "2", "2", "2"]  # train, test good, defective, masks
     assert "16x16" in rows["stripes"] and "RGB" in rows["stripes"]
@@ -26,7 +26,7 @@ def test_info_of_selected_categories(tmp_path, capsys):
     capsys.readouterr()
     assert main(["data", "info", str(out), "--categories", "checker"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].endswith("1 category") and lines[2].split()[0] == "checker"
+    assert lines[0].endswith("1 category (mvtec layout)") and lines[2].split()[0] == "checker"
 
 
 def test_info_reports_bad_data_as_one_error(tmp_path, capsys):

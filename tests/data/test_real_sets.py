@@ -99,3 +99,24 @@ def test_the_peculiar_files(shared_data):
     tire = MVTecDataset(shared_data / "mvtec_3d_rgb", "tire", "test", SIZE)
     _, mask = tire.arrays(tire.labels.index(1))
     assert mask.max() == 1  # foreground 254 binarised
+
+
+def test_real_sets_as_a_cross_dataset_sequence(shared_data):
+    """Two real roots as named sources: task names keep their set, every layout check passes
+    on real files (no orphan mask, no ground_truth/good, no empty mask of a defective image).
+    No real VisA, BTAD or MPDD subset exists under ../shared/data (its README), so those
+    layouts are checked on generated fixtures only (test_layouts.py)."""
+    import warnings
+
+    from cl_bench.data import DataWarning, ImageCache, Source, build_benchmark
+
+    sources = [Source(shared_data / "mvtec_ad_mini", "mvtec", "mvtec", ("bottle", "screw")),
+               Source(shared_data / "hazelnut_toy", "auto", "toy")]
+    tasks = build_benchmark(sources, image_size=SIZE, cache=ImageCache(max_mb=0))
+    assert tasks.categories == ["mvtec/bottle", "mvtec/screw", "toy/hazelnut"]
+    assert [len(d) for d in tasks.train_datasets] == [10, 10, 28]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        for dataset in tasks.test_datasets:
+            assert dataset.empty_masks() == []
+            _check_test_split(dataset)
