@@ -182,7 +182,7 @@ def retention_ratio(R: Any, *, chance: float = CHANCE,
         return float("nan")
     mean_learnt = float(learnt[both].mean())
     if mean_learnt < margin - _MARGIN_TOLERANCE:
-        warnings.warn(f"retention: the tasks before the last learnt on average {mean_learnt:.4g}"
+        warnings.warn(f"retention: the tasks before the last learnt on average {mean_learnt:+.3f}"
                       f" above the chance level {chance:g}, less than the margin {margin:g}; "
                       "retention is NaN", UndefinedMetricWarning, stacklevel=2)
         return float("nan")
