@@ -153,7 +153,7 @@ def retention(R: Any, *, chance: float = CHANCE, margin: float = RETENTION_MARGI
     enough = learnt >= margin - _MARGIN_TOLERANCE
     near_chance = [int(k) for k in np.flatnonzero(~enough & np.isfinite(learnt)) if k < T - 1]
     if near_chance:
-        warnings.warn(f"retention: task(s) {near_chance} learnt less than {margin:g} above the "
+        warnings.warn(f"retention: task(s) {near_chance} gained less than {margin:g} above the "
                       f"chance level {chance:g} (R[j, j] - c < {margin:g}); their retention is "
                       "NaN", UndefinedMetricWarning, stacklevel=2)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -182,9 +182,10 @@ def retention_ratio(R: Any, *, chance: float = CHANCE,
         return float("nan")
     mean_learnt = float(learnt[both].mean())
     if mean_learnt < margin - _MARGIN_TOLERANCE:
-        warnings.warn(f"retention: the tasks before the last learnt on average {mean_learnt:+.3f}"
-                      f" above the chance level {chance:g}, less than the margin {margin:g}; "
-                      "retention is NaN", UndefinedMetricWarning, stacklevel=2)
+        warnings.warn(f"retention: the mean gain above chance of the tasks before the last, "
+                      f"mean_j (R[j, j] - c) = {mean_learnt:+.3f} with c = {chance:g}, is below "
+                      f"the margin {margin:g}; retention is NaN", UndefinedMetricWarning,
+                      stacklevel=2)
         return float("nan")
     return float(kept[both].sum() / learnt[both].sum())
 

@@ -99,7 +99,8 @@ def test_retention_margin_boundary() -> None:
     below = np.array([[0.549, 0.5], [0.9, 0.9]])  # learnt 0.049: would give rho = 8.2
     with pytest.warns(UndefinedMetricWarning, match="less than 0.05 above"):
         assert math.isnan(retention(below)[0])
-    with pytest.warns(UndefinedMetricWarning, match="less than the margin 0.05"):
+    with pytest.warns(UndefinedMetricWarning,
+                      match=r"c\) = \+0\.049 with c = 0\.5, is below the margin 0\.05"):
         assert math.isnan(retention_ratio(below))
     # AU-PRO at FPR limit 0.3: chance 0.15, the same margin in AU-PRO points
     pro_at = np.array([[0.20, 0.1], [0.19, 0.5]])
