@@ -126,6 +126,8 @@ def _status_section(data: ReportData) -> list[str]:
                     and m.metric == data.metrics[0]]
         done = ", ".join(f"{m.method}/{m.strategy} s{m.seed}: {m.steps_done}/"
                          f"{len(m.expected_rows)}" for m in matrices) or "no records yet"
+        if not run.complete:
+            done = f"left out: not complete ({run.n_records} records)"
         body.append([run.run_id, run.experiment, run.status, done])
     lines.append(markdown_grid(["run", "experiment", "status", "evaluated steps"], body))
     if data.excluded:
