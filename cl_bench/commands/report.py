@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Combine the records of run folders (results/<experiment>/<run_id>) or of every run "
             "below a folder into tables (CSV, Markdown, LaTeX), figures (PNG, PDF) and "
-            "report.md. Runs still running are included and flagged."
+            "report.md. Only complete runs enter the tables and tests; runs still running, "
+            "failed or interrupted are left out and listed."
         ),
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="RUN_OR_EXPERIMENT_DIR",

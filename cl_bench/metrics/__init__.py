@@ -32,6 +32,7 @@ from cl_bench.metrics.continual import (
     mean_retention,
     pooled_image_auroc,
     retention,
+    retention_ratio,
     summarize,
 )
 from cl_bench.metrics.inputs import MetricInputError, UndefinedMetricWarning
@@ -68,6 +69,7 @@ __all__ = [
     "pooled_image_auroc",
     "pro_curve",
     "retention",
+    "retention_ratio",
     "summarize",
     "trapezoid_area",
 ]

@@ -8,6 +8,15 @@ NaN handling: where a formula averages over tasks, NaN terms are left out of the
 the divisor counts the defined terms only); where nothing is defined (e.g. T = 1 for
 forgetting, BWT and FWT, or a column never evaluated) the result is NaN. No warnings are raised
 for NaN entries; they are an expected part of a partially evaluated R.
+
+Retention (cl-bench's chance-corrected definition, :func:`retention_ratio`)::
+
+    rho = sum_{j<T-1} (R[T-1, j] - c) / sum_{j<T-1} (R[j, j] - c),  NaN when the mean of
+          (R[j, j] - c) over those tasks is below RETENTION_MARGIN = 0.05
+
+with c the metric's chance level (:func:`chance_level`). Like FM and BWT it runs over j < T-1:
+the last task is evaluated right after it is learnt, so it has nothing to retain yet (its
+rho_{T-1} = 1 by construction would only pull every method towards 1).
 """
 
 from __future__ import annotations
@@ -118,37 +127,92 @@ def forward_transfer(R: Any, baseline: Any) -> float:
     return _nanmean(R[j - 1, j] - b[j])
 
 
-def retention(R: Any, *, chance: float = CHANCE) -> np.ndarray:
-    """Chance-corrected retention rho_j = (R[T-1, j] - c) / (R[j, j] - c), c = 0.5 for AUROC.
+#: retention is undefined where the gain above chance, R[j, j] - c, is below this margin (in the
+#: metric's own units: 0.05 AUROC points, 0.05 AU-PRO points)
+RETENTION_MARGIN = 0.05
+#: float rounding allowed at the margin (R[j, j] = 0.55 with c = 0.5 is exactly at the margin)
+_MARGIN_TOLERANCE = 1e-9
+
+
+def retention(R: Any, *, chance: float = CHANCE, margin: float = RETENTION_MARGIN) -> np.ndarray:
+    """Per-task chance-corrected retention rho_j = (R[T-1, j] - c) / (R[j, j] - c).
 
     The share of what task j had learnt above chance right after training on it that is still
-    there at the end (cl-bench's definition, DESIGN.md; no standard formula exists). 1 = all kept,
-    0 = back to chance, < 0 = below chance. NaN where R[j, j] <= c (nothing above chance was
-    learnt, the ratio is meaningless) or entries are NaN. rho_{T-1} = 1 by construction.
+    there at the end (cl-bench's definition, DESIGN.md; no standard formula exists). 1 = all
+    kept, 0 = back to chance, < 0 = below chance. The ratio explodes near chance (R[j, j] = 0.501
+    and R[T-1, j] = 0.9 would give 400), so rho_j is NaN where R[j, j] - c < ``margin`` (with an
+    :class:`UndefinedMetricWarning` naming the tasks, j < T-1) and where entries are NaN.
+    rho_{T-1} = 1 by construction. c = 0.5 for AUROC, fpr_limit / 2 for AU-PRO
+    (:func:`chance_level`).
     """
     R = _matrix(R)
     T = R.shape[0]
     j = np.arange(T)
     learnt = R[j, j] - chance
     kept = R[T - 1, j] - chance
+    enough = learnt >= margin - _MARGIN_TOLERANCE
+    near_chance = [int(k) for k in np.flatnonzero(~enough & np.isfinite(learnt)) if k < T - 1]
+    if near_chance:
+        warnings.warn(f"retention: task(s) {near_chance} gained less than {margin:g} above the "
+                      f"chance level {chance:g} (R[j, j] - c < {margin:g}); their retention is "
+                      "NaN", UndefinedMetricWarning, stacklevel=2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.where(learnt > 0, kept / np.where(learnt > 0, learnt, 1.0), np.nan)
+        rho = np.where(enough, kept / np.where(enough, learnt, 1.0), np.nan)
     return rho
+
+
+def retention_ratio(R: Any, *, chance: float = CHANCE,
+                    margin: float = RETENTION_MARGIN) -> float:
+    """Retention of a run: the ratio of sums over the tasks before the last,
+
+        rho = sum_{j<T-1} (R[T-1, j] - c) / sum_{j<T-1} (R[j, j] - c),
+
+    over the tasks j < T-1 where both entries are defined (the last task has nothing to retain).
+    Each task weighs by what it had learnt, so a barely-learnt task adds little to both sums
+    instead of dominating a mean of ratios. NaN, with an :class:`UndefinedMetricWarning`, where
+    the mean gain above chance (1/n) sum_j (R[j, j] - c) is below ``margin``; NaN for T = 1.
+    """
+    R = _matrix(R)
+    T = R.shape[0]
+    j = np.arange(T - 1)
+    learnt = R[j, j] - chance
+    kept = R[T - 1, j] - chance
+    both = np.isfinite(learnt) & np.isfinite(kept)
+    if not both.any():
+        return float("nan")
+    mean_learnt = float(learnt[both].mean())
+    if mean_learnt < margin - _MARGIN_TOLERANCE:
+        warnings.warn(f"retention: the mean gain above chance of the tasks before the last, "
+                      f"mean_j (R[j, j] - c) = {mean_learnt:+.3f} with c = {chance:g}, is below "
+                      f"the margin {margin:g}; retention is NaN", UndefinedMetricWarning,
+                      stacklevel=2)
+        return float("nan")
+    return float(kept[both].sum() / learnt[both].sum())
 
 
 def chance_level(metric: str, fpr_limit: float = 0.3) -> float | None:
     """The score of an uninformative detector for ``metric``; None where it depends on the data
-    (AP: the share of positives)."""
+    (AP, F1-max: the share of positives).
+
+    0.5 for image and pixel AUROC; ``fpr_limit / 2`` for AU-PRO: a random map has PRO(FPR) = FPR,
+    whose integral up to the limit L, divided by L, is L / 2.
+    """
     if metric in ("image_auroc", "pixel_auroc"):
         return CHANCE
     if metric == "au_pro":
+        if not 0 < fpr_limit <= 1:
+            raise MetricInputError(f"AU-PRO fpr_limit must be in (0, 1], got {fpr_limit}")
         return fpr_limit / 2
     return None
 
 
-def mean_retention(R: Any, *, chance: float = CHANCE) -> float:
-    """Mean of rho_j over the tasks before the last, j < T-1 (like FM and BWT); NaN for T = 1."""
-    return _nanmean(retention(R, chance=chance)[:-1])
+def mean_retention(R: Any, *, chance: float = CHANCE, margin: float = RETENTION_MARGIN) -> float:
+    """Mean of the per-task rho_j over j < T-1 (:func:`retention`); NaN for T = 1.
+
+    Kept for per-task analyses; the reports use :func:`retention_ratio`, which a barely-learnt
+    task cannot dominate.
+    """
+    return _nanmean(retention(R, chance=chance, margin=margin)[:-1])
 
 
 def intransigence(R: Any, joint_reference: Any) -> np.ndarray:
@@ -165,7 +229,7 @@ def intransigence(R: Any, joint_reference: Any) -> np.ndarray:
 
 
 def mean_intransigence(R: Any, joint_reference: Any) -> float:
-    """Mean over all tasks of I_k (:func:`intransigence`)."""
+    """Mean over all tasks of I_k (:func:`intransigence`), NaN terms left out."""
     return _nanmean(intransigence(R, joint_reference))
 
 
@@ -186,7 +250,8 @@ def summarize(R: Any, baseline: Any = None, joint_reference: Any = None,
         "fm": forgetting_measure(R),
         "bwt": backward_transfer(R),
         "fwt": forward_transfer(R, baseline) if baseline is not None else float("nan"),
-        "retention": mean_retention(R, chance=chance) if chance is not None else float("nan"),
+        "retention": (retention_ratio(R, chance=chance) if chance is not None
+                      else float("nan")),
     }
     if joint_reference is not None:
         out["intransigence"] = mean_intransigence(R, joint_reference)
@@ -220,7 +285,9 @@ def pooled_image_auroc(scores_by_task: Mapping[int, Any] | Sequence[Any],
 
 __all__ = [
     "CHANCE",
+    "RETENTION_MARGIN",
     "backward_transfer",
+    "chance_level",
     "final_average",
     "forgetting",
     "forgetting_measure",
@@ -231,5 +298,6 @@ __all__ = [
     "mean_retention",
     "pooled_image_auroc",
     "retention",
+    "retention_ratio",
     "summarize",
 ]

@@ -2,8 +2,10 @@
 
 R[i, j] is a metric on task j after training task i (rows 0..T-1), b_j = R[-1, j] the untrained
 model (DESIGN.md, "Metrics"). Per run, :func:`cl_bench.metrics.continual.summarize` turns R into
-ACC, FM, BWT, FWT and retention; this module only arranges the records into R and aggregates the
-per-run numbers over seeds and task orders (mean, sample standard deviation, count).
+ACC, FM, BWT, FWT, retention and (with a joint run of the same detector) intransigence; this
+module arranges the records into R, aggregates the per-run numbers over seeds and task orders
+(mean, sample standard deviation, count) and runs the paired tests of the hybrid against each
+baseline (docs/statistics.md).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,20 +24,29 @@ from cl_bench.metrics.continual import chance_level, summarize
 from cl_bench.metrics.inputs import MetricInputError
 from cl_bench.report.load import POOLED
 
-#: metrics in the order tables and figures show them
-METRIC_ORDER = ("image_auroc", "pixel_auroc", "au_pro", "image_ap", "pixel_ap", "f1_max")
+#: metrics in the order tables and figures show them; the F1-max keys are those of
+#: :data:`cl_bench.metrics.ALL_KEYS` (TaskEvaluator, the Avalanche plugin's ``f1_max`` option)
+METRIC_ORDER = ("image_auroc", "pixel_auroc", "au_pro", "image_ap", "pixel_ap", "image_f1_max",
+                "pixel_f1_max")
 METRIC_LABELS = {
-    "image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "au_pro": "AU-PRO (0.3)",
-    "image_ap": "Image AP", "pixel_ap": "Pixel AP", "f1_max": "F1-max",
+    "image_auroc": "Image AUROC", "pixel_auroc": "Pixel AUROC", "au_pro": "AU-PRO",
+    "image_ap": "Image AP", "pixel_ap": "Pixel AP", "image_f1_max": "Image F1-max",
+    "pixel_f1_max": "Pixel F1-max",
 }
+#: the default of ``eval.pro_fpr_limit`` (cl_bench.config), assumed for runs whose config.yaml
+#: lacks it (said in the report's notes)
+DEFAULT_FPR_LIMIT = 0.3
 #: per-run quantities: keys of ``summarize`` plus the final task-agnostic pooled metric
-QUANTITIES = ("acc", "fm", "bwt", "fwt", "retention", "pooled")
+QUANTITIES = ("acc", "fm", "bwt", "fwt", "retention", "intransigence", "pooled")
 QUANTITY_LABELS = {
     "acc": "ACC", "lower_triangle": "Lower-triangle avg", "fm": "FM", "bwt": "BWT",
-    "fwt": "FWT", "retention": "Retention", "pooled": "Pooled (final)",
+    "fwt": "FWT", "retention": "Retention", "intransigence": "Intransigence",
+    "pooled": "Pooled (final)",
 }
 #: True where a smaller value is better
-LOWER_IS_BETTER = {"fm": True}
+LOWER_IS_BETTER = {"fm": True, "intransigence": True}
+#: significance level of the paired tests (bold where the Holm-adjusted p is below it)
+ALPHA = 0.05
 #: strategies that are references, not continual learners
 REFERENCE_STRATEGIES = ("joint", "independent")
 KNOWN_METHODS = ("stpm", "rd4ad", "hybrid")
@@ -43,8 +55,13 @@ CONFIG_KEY = ("method", "strategy", "task_aware")
 RUN_KEY = ("run_id", "method", "strategy", "task_aware", "seed", "order")
 
 
-def metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric)
+def metric_label(metric: str, fpr_limit: float | None = None) -> str:
+    """How a metric is named in tables and figures; AU-PRO carries its FPR limit,
+    e.g. "AU-PRO (0.05)"."""
+    label = METRIC_LABELS.get(metric, metric)
+    if metric == "au_pro" and fpr_limit is not None and np.isfinite(fpr_limit):
+        label += f" ({fpr_limit:g})"
+    return label
 
 
 def config_label(method: str, strategy: str, task_aware: bool = False) -> str:
@@ -101,6 +118,8 @@ class RunMatrix:
     pooled: np.ndarray  # (T,), task-agnostic metric after each step
     evaluated: np.ndarray  # (T, T) bool, True where a record exists
     status: str
+    fpr_limit: float = DEFAULT_FPR_LIMIT  # eval.pro_fpr_limit of the run (AU-PRO)
+    run_dir: str = ""
 
     @property
     def n_tasks(self) -> int:
@@ -168,6 +187,11 @@ def build_matrices(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> li
         if bad_steps:
             raise DataError(f"{where}: step(s) {bad_steps} outside -1..{n_tasks - 1}")
         status = str(rows["status"].iloc[0]) if "status" in rows else "unknown"
+        fpr_limit = (float(rows["pro_fpr_limit"].iloc[0]) if "pro_fpr_limit" in rows
+                     else DEFAULT_FPR_LIMIT)
+        if not np.isfinite(fpr_limit):
+            fpr_limit = DEFAULT_FPR_LIMIT  # compute() notes the runs that lack the key
+        run_dir = str(rows["run_dir"].iloc[0]) if "run_dir" in rows else ""
         index = rows["eval_index"].to_numpy()
         values = rows["value"].to_numpy(dtype=float)
         metric_of_row = rows["metric"].to_numpy()
@@ -189,36 +213,74 @@ def build_matrices(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> li
                                     strategy=str(strategy), task_aware=bool(task_aware),
                                     seed=int(seed), order=str(order), metric=metric,
                                     tasks=tasks, R=R, baseline=baseline, pooled=pooled,
-                                    evaluated=evaluated, status=status))
+                                    evaluated=evaluated, status=status,
+                                    fpr_limit=fpr_limit, run_dir=run_dir))
     return result
 
 
-def summarize_run(matrix: RunMatrix, fpr_limit: float = 0.3) -> dict[str, float]:
-    """Continual metrics of one run: ``summarize(R, baseline)`` plus the final pooled value.
+def summarize_run(matrix: RunMatrix,
+                  joint_reference: np.ndarray | None = None) -> dict[str, float]:
+    """Continual metrics of one run: ``summarize(R, baseline, joint_reference)`` plus the final
+    pooled value, with the chance level of the run's metric and FPR limit.
 
     ``summarize`` leaves NaN cells out of its means, so a run still running contributes what its
     evaluated rows define (FWT after two steps, say) and NaN for what needs the final row.
+    Warnings (retention near chance) are re-issued with the run named.
     """
     baseline = matrix.baseline if np.isfinite(matrix.baseline).any() else None
+    where = (f"run {matrix.run_id} ({matrix.method}/{matrix.strategy}, seed {matrix.seed}, "
+             f"order {matrix.order}), {matrix.metric}")
     try:
-        chance = chance_level(matrix.metric, fpr_limit)
-        summary = {k: float(v) for k, v in summarize(matrix.R, baseline=baseline,
-                                                      chance=chance).items()}
+        chance = chance_level(matrix.metric, matrix.fpr_limit)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            summary = {k: float(v) for k, v in summarize(
+                matrix.R, baseline=baseline, joint_reference=joint_reference,
+                chance=chance).items()}
     except MetricInputError as exc:
-        raise DataError(f"run {matrix.run_id} ({matrix.method}/{matrix.strategy}, seed "
-                        f"{matrix.seed}), {matrix.metric}: {exc}") from None
+        raise DataError(f"{where}: {exc}") from None
+    for warning in caught:
+        warnings.warn(f"{where}: {warning.message}", warning.category, stacklevel=2)
     summary["pooled"] = float(matrix.pooled[-1])
     return summary
 
 
+def joint_references(matrices: Iterable[RunMatrix]) -> dict[tuple[str, str], dict[str, float]]:
+    """R*_j of intransigence: per (method, metric), the final value of each task (by name) of
+    the ``joint`` runs of that detector, averaged over those runs (seeds)."""
+    values: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for m in matrices:
+        if m.strategy != "joint":
+            continue
+        per_task = values.setdefault((m.method, m.metric), {})
+        for j, task in enumerate(m.tasks):
+            if np.isfinite(m.R[-1, j]):
+                per_task.setdefault(task, []).append(float(m.R[-1, j]))
+    return {key: {task: float(np.mean(v)) for task, v in per_task.items()}
+            for key, per_task in values.items()}
+
+
 def per_run_summary(matrices: Iterable[RunMatrix]) -> pd.DataFrame:
-    """Tidy per-run continual metrics: one row per run, metric and quantity."""
+    """Tidy per-run continual metrics: one row per run, metric and quantity.
+
+    Intransigence I_j = R*_j - R[j, j] (Chaudhry et al., ECCV 2018) is added for every continual
+    run (not joint, not the task-aware oracle) whose detector has a joint run of the same
+    metric: R*_j = that joint model's final value on task j (mean over the joint runs).
+    """
+    matrices = list(matrices)
+    references = joint_references(matrices)
     rows = []
     for matrix in matrices:
-        for quantity, value in summarize_run(matrix).items():
+        reference = references.get((matrix.method, matrix.metric))
+        joint = None
+        if (reference is not None and matrix.strategy not in REFERENCE_STRATEGIES
+                and not matrix.task_aware):
+            joint = np.array([reference.get(task, np.nan) for task in matrix.tasks])
+        for quantity, value in summarize_run(matrix, joint).items():
             rows.append({**matrix.key(), "sequence": matrix.sequence, "metric": matrix.metric,
                          "quantity": quantity, "value": value, "complete": matrix.complete,
-                         "status": matrix.status})
+                         "status": matrix.status, "run_dir": matrix.run_dir,
+                         "fpr_limit": matrix.fpr_limit})
     return pd.DataFrame(rows)
 
 
@@ -279,10 +341,15 @@ class MatrixAggregate:
     count: np.ndarray  # (T, T) int, runs with a value in each cell
     baseline_mean: np.ndarray  # (T,)
     baseline_std: np.ndarray  # (T,)
+    fpr_limit: float = DEFAULT_FPR_LIMIT
 
     @property
     def label(self) -> str:
         return config_label(self.method, self.strategy, self.task_aware)
+
+    @property
+    def metric_label(self) -> str:
+        return metric_label(self.metric, self.fpr_limit)
 
 
 def aggregate_matrices(matrices: Iterable[RunMatrix]) -> list[MatrixAggregate]:
@@ -303,62 +370,141 @@ def aggregate_matrices(matrices: Iterable[RunMatrix]) -> list[MatrixAggregate]:
             base_std = np.where(np.isfinite(base).sum(axis=0) > 1,
                                 np.nanstd(base, axis=0, ddof=1), np.nan)
         out.append(MatrixAggregate(method, strategy, task_aware, metric, tasks, mean, std,
-                                   count, base_mean, base_std))
+                                   count, base_mean, base_std, members[0].fpr_limit))
     out.sort(key=lambda a: (METRIC_ORDER.index(a.metric) if a.metric in METRIC_ORDER else 99,
                             a.tasks, config_sort_key((a.method, a.strategy))))
     return out
 
 
-def paired_comparison(per_run: pd.DataFrame, reference: str = HYBRID,
-                      min_pairs: int = 3) -> pd.DataFrame:
-    """The hybrid against each baseline, paired over seeds (and orders) of the same strategy.
+#: the columns of :func:`paired_comparison`
+PAIRED_COLUMNS = ["metric", "strategy", "task_aware", "baseline", "quantity", "n",
+                  "reference_mean", "baseline_mean", "mean_diff", "t_pvalue", "t_pvalue_holm",
+                  "wilcoxon_pvalue", "wilcoxon_pvalue_holm", "wilcoxon_note"]
+#: what identifies one pair: the same strategy (and task awareness), task order and seed
+PAIR_KEY = ["strategy", "task_aware", "order", "seed"]
+WILCOXON_TOO_FEW = "n too small"
 
-    For each metric, quantity and baseline method: the differences d_k = hybrid_k - baseline_k
-    over the n runs paired by (strategy, order, seed); the mean difference, the two-sided paired
-    t-test p-value (scipy.stats.ttest_rel) and the Wilcoxon signed-rank p-value
-    (scipy.stats.wilcoxon). Only pairs where both values are finite count; comparisons with
-    fewer than ``min_pairs`` pairs are left out.
+
+def wilcoxon_min_pairs(alpha: float = ALPHA) -> int:
+    """The smallest n at which a two-sided exact Wilcoxon signed-rank test can give p < alpha.
+
+    Its smallest p (all n differences of one sign) is 2 / 2^n: 0.25 at n = 3, 0.0625 at n = 5,
+    0.03125 at n = 6, so n >= 6 for alpha = 0.05.
     """
-    columns = ["metric", "strategy", "baseline", "quantity", "n", "reference_mean",
-               "baseline_mean", "mean_diff", "t_pvalue", "wilcoxon_pvalue"]
+    n = 1
+    while 2.0 / 2**n >= alpha:
+        n += 1
+    return n
+
+
+def holm_adjust(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (Holm, Scand. J. Statist. 1979); NaN stays NaN and is
+    not counted in the family.
+
+    With the m defined p-values sorted, p_(1) <= ... <= p_(m):
+    p~_(k) = min(1, max_{i<=k} (m - i + 1) p_(i)). Reject where p~ < alpha: this controls the
+    family-wise error rate at alpha. Hand-written (six lines) rather than adding statsmodels
+    (``multipletests(method="holm")`` computes the same) as a dependency.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    adjusted = np.full(p.shape, np.nan)
+    defined = np.flatnonzero(np.isfinite(p))
+    m = defined.size
+    if m:
+        order = defined[np.argsort(p[defined], kind="stable")]
+        scaled = (m - np.arange(m)) * p[order]
+        adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return adjusted
+
+
+def _check_unique_pairs(per_run: pd.DataFrame) -> None:
+    """Two runs with the same (method, strategy, order, seed) cannot both enter a pair."""
+    key = ["metric", "quantity", "method", *PAIR_KEY]
+    clash = per_run[per_run.duplicated(key, keep=False)]
+    if clash.empty:
+        return
+    first = clash.iloc[0]
+    same = clash
+    for column in key:
+        same = same[same[column] == first[column]]
+    where = "run_dir" if "run_dir" in same and same["run_dir"].astype(bool).all() else "run_id"
+    raise DataError(f"{first['method']}/{first['strategy']} seed {first['seed']} order "
+                    f"{first['order']} appears in several runs: "
+                    f"{', '.join(map(str, same[where]))}; a pair needs one run per seed and "
+                    "order: move or delete the duplicate run folder")
+
+
+def paired_comparison(per_run: pd.DataFrame, reference: str = HYBRID, min_pairs: int = 3,
+                      alpha: float = ALPHA) -> pd.DataFrame:
+    """The hybrid against each baseline, paired over seeds and task orders of the same strategy.
+
+    Only complete runs enter (``status`` complete; others are left out, the report lists them).
+    A pair is the reference's and the baseline's run with the same (strategy, task awareness,
+    task order, seed) -- matched by that key, never by position or sorting. Two runs with the
+    same key are an error naming both. For each metric, strategy, quantity and baseline with
+    n >= ``min_pairs`` pairs where both values are finite, d_k = reference_k - baseline_k:
+
+    - the mean difference and the two-sided paired t-test (``scipy.stats.ttest_rel``; NaN when
+      all d_k are equal, the statistic divides by their standard deviation),
+    - the two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``), only where its
+      smallest possible p, 2 / 2^n (n = non-zero differences), is below ``alpha``; otherwise NaN
+      with ``wilcoxon_note`` = "n too small" (:func:`wilcoxon_min_pairs`),
+    - Holm-Bonferroni adjusted p-values (:func:`holm_adjust`), the family being every test of
+      one kind in the returned table (all metrics, strategies, quantities and baselines).
+    """
     if per_run.empty or reference not in set(per_run["method"]):
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=PAIRED_COLUMNS)
     per_run = per_run[per_run["quantity"].isin(QUANTITIES)]
-    pivot = per_run.pivot_table(index=["metric", "strategy", "quantity", "order", "seed"],
-                                columns="method", values="value", aggfunc="first",
-                                dropna=False)
+    if "status" in per_run:
+        per_run = per_run[per_run["status"] == "complete"]
+    _check_unique_pairs(per_run)
+    index = ["metric", "quantity", *PAIR_KEY]
+    wide = per_run.pivot(index=index, columns="method", values="value")
+    if reference not in wide:
+        return pd.DataFrame(columns=PAIRED_COLUMNS)
+    min_wilcoxon = wilcoxon_min_pairs(alpha)
     rows = []
-    groups = sorted(pivot.groupby(level=[0, 1, 2]), key=lambda item: (
-        _rank(item[0][0], METRIC_ORDER), strategy_sort_key(item[0][1]),
-        _rank(item[0][2], QUANTITIES)))
-    for (metric, strategy, quantity), table in groups:
+    groups = sorted(wide.groupby(level=["metric", "strategy", "task_aware", "quantity"]),
+                    key=lambda item: (_rank(item[0][0], METRIC_ORDER),
+                                      strategy_sort_key(item[0][1]), item[0][2],
+                                      _rank(item[0][3], QUANTITIES)))
+    for (metric, strategy, task_aware, quantity), table in groups:
         for baseline in sorted((c for c in table.columns if c != reference), key=method_sort_key):
             pairs = table[[reference, baseline]].dropna()
             if len(pairs) < min_pairs:
                 continue
             ref, base = pairs[reference].to_numpy(), pairs[baseline].to_numpy()
-            rows.append({"metric": metric, "strategy": strategy, "baseline": baseline,
-                         "quantity": quantity, "n": len(pairs), "reference_mean": ref.mean(),
-                         "baseline_mean": base.mean(), "mean_diff": float(np.mean(ref - base)),
-                         **_paired_pvalues(ref, base)})
-    return pd.DataFrame(rows, columns=columns)
+            rows.append({"metric": metric, "strategy": strategy, "task_aware": bool(task_aware),
+                         "baseline": baseline, "quantity": quantity, "n": len(pairs),
+                         "reference_mean": ref.mean(), "baseline_mean": base.mean(),
+                         "mean_diff": float(np.mean(ref - base)),
+                         **_paired_pvalues(ref, base, min_wilcoxon)})
+    out = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    out["t_pvalue_holm"] = holm_adjust(out["t_pvalue"].to_numpy(dtype=float))
+    out["wilcoxon_pvalue_holm"] = holm_adjust(out["wilcoxon_pvalue"].to_numpy(dtype=float))
+    return out
 
 
 def _rank(name: str, order: Sequence[str]) -> tuple[int, str]:
     return (order.index(name) if name in order else len(order)), name
 
 
-def _paired_pvalues(ref: np.ndarray, base: np.ndarray) -> dict[str, float]:
-    """Two-sided p-values; NaN where a test is undefined.
+def _paired_pvalues(ref: np.ndarray, base: np.ndarray, min_wilcoxon: int) -> dict[str, Any]:
+    """Two-sided p-values; NaN where a test is undefined or cannot reach the threshold.
 
     The t statistic divides by the standard deviation of the differences: with identical
-    differences (up to 1e-12) it is undefined. The signed-rank test needs a non-zero difference.
+    differences (up to 1e-12) it is undefined. The signed-rank test drops zero differences
+    (scipy's default ``zero_method="wilcox"``) and is run only with ``min_wilcoxon`` non-zero
+    differences or more.
     """
     diff = ref - base
+    nonzero = int(np.sum(np.abs(diff) > 1e-12))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         t_p = (float(stats.ttest_rel(ref, base).pvalue) if np.ptp(diff) > 1e-12
                else float("nan"))
-        w_p = (float(stats.wilcoxon(ref, base).pvalue) if np.any(np.abs(diff) > 1e-12)
-               else float("nan"))
-    return {"t_pvalue": t_p, "wilcoxon_pvalue": w_p}
+        if nonzero >= min_wilcoxon:
+            w_p, note = float(stats.wilcoxon(ref, base).pvalue), ""
+        else:
+            w_p, note = float("nan"), WILCOXON_TOO_FEW
+    return {"t_pvalue": t_p, "wilcoxon_pvalue": w_p, "wilcoxon_note": note}

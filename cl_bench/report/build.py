@@ -8,16 +8,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from cl_bench.errors import DataError
 from cl_bench.report import plots
 from cl_bench.report.aggregate import (
     CONFIG_KEY,
+    DEFAULT_FPR_LIMIT,
     aggregate,
     aggregate_matrices,
     build_matrices,
     config_sort_key,
     final_per_task,
-    metric_label,
     metrics_present,
     paired_comparison,
     per_run_summary,
@@ -48,14 +50,38 @@ class ReportResult:
 
 
 def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -> ReportData:
-    """Load the runs below ``paths`` and compute every number the report shows."""
+    """Load the runs below ``paths`` and compute every number the report shows.
+
+    Only complete runs (manifest status ``complete``) enter the tables, figures and tests; the
+    others (running, failed, interrupted, or without a manifest) are listed in
+    ``ReportData.excluded`` and in the notes. Among the complete runs, two with the same
+    (method, strategy, seed, order) are an error naming both folders, and AU-PRO values
+    computed up to different FPR limits are never pooled (an error naming the runs).
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         df, runs = load_runs_with_info(paths)
     notes = [str(w.message) for w in caught]
+    excluded = [run for run in runs if not run.complete]
+    complete_dirs = {str(run.path) for run in runs if run.complete}
+    if excluded:
+        notes.append("left out of every table, figure and test because they are not complete: "
+                     + "; ".join(f"{run.path} ({_status_text(run)})" for run in excluded))
+    df = df[df["run_dir"].isin(complete_dirs)]
+    if df.empty:
+        raise DataError("no complete run below " + ", ".join(map(str, paths)) + ": "
+                        + "; ".join(f"{run.path} is {_status_text(run)}" for run in excluded)
+                        + ". The report covers complete runs only; wait for the runs to end or "
+                        "resume them (cl-bench run --resume RUN_DIR)")
+    check_duplicate_runs(df)
     chosen = metrics_present(df, metrics)
+    fpr_limit, fpr_notes = _common_fpr_limit(df, [r for r in runs if r.complete], chosen)
+    notes += fpr_notes
     matrices = build_matrices(df, chosen)
-    per_run = per_run_summary(matrices)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        per_run = per_run_summary(matrices)
+    notes += list(dict.fromkeys(str(w.message) for w in caught))
     summary = aggregate(per_run)
     final = aggregate(final_per_task(matrices), by=(*CONFIG_KEY, "metric", "task"))
     steps = step_curves(matrices).melt(
@@ -67,13 +93,60 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
     for m in matrices:
         if m.metric == chosen[0] and not m.complete:
             notes.append(
-                f"run {m.run_id} ({m.method}/{m.strategy}, seed {m.seed}) is {m.status}: "
-                f"{m.steps_done} of {len(m.expected_rows)} evaluation step(s) recorded; missing "
-                "cells are NaN and values that need them are left out of the means (see the "
-                "count columns of the CSV tables)")
+                f"run {m.run_id} ({m.method}/{m.strategy}, seed {m.seed}) is complete but "
+                f"{m.steps_done} of {len(m.expected_rows)} evaluation step(s) are recorded; "
+                "missing cells are NaN and values that need them are left out of the means "
+                "(see the count columns of the CSV tables)")
     return ReportData(records=df, runs=runs, metrics=chosen, matrices=matrices, per_run=per_run,
                       summary=summary, final=final, curves=curves,
-                      paired=paired_comparison(per_run), sequences=sequences, notes=notes)
+                      paired=paired_comparison(per_run), sequences=sequences, notes=notes,
+                      fpr_limit=fpr_limit, excluded=excluded)
+
+
+def _status_text(run: RunInfo) -> str:
+    return run.status if run.manifest else "no manifest.json, status unknown"
+
+
+def check_duplicate_runs(df: pd.DataFrame) -> None:
+    """Two run folders with the same (method, strategy, seed, order): an error naming both."""
+    key = ["method", "strategy", "seed", "order"]
+    folders = df.drop_duplicates([*key, "run_dir"]).groupby(key, sort=True)["run_dir"]
+    for (method, strategy, seed, order), dirs in folders:
+        if len(dirs) > 1:
+            raise DataError(f"{method}/{strategy} seed {seed} order {order} is in several run "
+                            f"folders: {', '.join(sorted(dirs))}; each (method, strategy, seed, "
+                            "order) must be reported once: move or delete the duplicate")
+
+
+def _common_fpr_limit(df: pd.DataFrame, runs: Sequence[RunInfo],
+                      metrics: Sequence[str]) -> tuple[float, list[str]]:
+    """The one AU-PRO FPR limit of the runs with AU-PRO records, and notes; an error when the
+    runs differ (AU-PRO (0.05) and AU-PRO (0.3) are different metrics)."""
+    if "au_pro" not in metrics:
+        limits = {r.pro_fpr_limit for r in runs} - {None}
+        return (limits.pop() if len(limits) == 1 else DEFAULT_FPR_LIMIT), []
+    with_pro = set(df.loc[df["metric"] == "au_pro", "run_dir"])
+    by_limit: dict[float, list[str]] = {}
+    missing = []
+    for run in runs:
+        if str(run.path) not in with_pro:
+            continue
+        limit = run.pro_fpr_limit
+        if limit is None:
+            missing.append(str(run.path))
+            limit = DEFAULT_FPR_LIMIT
+        by_limit.setdefault(limit, []).append(str(run.path))
+    if len(by_limit) > 1:
+        listed = "; ".join(f"eval.pro_fpr_limit {limit:g}: {', '.join(dirs)}"
+                           for limit, dirs in sorted(by_limit.items()))
+        raise DataError(f"AU-PRO was computed up to different FPR limits ({listed}); they are "
+                        "different metrics and are not pooled in one column: report the runs of "
+                        "each limit separately, or leave AU-PRO out (--metric image_auroc ...)")
+    notes = []
+    if missing:
+        notes.append(f"config.yaml has no eval.pro_fpr_limit in {', '.join(missing)}; "
+                     f"AU-PRO there is taken as computed up to the default {DEFAULT_FPR_LIMIT:g}")
+    return (next(iter(by_limit)) if by_limit else DEFAULT_FPR_LIMIT), notes
 
 
 def _sequence_suffix(data: ReportData, tasks: tuple[str, ...]) -> str:
@@ -89,15 +162,17 @@ def write_tables(data: ReportData, out_dir: Path) -> tuple[dict[str, Table | Tex
                                                            list[Path]]:
     tables: dict[str, Table | TextTable] = {}
     for metric in data.metrics:
-        tables[f"summary_{metric}"] = summary_table(data.summary, metric)
+        tables[f"summary_{metric}"] = summary_table(data.summary, metric, data.fpr_limit)
         tables[f"final_per_task_{metric}"] = final_task_table(data.final, metric,
-                                                              task_order(data))
+                                                              task_order(data), data.fpr_limit)
     for agg in aggregate_matrices(data.matrices):
         name = (f"R_{agg.metric}__{agg.method}__{agg.strategy}"
                 f"{_sequence_suffix(data, agg.tasks)}")
         tables[name] = matrix_table(agg, name)
     if not data.paired.empty:
-        tables["comparison"] = comparison_table(data.paired)
+        tables["comparison"] = comparison_table(
+            data.paired, fpr_limit=data.fpr_limit,
+            excluded=[str(run.path) for run in data.excluded])
     files: list[Path] = []
     for table in tables.values():
         files += table.write(out_dir)
@@ -128,7 +203,7 @@ def write_figures(data: ReportData, out_dir: Path) -> list[SavedFigure]:
 
     aggs = aggregate_matrices(data.matrices)
     for metric in data.metrics:
-        label = metric_label(metric)
+        label = data.metric_label(metric)
         for tasks in data.sequences:
             group = [a for a in aggs if a.metric == metric and a.tasks == tasks]
             if not group:
@@ -143,12 +218,12 @@ def write_figures(data: ReportData, out_dir: Path) -> list[SavedFigure]:
                  f"R matrices, {label}: row i = after training task i, column j = test set of "
                  f"task j, mean over seeds written in each cell; blank = not evaluated."
                  f"{order_text}")
-        save(plots.plot_average_curves(data.curves, metric, colors), f"average_{metric}",
+        save(plots.plot_average_curves(data.curves, metric, colors, label), f"average_{metric}",
              f"{label} after each training step: left, the average over the tasks seen so far "
              "(mean_{j<=i} R[i, j]); right (where recorded), the task-agnostic metric pooled over "
              "the test sets seen so far. One line per method/strategy, band = ± std over seeds "
              "and orders.")
-        save(plots.plot_final_bars(data.final, metric, task_order(data), colors),
+        save(plots.plot_final_bars(data.final, metric, task_order(data), colors, label),
              f"final_per_task_{metric}",
              f"Final {label} of each task (after the last task), one bar per method/strategy, "
              "error bar = std over seeds and orders.")
@@ -180,7 +255,7 @@ def console_summary(paths: Iterable[str | Path] | str | Path,
     parts = [f"Summary of {len(data.runs)} run folder(s)"]
     parts += [f"note: {note}" for note in data.notes]
     for metric in data.metrics:
-        table = summary_table(data.summary, metric)
+        table = summary_table(data.summary, metric, data.fpr_limit)
         parts.append(f"{table.title}\n{table.to_markdown()}")
     return "\n".join(parts)
 

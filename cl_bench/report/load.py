@@ -1,8 +1,9 @@
 """Read what runs wrote: ``records.csv``, ``manifest.json``, ``config.yaml`` and ``maps/*.npz``.
 
 A path is either a run folder (it holds ``records.csv``) or any folder above run folders, which
-is searched recursively. Runs that are still ``running`` (or ``failed``) load as they are: their
-missing evaluations simply have no rows and become NaN in the result matrices.
+is searched recursively. Every run loads as it is, whatever its status (``running``, ``failed``,
+``interrupted``, ``complete``, or ``unknown`` without a manifest); the report
+(:func:`cl_bench.report.build.compute`) keeps complete runs only and lists the others.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,8 @@ RECORD_COLUMNS = (
 #: the rows that identify one continual run inside a run folder
 RUN_KEY = ("run_id", "method", "strategy", "seed", "order")
 POOLED = "pooled"
+#: the manifest status of a finished run; any other status is an incomplete run
+COMPLETE = "complete"
 #: folders never searched for runs (a run's own outputs)
 _SKIPPED_DIRS = {"checkpoints", "maps", "report", "__pycache__", ".git"}
 _TRUE = {"true", "1", "yes"}
@@ -51,6 +53,27 @@ class RunInfo:
     @property
     def status(self) -> str:
         return str(self.manifest.get("status", "unknown"))
+
+    @property
+    def complete(self) -> bool:
+        return self.status == COMPLETE
+
+    @property
+    def pro_fpr_limit(self) -> float | None:
+        """``eval.pro_fpr_limit`` of the run's config.yaml; None where the key is absent."""
+        section = self.config.get("eval")
+        value = section.get("pro_fpr_limit") if isinstance(section, dict) else None
+        if value is None:
+            return None
+        try:
+            limit = float(value)
+        except (TypeError, ValueError):
+            raise DataError(f"{self.path / 'config.yaml'}: eval.pro_fpr_limit = {value!r} is "
+                            "not a number in (0, 1]") from None
+        if not 0 < limit <= 1:
+            raise DataError(f"{self.path / 'config.yaml'}: eval.pro_fpr_limit = {value!r} is "
+                            "not in (0, 1]")
+        return limit
 
     @property
     def experiment(self) -> str:
@@ -197,15 +220,17 @@ def read_run(run_dir: Path) -> tuple[pd.DataFrame, RunInfo]:
     map_files = sorted(maps_dir.glob("*.npz")) if maps_dir.is_dir() else []
     info = RunInfo(path=run_dir, run_id=run_id, manifest=manifest, config=read_config(run_dir),
                    map_files=map_files, n_records=len(records))
-    records = records.assign(run_dir=str(run_dir), status=info.status)
+    limit = info.pro_fpr_limit
+    records = records.assign(run_dir=str(run_dir), status=info.status,
+                             pro_fpr_limit=np.nan if limit is None else limit)
     return records, info
 
 
 def load_runs_with_info(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[RunInfo]]:
     """All records below ``paths`` in one tidy DataFrame, and the facts of each run folder.
 
-    When two run folders hold the same (method, strategy, seed, order), the one with more records
-    is kept (then the later run_id) and a warning names both: a rerun of a failed run replaces it.
+    Two run folders may hold the same (method, strategy, seed, order), e.g. a failed run and its
+    rerun; both load. The report keeps complete runs only and refuses duplicates among them.
     """
     paths = list(paths)
     frames, infos = [], []
@@ -213,38 +238,22 @@ def load_runs_with_info(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list
         records, info = read_run(run_dir)
         frames.append(records)
         infos.append(info)
-    columns = [*RECORD_COLUMNS, "run_dir", "status"]
+    columns = [*RECORD_COLUMNS, "run_dir", "status", "pro_fpr_limit"]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     if df.empty:
         raise DataError(f"the records.csv files below {', '.join(map(str, paths))} hold no rows "
                         "yet; wait until the run has evaluated the untrained model")
-    df = _drop_superseded(df)
     df = df.drop_duplicates(subset=[c for c in RECORD_COLUMNS if c != "value"], keep="last")
     return df.reset_index(drop=True), infos
-
-
-def _drop_superseded(df: pd.DataFrame) -> pd.DataFrame:
-    key = ["method", "strategy", "seed", "order"]
-    sizes = df.groupby([*key, "run_id"], dropna=False).size().reset_index(name="n")
-    sizes = sizes.sort_values(["n", "run_id"])
-    keep = sizes.drop_duplicates(subset=key, keep="last")
-    dropped = sizes.merge(keep[[*key, "run_id"]], on=key, suffixes=("", "_kept"))
-    dropped = dropped[dropped["run_id"] != dropped["run_id_kept"]]
-    for row in dropped.itertuples():
-        warnings.warn(f"{row.method}/{row.strategy} seed {row.seed} order {row.order} appears in "
-                      f"runs {row.run_id} and {row.run_id_kept}; keeping {row.run_id_kept} "
-                      "(more records, or the later one)", stacklevel=3)
-    kept_pairs = set(map(tuple, keep[[*key, "run_id"]].itertuples(index=False)))
-    mask = [tuple(row) in kept_pairs for row in df[[*key, "run_id"]].itertuples(index=False)]
-    return df[np.asarray(mask, dtype=bool)]
 
 
 def load_runs(paths: Iterable[str | Path] | str | Path) -> pd.DataFrame:
     """The records of every run at or below ``paths`` as one tidy pandas DataFrame.
 
     Columns: those of ``records.csv`` (typed: seed, step, eval_index int; value float; task_aware
-    bool) plus ``run_dir`` and ``status`` (from the manifest: running, complete, failed or
-    unknown). ``df.attrs["runs"]`` maps each run_id to its :class:`RunInfo` (manifest, config,
+    bool) plus ``run_dir``, ``status`` (from the manifest: running, complete, failed,
+    interrupted or unknown) and ``pro_fpr_limit`` (``eval.pro_fpr_limit`` of config.yaml, NaN
+    where absent). ``df.attrs["runs"]`` maps each run_id to its :class:`RunInfo` (manifest, config,
     map files).
     """
     if isinstance(paths, (str, Path)):

@@ -17,13 +17,39 @@ import numpy as np
 import yaml
 
 from cl_bench import __version__
+from cl_bench.metrics.continual import RETENTION_MARGIN
 from cl_bench.report.aggregate import config_label, config_sort_key, metric_label
 from cl_bench.report.tables import Table, TextTable, markdown_grid
 
 if TYPE_CHECKING:
     from cl_bench.report.report_data import ReportData, SavedFigure
 
-PROTOCOL = """\
+
+def formula_table(fpr_limit: float) -> str:
+    """The formula table of report.md (Markdown)."""
+    c_pro = f"{fpr_limit / 2:g} (AU-PRO up to FPR {fpr_limit:g})"
+    rows = [
+        ("ACC", "mean_j R[T-1, j]", "T"),
+        ("FM", "mean_{j<T-1} ( max_{j<=l<T-1} R[l, j] - R[T-1, j] ) "
+               "(Chaudhry et al. 2018, l >= j)", "T-1"),
+        ("BWT", "mean_{j<T-1} ( R[T-1, j] - R[j, j] ) (Lopez-Paz & Ranzato 2017)", "T-1"),
+        ("FWT", "mean_{j>=1} ( R[j-1, j] - b_j ) (Lopez-Paz & Ranzato 2017)", "T-1"),
+        ("Retention", "sum_{j<T-1} (R[T-1, j] - c) / sum_{j<T-1} (R[j, j] - c); NaN when "
+                      f"mean_{{j<T-1}} (R[j, j] - c) < {RETENTION_MARGIN:g}; c = 0.5 (AUROC), "
+                      f"{c_pro}", "-"),
+        ("Intransigence", "mean_j ( R*_j - R[j, j] ), R*_j = the joint model of the same "
+                          "detector on task j (Chaudhry et al. 2018); only with a joint run",
+         "T"),
+        ("Pooled (final)", "the metric over the pooled test sets of all tasks after the final "
+                           "task", "-"),
+    ]
+    return markdown_grid(["quantity", "formula", "divisor"], rows).replace("---:", "---")
+
+
+def protocol_text(fpr_limit: float) -> str:
+    """The protocol and formula section; AU-PRO's limit and chance level follow ``fpr_limit``
+    (eval.pro_fpr_limit of the reported runs)."""
+    return f"""\
 - One run = one detector (method), one continual-learning strategy, one seed, one task order.
   Each task is one product category, trained on its defect-free training images only.
 - Before any training the untrained model is evaluated on every task (row -1, b_j). After
@@ -34,27 +60,23 @@ PROTOCOL = """\
   on all tasks at once (upper bound; only its final row exists, so FM, BWT and FWT are
   undefined). The `independent` strategy trains one detector per task and is told the task at
   test time: it is a **task-aware oracle**, not a continual learner.
+- Only complete runs enter the tables, figures and tests (see "State of the runs").
 
 Formulas (R[i, j] = metric on task j after training task i, rows 0..T-1, b_j = untrained):
 
-| quantity | formula | divisor |
-|---|---|---|
-| ACC | mean_j R[T-1, j] | T |
-| FM | mean_{j<T-1} ( max_{j<=l<T-1} R[l, j] - R[T-1, j] ) (Chaudhry et al. 2018, l >= j) | T-1 |
-| BWT | mean_{j<T-1} ( R[T-1, j] - R[j, j] ) (Lopez-Paz & Ranzato 2017) | T-1 |
-| FWT | mean_{j>=1} ( R[j-1, j] - b_j ) (Lopez-Paz & Ranzato 2017) | T-1 |
-| Retention | mean_{j<T-1} (R[T-1, j] - c) / (R[j, j] - c); c = 0.5 (AUROC), 0.15 (AU-PRO) | T-1 |
-| Pooled (final) | the metric over the pooled test sets of all tasks after the final task | - |
-
-Higher is better for all but FM. The divisors hold for a fully evaluated R: a NaN cell (not
-evaluated, or a metric undefined on that task) is left out of its mean, and retention is
-undefined for a task with R[j, j] <= 0.5. Per-run values come from `cl_bench.metrics.continual`;
-tables show mean ± sample std (ddof 1) over seeds and task orders (a single run: its value
-alone); the CSV files also hold the counts.
+{formula_table(fpr_limit)}
+Higher is better for all but FM and intransigence. FM, BWT and retention run over j < T-1: the
+last task is tested right after it is learnt and has nothing to retain or forget yet. The
+divisors hold for a fully evaluated R: a NaN cell (not evaluated, or a metric undefined on that
+task) is left out of its mean. Retention is a ratio of sums, so a task learnt barely above
+chance weighs little instead of exploding its own ratio. Per-run values come from
+`cl_bench.metrics.continual`; tables show mean ± sample std (ddof 1) over seeds and task orders
+(a single run: its value alone); the CSV files also hold the counts.
 
 Anomaly metrics: image AUROC/AP rank the image score (the maximum of the smoothed anomaly map);
 pixel AUROC/AP rank every pixel of the task's test set; AU-PRO is the MVTec AD per-region
-overlap integrated up to a false-positive rate of 0.3 and divided by 0.3.
+overlap integrated up to a false-positive rate of {fpr_limit:g} and divided by {fpr_limit:g}
+(chance level {fpr_limit / 2:g}).
 """
 
 
@@ -86,7 +108,7 @@ def _experiment_section(data: ReportData) -> list[str]:
         f"- Method / strategy combinations: {', '.join(config_label(*c) for c in configs)}",
         f"- Seeds: {', '.join(map(str, seeds))} ({len(seeds)})",
         f"- Task orders (labels): {', '.join(sorted(set(map(str, records['order']))))}",
-        f"- Metrics: {', '.join(metric_label(m) for m in data.metrics)}",
+        f"- Metrics: {', '.join(metric_label(m, data.fpr_limit) for m in data.metrics)}",
         f"- Runs: {len(data.runs)} run folder(s), {len({m.key()['run_id'] for m in data.matrices})}"
         " with records",
     ]
@@ -104,15 +126,16 @@ def _status_section(data: ReportData) -> list[str]:
                     and m.metric == data.metrics[0]]
         done = ", ".join(f"{m.method}/{m.strategy} s{m.seed}: {m.steps_done}/"
                          f"{len(m.expected_rows)}" for m in matrices) or "no records yet"
+        if not run.complete:
+            done = f"left out: not complete ({run.n_records} records)"
         body.append([run.run_id, run.experiment, run.status, done])
     lines.append(markdown_grid(["run", "experiment", "status", "evaluated steps"], body))
-    incomplete = [run for run in data.runs if run.status != "complete"]
-    if incomplete:
+    if data.excluded:
         lines.append("**Warning: not every run is complete.** " + "; ".join(
             f"{run.run_id} is {run.status}" if run.manifest
-            else f"{run.run_id} has no manifest.json (status unknown)" for run in incomplete) +
-            ". Their missing evaluations are NaN; means use only the runs that have a value "
-            "(counts in the CSV tables).")
+            else f"{run.run_id} has no manifest.json (status unknown)" for run in data.excluded)
+            + ". These runs are left out of every table, figure and paired test below: "
+            + ", ".join(f"`{run.path}`" for run in data.excluded) + ".")
         lines.append("")
     for note in data.notes:
         lines.append(f"- Note: {note}")
@@ -227,7 +250,7 @@ def render_report(data: ReportData, tables: dict[str, Table | TextTable],
         "task; after each task the same model is tested on every task.", "",
     ]
     lines += _experiment_section(data)
-    lines += ["## Protocol", "", PROTOCOL]
+    lines += ["## Protocol", "", protocol_text(data.fpr_limit)]
     lines += _status_section(data)
     lines += ["## Summary", ""]
     for metric in data.metrics:

@@ -103,23 +103,25 @@ def plot_forgetting_curves(aggs: Sequence[MatrixAggregate], colors: dict[str, st
         ax.set_title(agg.label, color=colors.get(agg.method, "black"), fontsize=9)
         _step_ticks(ax, tasks)
         ax.set_xlabel("after training task")
-        ax.set_ylabel(metric_label(aggs[0].metric))
+        ax.set_ylabel(aggs[0].metric_label)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(aggs):]:
         fig.delaxes(ax)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", title="test task", fontsize=7)
-    fig.suptitle(f"Forgetting curves: {metric_label(aggs[0].metric)} of each task over the "
+    fig.suptitle(f"Forgetting curves: {aggs[0].metric_label} of each task over the "
                  "training steps (mean ± std over seeds; dot = task just trained)", fontsize=10)
     return fig
 
 
-def plot_average_curves(curves: pd.DataFrame, metric: str, colors: dict[str, str]) -> Figure:
+def plot_average_curves(curves: pd.DataFrame, metric: str, colors: dict[str, str],
+                        label: str | None = None) -> Figure:
     """Average over seen tasks ACC_i = mean_{j<=i} R[i, j] (and the pooled metric) per step.
 
     ``curves`` is the aggregated step table (method, strategy, task_aware, metric, step,
     quantity in {seen_average, pooled}, mean, std, count). One line per method/strategy.
     """
+    label = label or metric_label(metric)
     frame = curves[curves["metric"] == metric]
     panels = [q for q in ("seen_average", "pooled")
               if frame.loc[frame["quantity"] == q, "mean"].notna().any()] or ["seen_average"]
@@ -148,10 +150,10 @@ def plot_average_curves(curves: pd.DataFrame, metric: str, colors: dict[str, str
         ax.set_title(titles[quantity], fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("number of tasks trained")
-        ax.set_ylabel(metric_label(metric))
+        ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{metric_label(metric)} over the training steps (mean ± std over seeds and "
+    fig.suptitle(f"{label} over the training steps (mean ± std over seeds and "
                  "orders)", fontsize=10)
     return fig
 
@@ -188,15 +190,16 @@ def plot_heatmaps(aggs: Sequence[MatrixAggregate], colors: dict[str, str]) -> Fi
     for ax in list(axes.flat)[len(aggs):]:
         fig.delaxes(ax)
     fig.colorbar(image, ax=list(axes.flat)[: len(aggs)],
-                 label=metric_label(aggs[0].metric), shrink=0.8)
-    fig.suptitle(f"R matrix, {metric_label(aggs[0].metric)} (mean over seeds; blank = not "
+                 label=aggs[0].metric_label, shrink=0.8)
+    fig.suptitle(f"R matrix, {aggs[0].metric_label} (mean over seeds; blank = not "
                  "evaluated)", fontsize=10)
     return fig
 
 
 def plot_final_bars(final_agg: pd.DataFrame, metric: str, task_order: Sequence[str],
-                    colors: dict[str, str]) -> Figure:
+                    colors: dict[str, str], label: str | None = None) -> Figure:
     """Grouped bars: the final value R[T-1, j] per task, one bar per method/strategy (± std)."""
+    label = label or metric_label(metric)
     frame = final_agg[final_agg["metric"] == metric]
     tasks = [t for t in task_order if t in set(frame["task"])]
     configs = sorted({(m, s, bool(t)) for m, s, t in
@@ -219,11 +222,11 @@ def plot_final_bars(final_agg: pd.DataFrame, metric: str, task_order: Sequence[s
     ax.set_xticks(x)
     ax.set_xticklabels(tasks, rotation=45, ha="right")
     ax.set_xlabel("task")
-    ax.set_ylabel(f"final {metric_label(metric)}")
+    ax.set_ylabel(f"final {label}")
     ax.set_ylim(0.0, 1.05)
     ax.grid(axis="y", alpha=0.3)
     fig.legend(fontsize=7, loc="outside right upper")
-    ax.set_title(f"{metric_label(metric)} of each task after the final task (mean ± std over "
+    ax.set_title(f"{label} of each task after the final task (mean ± std over "
                  "seeds)", fontsize=10)
     return fig
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cl_bench.report.aggregate import RunMatrix
+from cl_bench.report.aggregate import DEFAULT_FPR_LIMIT, RunMatrix, metric_label
 from cl_bench.report.load import RunInfo
 
 
@@ -39,3 +39,10 @@ class ReportData:
     paired: pd.DataFrame
     sequences: list[tuple[str, ...]]
     notes: list[str] = field(default_factory=list)
+    #: eval.pro_fpr_limit shared by every reported run (one value: limits are never pooled)
+    fpr_limit: float = DEFAULT_FPR_LIMIT
+    #: run folders left out of every table and test because they are not complete
+    excluded: list[RunInfo] = field(default_factory=list)
+
+    def metric_label(self, metric: str) -> str:
+        return metric_label(metric, self.fpr_limit)

@@ -13,16 +13,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cl_bench.metrics.continual import chance_level
+from cl_bench.metrics.continual import RETENTION_MARGIN, chance_level
 from cl_bench.report.aggregate import (
+    ALPHA,
+    DEFAULT_FPR_LIMIT,
     LOWER_IS_BETTER,
     QUANTITIES,
     QUANTITY_LABELS,
     REFERENCE_STRATEGIES,
+    WILCOXON_TOO_FEW,
     MatrixAggregate,
     config_label,
     config_sort_key,
     metric_label,
+    wilcoxon_min_pairs,
 )
 
 DIGITS = 3
@@ -211,9 +215,11 @@ def _configs(frame: pd.DataFrame) -> list[tuple[str, str, bool]]:
     return sorted(configs, key=config_sort_key)
 
 
-def summary_table(agg: pd.DataFrame, metric: str,
+def summary_table(agg: pd.DataFrame, metric: str, fpr_limit: float = DEFAULT_FPR_LIMIT,
                   quantities: Sequence[str] = QUANTITIES) -> Table:
-    """Method x strategy rows; ACC, FM, BWT, FWT, retention and final pooled columns."""
+    """Method x strategy rows; ACC, FM, BWT, FWT, retention, intransigence (with a joint run)
+    and final pooled columns. ``fpr_limit``: eval.pro_fpr_limit of the runs (AU-PRO's label and
+    chance level)."""
     frame = agg[agg["metric"] == metric]
     configs = _configs(frame)
     # a quantity no run defines (the pooled value of a pixel metric) gets no column
@@ -228,19 +234,24 @@ def summary_table(agg: pd.DataFrame, metric: str,
     if not eligible.any():
         eligible[:] = True
     bold = best_cells(mean, [LOWER_IS_BETTER.get(q, False) for q in present], eligible)
-    label = metric_label(metric)
-    chance = chance_level(metric)
+    label = metric_label(metric, fpr_limit)
+    chance = chance_level(metric, fpr_limit)
     retention_note = (
-        f"retention = mean_{{j<T-1}} (R[T-1,j]-c)/(R[j,j]-c) with chance level c = {chance:g} "
-        f"(NaN where R[j,j] <= c)" if chance is not None else
+        f"retention = sum_{{j<T-1}} (R[T-1,j]-c) / sum_{{j<T-1}} (R[j,j]-c) with chance level "
+        f"c = {chance:g} (NaN where the tasks learnt on average less than {RETENTION_MARGIN:g} "
+        "above c)" if chance is not None else
         "retention is undefined for this metric (its chance level is the share of positives)")
+    intransigence_note = (
+        "intransigence = mean_j (R*_j - R[j,j]), R*_j = final value of the joint model of the "
+        "same detector on task j (Chaudhry et al. 2018; lower is better); "
+        if "intransigence" in present else "")
     return Table(
         name=f"summary_{metric}", title=f"Summary, {label}",
         caption=(f"{label}: continual metrics after the final task, mean ± std over seeds and "
                  "task orders. ACC = mean_j R[T-1,j]; FM = mean_{j<T-1} max_{j<=l<T-1} "
                  "(R[l,j] - R[T-1,j]) (lower is better); BWT = mean_{j<T-1} (R[T-1,j] - R[j,j]); "
                  f"FWT = mean_{{j>=1}} (R[j-1,j] - b_j); {retention_note}; "
-                 "pooled = task-agnostic metric over all test sets after the "
+                 f"{intransigence_note}pooled = task-agnostic metric over all test sets after the "
                  "final task. Bold: best continual method per column (joint and the "
                  "task-aware oracle are references and do not compete)."),
         row_header="method / strategy", rows=[config_label(*c) for c in configs],
@@ -251,7 +262,8 @@ def summary_table(agg: pd.DataFrame, metric: str,
     )
 
 
-def final_task_table(final_agg: pd.DataFrame, metric: str, task_order: Sequence[str]) -> Table:
+def final_task_table(final_agg: pd.DataFrame, metric: str, task_order: Sequence[str],
+                     fpr_limit: float = DEFAULT_FPR_LIMIT) -> Table:
     """Tasks x methods: the final value R[T-1, j] of each task; bold = best method per task."""
     frame = final_agg[final_agg["metric"] == metric]
     configs = _configs(frame)
@@ -265,7 +277,7 @@ def final_task_table(final_agg: pd.DataFrame, metric: str, task_order: Sequence[
     if not eligible.any():
         eligible[:] = True
     bold = best_cells(mean, [False] * len(tasks), eligible, axis=1)
-    label = metric_label(metric)
+    label = metric_label(metric, fpr_limit)
     return Table(
         name=f"final_per_task_{metric}", title=f"Final per-task {label}",
         caption=(f"{label} of each task after the final task (R[T-1, j]), mean ± std over seeds "
@@ -284,7 +296,7 @@ def matrix_table(agg: MatrixAggregate, name: str) -> Table:
     eligible = np.ones_like(mean, dtype=bool)
     eligible[0] = False  # the untrained row is context, not a result
     bold = best_cells(mean, [False] * n, eligible & np.isfinite(mean))
-    label = metric_label(agg.metric)
+    label = agg.metric_label
     return Table(
         name=name, title=f"R matrix, {label}, {agg.label}",
         caption=(f"{label} result matrix of {agg.label}: row i = after training task i, "
@@ -296,42 +308,68 @@ def matrix_table(agg: MatrixAggregate, name: str) -> Table:
     )
 
 
-def _p_text(p: float, markdown: bool) -> str:
+def _p_text(p: float, markdown: bool, bold_below: float | None = None) -> str:
+    """A p-value as text; bold where ``bold_below`` is given and p is below it."""
     if not np.isfinite(p):
         return "–" if markdown else "--"
     text = f"{p:.3f}" if p >= 0.001 else ("< 0.001" if markdown else "$<0.001$")
-    if p < 0.05:
+    if bold_below is not None and p < bold_below:
         return f"**{text}**" if markdown else f"\\textbf{{{text}}}"
     return text
 
 
-def comparison_table(paired: pd.DataFrame, reference: str = "hybrid") -> TextTable:
-    """Paired comparison of ``reference`` against each baseline (rows of ``paired_comparison``)."""
+def _wilcoxon_text(p: float, note: str, markdown: bool, bold_below: float | None = None) -> str:
+    if note == WILCOXON_TOO_FEW:
+        return note
+    return _p_text(p, markdown, bold_below)
+
+
+def comparison_table(paired: pd.DataFrame, reference: str = "hybrid",
+                     fpr_limit: float = DEFAULT_FPR_LIMIT, excluded: Sequence[str] = (),
+                     alpha: float = ALPHA) -> TextTable:
+    """Paired comparison of ``reference`` against each baseline (rows of ``paired_comparison``).
+
+    Raw and Holm-Bonferroni adjusted p-values side by side; bold only where the adjusted p is
+    below ``alpha``. ``excluded``: run folders left out (not complete), named in the caption.
+    """
     header = ["metric", "strategy", "baseline", "quantity", "n", f"{reference} mean",
-              "baseline mean", f"Δ ({reference} − baseline)", "p (paired t)", "p (Wilcoxon)"]
+              "baseline mean", f"Δ ({reference} − baseline)", "p (paired t)", "p Holm (paired t)",
+              "p (Wilcoxon)", "p Holm (Wilcoxon)"]
     header_latex = [latex_escape(h) for h in header[:7]] + [
         f"$\\Delta$ ({latex_escape(reference)} $-$ baseline)", "$p$ (paired $t$)",
-        "$p$ (Wilcoxon)"]
+        "$p$ Holm (paired $t$)", "$p$ (Wilcoxon)", "$p$ Holm (Wilcoxon)"]
     body_md, body_tex = [], []
     for row in paired.itertuples(index=False):
-        strategy = (f"{row.strategy} (task-aware oracle)" if row.strategy == "independent"
+        strategy = (f"{row.strategy} (task-aware oracle)"
+                    if row.strategy == "independent" or getattr(row, "task_aware", False)
                     else row.strategy)
-        common = [metric_label(row.metric), strategy, row.baseline,
+        common = [metric_label(row.metric, fpr_limit), strategy, row.baseline,
                   QUANTITY_LABELS.get(row.quantity, row.quantity), str(row.n),
                   f"{row.reference_mean:.{DIGITS}f}", f"{row.baseline_mean:.{DIGITS}f}",
                   f"{row.mean_diff:+.{DIGITS}f}"]
-        body_md.append([*common, _p_text(row.t_pvalue, True),
-                        _p_text(row.wilcoxon_pvalue, True)])
-        body_tex.append([*(latex_escape(c) for c in common[:5]), *(f"${c}$" for c in common[5:]),
-                         _p_text(row.t_pvalue, False),
-                         _p_text(row.wilcoxon_pvalue, False)])
+        note = getattr(row, "wilcoxon_note", "")
+        for markdown, body in ((True, body_md), (False, body_tex)):
+            cells = (common if markdown else
+                     [*(latex_escape(c) for c in common[:5]), *(f"${c}$" for c in common[5:])])
+            body.append([*cells, _p_text(row.t_pvalue, markdown),
+                         _p_text(row.t_pvalue_holm, markdown, alpha),
+                         _wilcoxon_text(row.wilcoxon_pvalue, note, markdown),
+                         _wilcoxon_text(row.wilcoxon_pvalue_holm, note, markdown, alpha)])
+    n_t = int(np.isfinite(paired["t_pvalue"].to_numpy(dtype=float)).sum())
+    n_w = int(np.isfinite(paired["wilcoxon_pvalue"].to_numpy(dtype=float)).sum())
+    left_out = (f" Runs not complete are left out: {', '.join(excluded)}." if excluded else "")
     return TextTable(
         name="comparison", title=f"Paired comparison: {reference} vs each baseline",
-        caption=(f"{reference} against each baseline with the same strategy, paired over seeds "
-                 "and task orders (n pairs). Δ = mean of the paired differences; for FM a "
-                 "negative Δ favours the hybrid. Two-sided paired t-test and Wilcoxon "
-                 "signed-rank p-values (scipy.stats); bold: p < 0.05, not corrected for "
-                 "multiple comparisons."),
+        caption=(f"{reference} against each baseline with the same strategy, paired by "
+                 "(strategy, task order, seed) over complete runs (n pairs). Δ = mean of the "
+                 f"paired differences; for FM and intransigence a negative Δ favours {reference}. "
+                 "Two-sided paired t-test and Wilcoxon signed-rank test (scipy.stats), raw p and "
+                 "Holm-Bonferroni adjusted p; the correction's family is every test of one kind "
+                 f"in this table (all metrics, strategies, baselines and quantities: {n_t} "
+                 f"t-tests, {n_w} Wilcoxon tests). Bold: adjusted p < {alpha:g}. Wilcoxon needs "
+                 f"n >= {wilcoxon_min_pairs(alpha)} non-zero differences to reach p < {alpha:g} "
+                 f"(its smallest two-sided p is 2/2^n); below that: \"{WILCOXON_TOO_FEW}\"."
+                 + left_out),
         frame=paired, header=header, header_latex=header_latex, body_markdown=body_md,
         body_latex=body_tex,
     )

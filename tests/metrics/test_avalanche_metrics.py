@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from cl_bench.errors import RunError
-from cl_bench.metrics import TaskEvaluator
+from cl_bench.metrics import TaskEvaluator, UndefinedMetricWarning, au_pro
 from cl_bench.metrics.avalanche import (
     AUPRO,
     AnomalyMetrics,
@@ -101,7 +101,53 @@ def test_unknown_metric_name_is_rejected() -> None:
         AnomalyMetrics(["pixel_aucroc"])
 
 
-def test_real_avalanche_run_reads_back_R(tmp_path) -> None:
+def _feed(plugin: AnomalyMetrics, j: int, images, labels, masks) -> dict:
+    strategy = fake_strategy(j)
+    plugin.before_eval_exp(strategy)
+    strategy.mb_anomaly_map = images[:, :1]
+    strategy.mb_image_score = images[:, 0].flatten(1).amax(1)
+    strategy.mb_y, strategy.mb_mask = labels, masks
+    plugin.after_eval_iteration(strategy)
+    return {v.name: v.value for v in plugin.after_eval_exp(strategy)}
+
+
+def test_plugin_uses_its_fpr_limit() -> None:
+    images, labels, masks = experience_data(1)
+    values = {}
+    for limit in (0.05, 0.3):
+        plugin = AUPRO(fpr_limit=limit)
+        plugin.before_eval(fake_strategy(1))
+        values[limit] = _feed(plugin, 1, images, labels, masks)[
+            "AUPRO_Exp/eval_phase/test_stream/Exp001"]
+        assert values[limit] == pytest.approx(au_pro(images[:, 0].numpy(), masks[:, 0].numpy(),
+                                                     fpr_limit=limit), rel=1e-9)
+    assert abs(values[0.05] - values[0.3]) > 0.01
+    plugin = anomaly_metrics(fpr_limit=0.05)[0]
+    plugin.before_eval(fake_strategy(1))
+    assert _feed(plugin, 1, images, labels, masks)[
+        "AUPRO_Exp/eval_phase/test_stream/Exp001"] == pytest.approx(values[0.05], rel=1e-12)
+
+
+def test_stream_mean_leaves_nan_experiences_out() -> None:
+    plugin = anomaly_metrics()[0]
+    plugin.before_eval(fake_strategy(0))
+    images, labels, masks = experience_data(0)
+    first = _feed(plugin, 0, images, labels, masks)
+    good = labels == 0  # an experience without defects: every metric is undefined (NaN)
+    with pytest.warns(UndefinedMetricWarning):
+        second = _feed(plugin, 1, images[good], labels[good], masks[good])
+    assert math.isnan(second["ImageAUROC_Exp/eval_phase/test_stream/Exp001"])
+    stream = {v.name: v.value for v in plugin.after_eval(fake_strategy(1))}
+    for name in ("ImageAUROC", "PixelAUROC", "AUPRO"):
+        assert stream[f"{name}_Stream/eval_phase/test_stream"] == pytest.approx(
+            first[f"{name}_Exp/eval_phase/test_stream/Exp000"]), name
+
+
+def test_real_avalanche_run_that_learns_reads_back_R(tmp_path) -> None:
+    """A real Avalanche run (SupervisedTemplate, EvaluationPlugin) of a tiny detector that
+    learns: its centre moves towards the mean of the good training images, so the anomaly map,
+    and with it every row of R, changes from step to step. R read back from Avalanche's metric
+    values equals the metrics of the model's state at each evaluation."""
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
     from avalanche.benchmarks.utils import AvalancheDataset
     from avalanche.logging import TextLogger
@@ -109,15 +155,18 @@ def test_real_avalanche_run_reads_back_R(tmp_path) -> None:
     from avalanche.training.templates import SupervisedTemplate
     from torch.utils.data import TensorDataset
 
-    class MapModel(nn.Module):
-        """Anomaly map = a learnable scale times the first channel."""
+    class CenterModel(nn.Module):
+        """Anomaly map = squared distance of each pixel's colour to a learnable centre."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.scale = nn.Parameter(torch.ones(1))
+            self.center = nn.Parameter(torch.zeros(3))
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x[:, :1] * self.scale
+            return anomaly_map(x, self.center)
+
+    def anomaly_map(x: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
+        return ((x - center[None, :, None, None]) ** 2).sum(1, keepdim=True)
 
     class MapStrategy(SupervisedTemplate):
         def forward(self):
@@ -129,38 +178,47 @@ def test_real_avalanche_run_reads_back_R(tmp_path) -> None:
             return out
 
         def criterion(self):
-            return (self.mb_output * 0).sum()
+            return self.mb_output.mean()  # the good images' distance to the centre
 
     def dataset(j: int, good_only: bool) -> AvalancheDataset:
         images, labels, masks = experience_data(j)
+        images[:, 1] += 0.8 * j  # each task has its own colour of normal
         keep = labels == 0 if good_only else slice(None)
         return AvalancheDataset([TensorDataset(images[keep], labels[keep], masks[keep])])
 
-    def run_two_tasks(evaluator: EvaluationPlugin, bm) -> None:
-        model = MapModel()
-        strategy = MapStrategy(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0),
-                               train_mb_size=4, eval_mb_size=4, train_epochs=1,
-                               evaluator=evaluator, device="cpu")
-        strategy.eval(bm.test_stream)  # untrained model: row 0
-        for exp in bm.train_stream:
-            strategy.train(exp)
-            strategy.eval(bm.test_stream)
-
+    bm = benchmark_from_datasets(train=[dataset(j, True) for j in range(2)],
+                                 test=[dataset(j, False) for j in range(2)])
     log = tmp_path / "log.txt"
+    centers = []
     with log.open("w") as fh:
         evaluator = EvaluationPlugin(*anomaly_metrics(), loggers=[TextLogger(fh)],
                                      strict_checks=False)
-        run_two_tasks(evaluator, benchmark_from_datasets(
-            train=[dataset(j, True) for j in range(2)],
-            test=[dataset(j, False) for j in range(2)]))
+        model = CenterModel()
+        strategy = MapStrategy(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.3),
+                               train_mb_size=4, eval_mb_size=4, train_epochs=4,
+                               evaluator=evaluator, device="cpu")
+        strategy.eval(bm.test_stream)  # untrained model: row 0
+        centers.append(model.center.detach().clone())
+        for exp in bm.train_stream:
+            strategy.train(exp)
+            strategy.eval(bm.test_stream)
+            centers.append(model.center.detach().clone())
     assert "AUPRO_Exp/eval_phase/test_stream/Exp001" in log.read_text()  # the logger shows it
 
-    rows = result_matrix_from_metrics(evaluator.get_all_metrics(), "au_pro", 2)
-    assert rows.shape == (3, 2)
-    for j in range(2):
-        images, labels, masks = experience_data(j)
-        reference = TaskEvaluator()
-        reference.update(images[:, :1], masks, images[:, 0].flatten(1).amax(1), labels)
-        assert rows[:, j] == pytest.approx([reference.compute()["au_pro"]] * 3, rel=1e-12)
+    for metric in ("au_pro", "pixel_auroc"):
+        rows = result_matrix_from_metrics(evaluator.get_all_metrics(), metric, 2)
+        assert rows.shape == (3, 2)
+        for i, center in enumerate(centers):
+            for j in range(2):
+                images = bm.test_stream[j].dataset
+                x = torch.stack([images[k][0] for k in range(len(images))])
+                labels = torch.tensor([int(images[k][1]) for k in range(len(images))])
+                masks = torch.stack([images[k][2] for k in range(len(images))])
+                maps = anomaly_map(x, center)
+                reference = TaskEvaluator()
+                reference.update(maps, masks, maps.flatten(1).amax(1), labels)
+                assert rows[i, j] == pytest.approx(reference.compute()[metric], rel=1e-9)
+        # the model learnt: every step changed the metrics of both tasks
+        assert np.all(np.abs(np.diff(rows, axis=0)) > 1e-3), (metric, rows)
     last = evaluator.get_last_metrics()
     assert not math.isnan(last["ImageAUROC_Stream/eval_phase/test_stream"])

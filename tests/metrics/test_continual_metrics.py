@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from cl_bench.metrics import (
     MetricInputError,
+    UndefinedMetricWarning,
     backward_transfer,
     final_average,
     forgetting,
@@ -21,8 +22,10 @@ from cl_bench.metrics import (
     mean_retention,
     pooled_image_auroc,
     retention,
+    retention_ratio,
     summarize,
 )
+from cl_bench.metrics.continual import RETENTION_MARGIN, chance_level
 
 nan = math.nan
 R3 = np.array([[0.90, 0.50, 0.60],
@@ -45,6 +48,9 @@ def test_3x3_by_hand() -> None:
     assert forward_transfer(R3, B3) == pytest.approx((-0.02 - 0.03) / 2)
     np.testing.assert_allclose(retention(R3), [0.25, 0.3 / 0.45, 1.0])
     assert mean_retention(R3) == pytest.approx((0.25 + 0.3 / 0.45) / 2)
+    # ratio of sums over j < T-1: (0.10 + 0.30) / (0.40 + 0.45)
+    assert retention_ratio(R3) == pytest.approx(0.4 / 0.85)
+    assert summarize(R3)["retention"] == pytest.approx(0.4 / 0.85)
     np.testing.assert_allclose(intransigence(R3, [0.95, 0.97, 0.9]), [0.05, 0.02, 0.05],
                                atol=1e-15)
 
@@ -58,6 +64,7 @@ def test_4x4_with_nan_entries_by_hand() -> None:
     assert lower_triangle_average(R4) == pytest.approx(7.85 / 10)
     assert final_average(R4) == pytest.approx(3.05 / 4)
     assert mean_retention(R4) == pytest.approx((1 / 3 + 0.5 + 0.75) / 3)
+    assert summarize(R4)["retention"] == pytest.approx((0.1 + 0.2 + 0.3) / (0.3 + 0.4 + 0.4))
     summary = summarize(R4, baseline=np.full(4, 0.5), joint_reference=0.95)
     assert set(summary) == {"acc", "lower_triangle", "fm", "bwt", "fwt", "retention",
                             "intransigence"}
@@ -77,8 +84,46 @@ def test_nan_where_nothing_is_defined() -> None:
 
 def test_retention_is_nan_when_nothing_was_learnt_above_chance() -> None:
     R = np.array([[0.45, 0.5], [0.6, 0.9]])
-    assert math.isnan(retention(R)[0])  # R[0, 0] <= 0.5: the ratio is meaningless
-    assert math.isnan(mean_retention(R))
+    with pytest.warns(UndefinedMetricWarning, match=r"task\(s\) \[0\]"):
+        assert math.isnan(retention(R)[0])  # R[0, 0] <= 0.5: the ratio is meaningless
+    with pytest.warns(UndefinedMetricWarning):
+        assert math.isnan(mean_retention(R))
+
+
+def test_retention_margin_boundary() -> None:
+    """At R[j, j] - c = margin retention is defined; just below it, NaN with a warning."""
+    assert RETENTION_MARGIN == 0.05
+    at = np.array([[0.55, 0.5], [0.54, 0.9]])  # learnt 0.05, kept 0.04
+    assert retention(at)[0] == pytest.approx(0.8)
+    assert retention_ratio(at) == pytest.approx(0.8)
+    below = np.array([[0.549, 0.5], [0.9, 0.9]])  # learnt 0.049: would give rho = 8.2
+    with pytest.warns(UndefinedMetricWarning, match="less than 0.05 above"):
+        assert math.isnan(retention(below)[0])
+    with pytest.warns(UndefinedMetricWarning,
+                      match=r"c\) = \+0\.049 with c = 0\.5, is below the margin 0\.05"):
+        assert math.isnan(retention_ratio(below))
+    # AU-PRO at FPR limit 0.3: chance 0.15, the same margin in AU-PRO points
+    pro_at = np.array([[0.20, 0.1], [0.19, 0.5]])
+    assert retention_ratio(pro_at, chance=0.15) == pytest.approx(0.8)
+    with pytest.warns(UndefinedMetricWarning):
+        assert math.isnan(retention_ratio(pro_at - 0.002, chance=0.15))
+
+
+def test_one_barely_learnt_task_does_not_dominate_the_ratio() -> None:
+    # task 0 learnt 0.06 above chance and ends at 0.9 (rho_0 = 6.7); task 1 learnt 0.4, kept 0.2
+    R = np.array([[0.56, 0.5, 0.5], [0.6, 0.9, 0.5], [0.9, 0.7, 0.9]])
+    assert mean_retention(R) == pytest.approx((0.4 / 0.06 + 0.5) / 2)  # about 3.6
+    assert retention_ratio(R) == pytest.approx(0.6 / 0.46)  # about 1.3
+
+
+def test_chance_levels_follow_the_fpr_limit() -> None:
+    assert chance_level("image_auroc") == 0.5 and chance_level("pixel_auroc", 0.05) == 0.5
+    assert chance_level("au_pro") == pytest.approx(0.15)
+    assert chance_level("au_pro", 0.3) == pytest.approx(0.15)
+    assert chance_level("au_pro", 0.05) == pytest.approx(0.025)
+    assert chance_level("image_ap") is None and chance_level("pixel_f1_max") is None
+    with pytest.raises(MetricInputError, match="fpr_limit"):
+        chance_level("au_pro", 0.0)
 
 
 def test_single_task() -> None:
@@ -110,6 +155,7 @@ def test_pooled_image_auroc_ranks_tasks_together() -> None:
     assert pooled_image_auroc(list(scores.values()), list(labels.values()), 1) == 12 / 16
 
 
+@pytest.mark.filterwarnings("ignore::cl_bench.metrics.UndefinedMetricWarning")
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 6), st.integers(0, 2**31 - 1))
 def test_against_plain_loops(T: int, seed: int) -> None:

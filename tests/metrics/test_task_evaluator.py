@@ -123,3 +123,16 @@ def test_cuda_storage_equals_cpu() -> None:
     a, b = cpu.compute(), gpu.compute()
     for key in ALL_KEYS:
         assert b[key] == pytest.approx(a[key], rel=1e-12)
+
+
+@pytest.mark.parametrize("limit", [0.05, 0.3, 1.0])
+def test_au_pro_uses_the_evaluators_fpr_limit(limit: float) -> None:
+    evaluator = TaskEvaluator(fpr_limit=limit)
+    batches = list(task_batches(3))
+    for batch in batches:
+        evaluator.update(*batch)
+    maps = np.concatenate([b[0] for b in batches])[:, 0]
+    masks = np.concatenate([b[1] for b in batches])[:, 0]
+    assert evaluator.compute()["au_pro"] == pytest.approx(au_pro(maps, masks, limit), rel=1e-9)
+    assert au_pro(maps, masks, limit) != pytest.approx(au_pro(maps, masks, 0.3 if limit != 0.3
+                                                              else 0.05), abs=1e-3)

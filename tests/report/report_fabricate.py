@@ -44,8 +44,10 @@ def known_pooled(method: str, seed: int, step: int) -> float:
 def write_run(root: Path, run_id: str, method: str, seed: int, *, strategy: str = "naive",
               order: str = "alphabetical", tasks=TASKS, steps=None, status: str = "complete",
               metrics=("image_auroc", "pixel_auroc"), maps: bool = False,
-              task_aware: bool = False) -> Path:
-    """One run folder; ``steps`` limits the trained steps written (a run still running)."""
+              task_aware: bool = False, fpr_limit: float | None = None) -> Path:
+    """One run folder; ``steps`` limits the trained steps written (a run still running);
+    ``fpr_limit`` writes ``eval.pro_fpr_limit`` into config.yaml (AU-PRO records take the
+    image AUROC values)."""
     run_dir = root / run_id
     run_dir.mkdir(parents=True)
     T = len(tasks)
@@ -80,7 +82,8 @@ def write_run(root: Path, run_id: str, method: str, seed: int, *, strategy: str 
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     (run_dir / "config.yaml").write_text(
         f"experiment: {root.name}\nseed: {seed}\nmodel:\n  methods: [{method}]\n"
-        "train:\n  epochs: 1\n")
+        "train:\n  epochs: 1\n"
+        + (f"eval:\n  pro_fpr_limit: {fpr_limit}\n" if fpr_limit is not None else ""))
     if maps:
         write_maps(run_dir, method, strategy, seed, tasks)
     return run_dir

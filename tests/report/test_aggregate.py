@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from report_fabricate import BASELINE, known_matrix, known_pooled, make_experiment, write_run
 from scipy import stats
@@ -12,11 +13,17 @@ from scipy import stats
 from cl_bench.errors import DataError
 from cl_bench.report import load_runs
 from cl_bench.report.aggregate import (
+    METRIC_ORDER,
+    WILCOXON_TOO_FEW,
     aggregate,
     aggregate_matrices,
     build_matrices,
+    holm_adjust,
+    metric_label,
+    metrics_present,
     paired_comparison,
     per_run_summary,
+    wilcoxon_min_pairs,
 )
 
 
@@ -54,7 +61,8 @@ def test_per_run_metrics_match_hand_computation(per_run) -> None:
     assert rows["fm"] == pytest.approx(((0.90 - 0.75) + (0.92 - 0.85)) / 2)
     assert rows["bwt"] == pytest.approx(((0.75 - 0.90) + (0.85 - 0.92)) / 2)
     assert rows["fwt"] == pytest.approx(((0.60 - 0.52) + (0.60 - 0.48)) / 2)
-    assert rows["retention"] == pytest.approx((0.25 / 0.40 + 0.35 / 0.42) / 2)
+    # ratio of sums over j < T-1: (0.25 + 0.35) / (0.40 + 0.42)
+    assert rows["retention"] == pytest.approx((0.25 + 0.35) / (0.40 + 0.42))
     assert rows["pooled"] == pytest.approx(known_pooled("hybrid", 0, 2))
 
 
@@ -87,12 +95,16 @@ def test_paired_comparison_of_the_hybrid(per_run) -> None:
     assert row["n"] == 3
     assert row["mean_diff"] == pytest.approx(np.mean(np.subtract(hybrid, stpm)))
     assert row["t_pvalue"] == pytest.approx(stats.ttest_rel(hybrid, stpm).pvalue, rel=1e-6)
-    assert row["wilcoxon_pvalue"] == pytest.approx(stats.wilcoxon(hybrid, stpm).pvalue)
-    # FM differences are the same for every seed: the t-test is undefined (NaN), the
-    # signed-rank test is not (3 negative differences: p = 2 / 2**3)
+    # 3 pairs: the signed-rank test's smallest two-sided p is 2 / 2**3 = 0.25, never significant
+    assert np.isnan(row["wilcoxon_pvalue"]) and row["wilcoxon_note"] == WILCOXON_TOO_FEW
+    # FM differences are the same for every seed: the t-test is undefined (NaN)
     fm = _value(paired, metric="image_auroc", quantity="fm", baseline="stpm")
     assert fm["mean_diff"] == pytest.approx(0.11 - 0.215) and np.isnan(fm["t_pvalue"])
-    assert fm["wilcoxon_pvalue"] == pytest.approx(0.25)
+    # Holm over every defined t-test of the table
+    defined = paired["t_pvalue"].notna()
+    np.testing.assert_allclose(paired.loc[defined, "t_pvalue_holm"],
+                               holm_adjust(paired.loc[defined, "t_pvalue"]))
+    assert (paired.loc[defined, "t_pvalue_holm"] >= paired.loc[defined, "t_pvalue"]).all()
 
 
 def test_no_paired_comparison_with_two_seeds(tmp_path: Path) -> None:
@@ -134,3 +146,133 @@ def test_one_position_naming_two_tasks_is_an_error(tmp_path: Path) -> None:
     csv_path.write_text("\n".join([lines[0], ",".join(fields), *lines[2:]]) + "\n")
     with pytest.raises(DataError, match=r"eval_index 0 names several tasks \['bottle', 'zipper'\]"):
         build_matrices(load_runs(run))
+
+
+def test_f1_max_metrics_have_labels_and_an_order() -> None:
+    assert metric_label("image_f1_max") == "Image F1-max"
+    assert metric_label("pixel_f1_max") == "Pixel F1-max"
+    assert metric_label("au_pro", 0.05) == "AU-PRO (0.05)"
+    df = pd.DataFrame({"metric": ["pixel_f1_max", "image_f1_max", "au_pro", "image_auroc"]})
+    assert metrics_present(df) == ["image_auroc", "au_pro", "image_f1_max", "pixel_f1_max"]
+    assert METRIC_ORDER.index("image_f1_max") < METRIC_ORDER.index("pixel_f1_max")
+
+
+def test_intransigence_against_the_joint_run_of_the_same_detector(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path, seeds=(0, 1), maps=False)
+    write_run(exp, "joint-hybrid", "hybrid", 5, strategy="joint")
+    per_run = per_run_summary(build_matrices(load_runs(exp), ["image_auroc"]))
+    intransigence = per_run[per_run["quantity"] == "intransigence"]
+    # only hybrid has a joint run; joint itself is the reference
+    assert set(intransigence["method"]) == {"hybrid"}
+    assert set(intransigence["strategy"]) == {"naive"}
+    # R* = final row of the joint run (seed 5): [.75,.85,.95] + .05; hybrid seed 1 diagonal:
+    # [.90,.92,.95] + .01
+    seed1 = _value(intransigence, seed=1)
+    r_star = np.array([0.75, 0.85, 0.95]) + 0.05
+    assert seed1["value"] == pytest.approx(np.mean(r_star - (np.array([0.9, 0.92, 0.95]) + 0.01)))
+
+
+# ---------------------------------------------------------------- the paired tests, fabricated
+def fabricated_per_run(values: dict[tuple[str, str, int], float], *, strategy: str = "naive",
+                       task_aware: bool = False, quantity: str = "acc",
+                       shuffle: int | None = 0) -> pd.DataFrame:
+    """Per-run rows {(method, order, seed): value}; run ids sort opposite to the seeds, and the
+    rows are shuffled, so that any pairing by position or sorting goes wrong."""
+    rows = [{"run_id": f"{method}-{99 - seed}-{order}", "method": method, "strategy": strategy,
+             "task_aware": task_aware, "seed": seed, "order": order, "metric": "image_auroc",
+             "quantity": quantity, "value": value, "status": "complete",
+             "run_dir": f"/results/x/{method}-{order}-{seed}"}
+            for (method, order, seed), value in values.items()]
+    frame = pd.DataFrame(rows)
+    if shuffle is not None:
+        frame = frame.sample(frac=1.0, random_state=shuffle).reset_index(drop=True)
+    return frame
+
+
+#: stpm per (order, seed), in close couples; hybrid = stpm + a difference that varies by pair,
+#: so that hybrid ranks the runs differently from stpm: pairing the sorted values (or the runs
+#: in any order but the key's) gives other differences and another p
+STPM = {("alphabetical", 0): 0.700, ("alphabetical", 1): 0.705, ("alphabetical", 2): 0.800,
+        ("reversed", 0): 0.806, ("reversed", 1): 0.900, ("reversed", 2): 0.903}
+DIFF = {("alphabetical", 0): 0.030, ("alphabetical", 1): 0.010, ("alphabetical", 2): 0.012,
+        ("reversed", 0): 0.028, ("reversed", 1): 0.031, ("reversed", 2): 0.009}
+HYBRID = {key: STPM[key] + DIFF[key] for key in STPM}
+
+
+def _sweep_values() -> dict[tuple[str, str, int], float]:
+    values = {("hybrid", o, s): v for (o, s), v in HYBRID.items()}
+    values.update({("stpm", o, s): v for (o, s), v in STPM.items()})
+    return values
+
+
+def test_pairs_are_matched_by_strategy_order_and_seed_not_by_sorting() -> None:
+    values = _sweep_values()
+    keys = sorted(HYBRID)
+    ref = np.array([values[("hybrid", *k)] for k in keys])
+    base = np.array([values[("stpm", *k)] for k in keys])
+    # the fabricated values make a pairing bug visible: pairing the sorted values (or the runs
+    # sorted by run id) gives clearly different p-values
+    by_value = stats.ttest_rel(np.sort(ref), np.sort(base)).pvalue
+    by_run_id = stats.ttest_rel(ref, base[::-1]).pvalue
+    right = stats.ttest_rel(ref, base).pvalue
+    assert right == pytest.approx(0.0059, abs=1e-4)
+    assert by_value == pytest.approx(0.0015, abs=1e-4) and by_run_id > 0.5
+    for shuffle in (0, 1, 2):
+        row = paired_comparison(fabricated_per_run(values, shuffle=shuffle)).iloc[0]
+        assert row["n"] == 6
+        assert row["t_pvalue"] == pytest.approx(right, rel=1e-9)
+        assert row["wilcoxon_pvalue"] == pytest.approx(stats.wilcoxon(ref, base).pvalue)
+        assert row["mean_diff"] == pytest.approx(np.mean(ref - base))
+
+
+def test_an_order_missing_for_one_method_leaves_those_seeds_unpaired() -> None:
+    values = _sweep_values()
+    del values[("stpm", "reversed", 2)]
+    row = paired_comparison(fabricated_per_run(values)).iloc[0]
+    keys = [k for k in sorted(HYBRID) if k != ("reversed", 2)]
+    ref = [values[("hybrid", *k)] for k in keys]
+    base = [values[("stpm", *k)] for k in keys]
+    assert row["n"] == 5 and row["wilcoxon_note"] == WILCOXON_TOO_FEW
+    assert row["t_pvalue"] == pytest.approx(stats.ttest_rel(ref, base).pvalue, rel=1e-9)
+
+
+def test_wilcoxon_from_six_pairs_only() -> None:
+    assert wilcoxon_min_pairs(0.05) == 6  # 2/2**5 = 0.0625, 2/2**6 = 0.031
+    assert wilcoxon_min_pairs(0.01) == 8  # 2/2**7 = 0.0156, 2/2**8 = 0.0078
+    six = paired_comparison(fabricated_per_run(_sweep_values())).iloc[0]
+    assert six["wilcoxon_pvalue"] == pytest.approx(2 / 2**6) and six["wilcoxon_note"] == ""
+
+
+def test_holm_adjustment_by_hand() -> None:
+    # sorted 0.01, 0.02, 0.03, 0.2 (m = 4): 4*0.01, max(.04, 3*.02), max(.06, 2*.03), max(.06, .2)
+    adjusted = holm_adjust([0.03, 0.2, 0.01, np.nan, 0.02])
+    np.testing.assert_allclose(adjusted, [0.06, 0.2, 0.04, np.nan, 0.06])
+    np.testing.assert_allclose(holm_adjust([0.5, 0.9]), [1.0, 1.0])
+    assert holm_adjust([]).size == 0
+
+
+def test_task_aware_runs_are_paired_apart() -> None:
+    values = _sweep_values()
+    aware = {k: v + 0.05 * (k[0] == "hybrid") for k, v in values.items()}
+    per_run = pd.concat([fabricated_per_run(values),
+                         fabricated_per_run(aware, task_aware=True).assign(
+                             run_id=lambda f: f["run_id"] + "-aware",
+                             run_dir=lambda f: f["run_dir"] + "-aware")])
+    paired = paired_comparison(per_run)
+    assert sorted(paired["task_aware"]) == [False, True]
+    plain = _value(paired, task_aware=False)
+    oracle = _value(paired, task_aware=True)
+    assert plain["n"] == oracle["n"] == 6
+    assert oracle["mean_diff"] == pytest.approx(plain["mean_diff"] + 0.05)
+
+
+def test_incomplete_runs_are_not_paired_and_duplicates_are_an_error() -> None:
+    per_run = fabricated_per_run(_sweep_values())
+    running = per_run["run_id"] == "hybrid-99-alphabetical"
+    per_run.loc[running, "status"] = "running"
+    assert paired_comparison(per_run).iloc[0]["n"] == 5
+    per_run.loc[running, "status"] = "complete"
+    twin = per_run[running].assign(run_id="hybrid-again", run_dir="/results/x/again")
+    with pytest.raises(DataError, match=r"hybrid/naive seed 0 order alphabetical.*"
+                                        r"/results/x/hybrid-alphabetical-0, /results/x/again"):
+        paired_comparison(pd.concat([per_run, twin]))

@@ -8,6 +8,7 @@ compares with the CSV tables the report wrote.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import statistics
 from collections import defaultdict
@@ -23,8 +24,13 @@ METRICS = ("image_auroc", "pixel_auroc")
 
 
 def read_all_records(root: Path) -> list[dict[str, str]]:
+    """The rows of every complete run (manifest status "complete"; the report leaves the others
+    out)."""
     rows = []
     for path in sorted(root.rglob("records.csv")):
+        manifest = path.parent / "manifest.json"
+        if not manifest.is_file() or json.loads(manifest.read_text())["status"] != "complete":
+            continue
         with path.open(newline="") as fh:
             rows += list(csv.DictReader(fh))
     return rows
@@ -46,6 +52,10 @@ def recompute(rows: list[dict[str, str]], metric: str) -> dict[tuple[str, str], 
             run["R"][(step, j)] = value
         run["T"] = max(run["T"], j + 1)
     out: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    # R*_j of intransigence: the final value of the joint run of the same detector, by position
+    # (one joint run per method here, same task order)
+    joint = {method: run["R"] for (_, method, strategy, _, _), run in runs.items()
+             if strategy == "joint"}
     for (_, method, strategy, _, _), run in runs.items():
         R, b, T = run["R"], run["b"], run["T"]
         last = T - 1
@@ -54,22 +64,28 @@ def recompute(rows: list[dict[str, str]], metric: str) -> dict[tuple[str, str], 
         # terms that are defined (the documented NaN rule) and gives no value when none is
         defined = {cell for cell, value in R.items() if math.isfinite(value)}
         terms: dict[str, list[float]] = defaultdict(list)
+        kept, learnt = [], []
         for j in range(T):
             if (last, j) in defined:
                 terms["acc"].append(R[(last, j)])
+            if strategy != "joint" and method in joint and (j, j) in defined:
+                terms["intransigence"].append(joint[method][(last, j)] - R[(j, j)])
         for j in range(T - 1):
             earlier = [R[(k, j)] for k in range(j, last) if (k, j) in defined]
             if earlier and (last, j) in defined:
                 terms["fm"].append(max(earlier) - R[(last, j)])
             if (j, j) in defined and (last, j) in defined:
                 terms["bwt"].append(R[(last, j)] - R[(j, j)])
-                if R[(j, j)] > 0.5:  # retention above chance, undefined when nothing was learnt
-                    terms["retention"].append((R[(last, j)] - 0.5) / (R[(j, j)] - 0.5))
+                kept.append(R[(last, j)] - 0.5)
+                learnt.append(R[(j, j)] - 0.5)
         for j in range(1, T):
             if (j - 1, j) in defined and math.isfinite(b.get(j, math.nan)):
                 terms["fwt"].append(R[(j - 1, j)] - b[j])
         for quantity, quantity_terms in terms.items():
             values[quantity].append(sum(quantity_terms) / len(quantity_terms))
+        # retention: ratio of sums over j < T-1, undefined below a mean gain of 0.05 over chance
+        if learnt and sum(learnt) / len(learnt) >= 0.05:
+            values["retention"].append(sum(kept) / sum(learnt))
         if math.isfinite(run["pooled"].get(last, math.nan)):
             values["pooled"].append(run["pooled"][last])
     return out
@@ -96,10 +112,13 @@ def test_summary_table_matches_independent_recomputation(report, metric: str) ->
     checked = 0
     for row in table.to_dict("records"):
         values = expected[(row["method"], row["strategy"])]
-        for quantity in ("acc", "fm", "bwt", "fwt", "retention", "pooled"):
+        for quantity in ("acc", "fm", "bwt", "fwt", "retention", "intransigence", "pooled"):
+            runs = values.get(quantity, [])
+            if f"{quantity}_mean" not in row:  # no run defines it: no column
+                assert not runs, quantity
+                continue
             mean, std = row[f"{quantity}_mean"], row[f"{quantity}_std"]
             count = row[f"{quantity}_count"]
-            runs = values.get(quantity, [])
             assert count == len(runs), (row["method"], row["strategy"], quantity)
             if not runs:
                 assert math.isnan(mean)
@@ -113,12 +132,14 @@ def test_summary_table_matches_independent_recomputation(report, metric: str) ->
     assert checked >= 12
 
 
-def test_running_run_enters_only_what_it_measured(report) -> None:
+def test_running_run_enters_nothing(report) -> None:
     _, out = report
     table = pd.read_csv(out / "summary_image_auroc.csv").set_index("method / strategy")
     hybrid = table.loc["hybrid / naive"]
-    assert hybrid["acc_count"] == 3 and hybrid["fwt_count"] == 4  # FWT needs rows 0, 1 only
+    assert hybrid["acc_count"] == 3 and hybrid["fwt_count"] == 3  # the running run is left out
     assert table.loc["stpm / joint", "fm_count"] == 0
+    assert table.loc["stpm / naive", "intransigence_count"] == 3
+    assert table.loc["hybrid / naive", "intransigence_count"] == 0  # no joint hybrid
 
 
 def test_final_per_task_matches_independent_recomputation(report) -> None:

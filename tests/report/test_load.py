@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ from report_fabricate import TASKS, write_run
 
 from cl_bench.errors import DataError
 from cl_bench.report import find_run_dirs, load_runs
+from cl_bench.report.build import compute
 
 
 def test_load_runs_finds_every_run_below_a_folder(experiment_dir: Path) -> None:
@@ -78,14 +78,55 @@ def test_missing_path_and_empty_folder_are_errors(tmp_path: Path) -> None:
         load_runs(tmp_path)
 
 
-def test_duplicate_run_key_keeps_the_fuller_run_and_warns(tmp_path: Path) -> None:
-    write_run(tmp_path / "exp", "20261128T090000-a", "stpm", 0, steps=[0], status="failed")
-    write_run(tmp_path / "exp", "20261128T100000-b", "stpm", 0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        df = load_runs(tmp_path / "exp")
-    assert set(df["run_id"]) == {"20261128T100000-b"}
-    assert any("keeping 20261128T100000-b" in str(w.message) for w in caught)
+def test_a_failed_run_and_its_complete_rerun(tmp_path: Path) -> None:
+    failed = write_run(tmp_path / "exp", "20261128T090000-a", "stpm", 0, steps=[0],
+                       status="failed")
+    rerun = write_run(tmp_path / "exp", "20261128T100000-b", "stpm", 0)
+    df = load_runs(tmp_path / "exp")  # the loader keeps both, with their status
+    assert set(df["run_id"]) == {"20261128T090000-a", "20261128T100000-b"}
+    data = compute([tmp_path / "exp"])  # the report keeps the complete one and lists the other
+    assert set(data.records["run_id"]) == {"20261128T100000-b"}
+    assert [run.path for run in data.excluded] == [failed]
+    assert any(str(failed) in note and "failed" in note for note in data.notes)
+    assert {m.run_dir for m in data.matrices} == {str(rerun)}
+
+
+def test_two_complete_runs_of_one_key_are_an_error_naming_both(tmp_path: Path) -> None:
+    first = write_run(tmp_path / "exp", "20261128T090000-a", "stpm", 0)
+    second = write_run(tmp_path / "exp", "20261128T100000-b", "stpm", 0)
+    with pytest.raises(DataError, match=rf"stpm/naive seed 0 order alphabetical is in several "
+                                        rf"run folders: {first}, {second}"):
+        compute([tmp_path / "exp"])
+
+
+def test_running_interrupted_and_manifestless_runs_are_left_out(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    for seed in (0, 1, 2):
+        write_run(exp, f"h{seed}", "hybrid", seed)
+        write_run(exp, f"s{seed}", "stpm", seed)
+    write_run(exp, "h3", "hybrid", 3, status="running", steps=[0, 1])
+    write_run(exp, "s3", "stpm", 3, status="interrupted")
+    write_run(exp, "h4", "hybrid", 4)
+    (exp / "h4" / "manifest.json").unlink()
+    data = compute([exp])
+    assert sorted(run.run_id for run in data.excluded) == ["h3", "h4", "s3"]
+    assert set(data.per_run["seed"]) == {0, 1, 2}
+    assert set(data.paired["n"]) == {3}
+    assert (data.summary["count"] <= 3).all()
+
+
+def test_no_complete_run_is_a_clear_error(tmp_path: Path) -> None:
+    write_run(tmp_path / "exp", "r1", "stpm", 0, steps=[0], status="running")
+    with pytest.raises(DataError, match=r"no complete run.*r1 is running"):
+        compute([tmp_path / "exp"])
+
+
+def test_fpr_limit_is_read_from_config_yaml(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "exp", "r1", "stpm", 0, fpr_limit=0.05)
+    assert set(load_runs(run)["pro_fpr_limit"]) == {0.05}
+    (run / "config.yaml").write_text("eval:\n  pro_fpr_limit: 2\n")
+    with pytest.raises(DataError, match=r"config\.yaml: eval\.pro_fpr_limit = 2 is not in"):
+        load_runs(run)
 
 
 def test_task_names_come_from_eval_index(experiment_dir: Path) -> None:

@@ -42,7 +42,9 @@ def test_report_md_reads_alone(report_dir: Path) -> None:
                     "## Runs: manifest facts", "### Versions"):
         assert heading in text
     assert "bottle → cable → metal_nut" in text
-    assert "20261128T120000-running is running" in text  # partial run said so
+    assert "20261128T120000-running is running" in text  # partial run said so ...
+    assert "left out of every table, figure and paired test" in text  # ... and left out
+    assert "hybrid / replay" not in text.split("## State of the runs")[1]
     assert "| python | 3.11.0 |" in text and "812" in text  # versions, peak memory
     assert "![" in text and "(figures/forgetting_image_auroc.png)" in text
     assert "**0.860 ± 0.010**" in text

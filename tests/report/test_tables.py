@@ -9,8 +9,17 @@ import pandas as pd
 import pytest
 from report_fabricate import make_experiment, write_run
 
+from cl_bench.errors import DataError
+from cl_bench.report.aggregate import MatrixAggregate
 from cl_bench.report.build import compute, task_order, write_tables
-from cl_bench.report.tables import best_cells, final_task_table, summary_table
+from cl_bench.report.markdown import protocol_text
+from cl_bench.report.tables import (
+    best_cells,
+    comparison_table,
+    final_task_table,
+    matrix_table,
+    summary_table,
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +127,112 @@ def test_two_task_orders_give_one_r_table_each(tmp_path: Path) -> None:
     assert per_task.mean[per_task.rows.index("bottle"), hybrid] == pytest.approx(
         (0.76 + 0.96) / 2)
     assert data.paired.loc[data.paired["quantity"] == "acc", "n"].item() == 6
+
+
+def test_r_matrix_bold_never_picks_the_untrained_row() -> None:
+    # task 1's untrained value (0.95) is above every trained one: the bold goes to step 0's 0.7
+    mean = np.array([[0.9, 0.7], [0.8, 0.6]])
+    agg = MatrixAggregate("hybrid", "naive", False, "image_auroc", ("a", "b"), mean,
+                          np.full((2, 2), np.nan), np.ones((2, 2), dtype=int),
+                          np.array([0.5, 0.95]), np.full(2, np.nan))
+    table = matrix_table(agg, "R_test")
+    assert table.rows[0] == "(untrained)"
+    assert table.bold.tolist() == [[False, False], [True, True], [False, False]]
+
+
+def _paired_rows(**overrides) -> pd.DataFrame:
+    row = {"metric": "au_pro", "strategy": "feature_distillation", "task_aware": False,
+           "baseline": "rd4ad", "quantity": "acc", "n": 6, "reference_mean": 0.8,
+           "baseline_mean": 0.7, "mean_diff": 0.1, "t_pvalue": 0.01, "t_pvalue_holm": 0.04,
+           "wilcoxon_pvalue": 0.03125, "wilcoxon_pvalue_holm": 0.0625, "wilcoxon_note": ""}
+    return pd.DataFrame([{**row, **overrides}])
+
+
+def test_comparison_bold_only_where_the_holm_adjusted_p_is_below_005() -> None:
+    table = comparison_table(_paired_rows(), fpr_limit=0.05)
+    (cells,) = table.body_markdown
+    assert cells[0] == "AU-PRO (0.05)"
+    assert cells[8:] == ["0.010", "**0.040**", "0.031", "0.062"]  # raw p never bold
+    (cells,) = comparison_table(_paired_rows(t_pvalue_holm=0.06)).body_markdown
+    assert cells[9] == "0.060"
+    (cells,) = comparison_table(_paired_rows(t_pvalue_holm=0.5, wilcoxon_pvalue_holm=0.049)
+                                ).body_markdown
+    assert cells[9] == "0.500" and cells[11] == "**0.049**"
+    assert "p Holm (paired t)" in table.header and "Holm-Bonferroni" in table.caption
+    assert "1 t-tests, 1 Wilcoxon tests" in table.caption
+
+
+def test_comparison_says_n_too_small_and_escapes_latex() -> None:
+    rows = _paired_rows(n=3, wilcoxon_pvalue=np.nan, wilcoxon_pvalue_holm=np.nan,
+                        wilcoxon_note="n too small")
+    table = comparison_table(rows, excluded=["/r/x_running"])
+    assert table.body_markdown[0][10:] == ["n too small", "n too small"]
+    latex = table.to_latex()
+    assert "feature\\_distillation" in latex and "feature_distillation" not in latex
+    assert "/r/x\\_running" in latex  # the excluded runs are named in the caption
+    assert "\\textbf{0.040}" in latex and latex.count("\\textbf") == 1  # adjusted t only
+
+
+def test_au_pro_label_chance_level_and_protocol_follow_the_fpr_limit(tmp_path: Path) -> None:
+    exp = tmp_path / "pro"
+    for seed in (0, 1, 2):
+        for method in ("stpm", "hybrid"):
+            write_run(exp, f"{method}{seed}", method, seed, metrics=("au_pro",), fpr_limit=0.05)
+    data = compute([exp])
+    assert data.fpr_limit == 0.05
+    table = summary_table(data.summary, "au_pro", data.fpr_limit)
+    assert table.title == "Summary, AU-PRO (0.05)"
+    assert "c = 0.025" in table.caption
+    # hybrid seed 0: (R[2,j] - c) / (R[j,j] - c) summed over j < 2 with c = 0.025
+    retention = table.columns.index("Retention")
+    expected = np.mean([((0.75 + 0.01 * s - 0.025) + (0.85 + 0.01 * s - 0.025))
+                        / ((0.90 + 0.01 * s - 0.025) + (0.92 + 0.01 * s - 0.025))
+                        for s in range(3)])
+    assert table.mean[table.rows.index("hybrid / naive"), retention] == pytest.approx(expected)
+    text = protocol_text(data.fpr_limit)
+    assert "false-positive rate of 0.05" in text and "0.025 (AU-PRO up to FPR 0.05)" in text
+    tables, _ = write_tables(data, tmp_path / "tables")
+    assert tables["comparison"].body_markdown[0][0] == "AU-PRO (0.05)"
+
+
+def test_au_pro_chance_level_at_the_default_limit_is_015(tmp_path: Path) -> None:
+    exp = tmp_path / "pro"
+    write_run(exp, "hybrid0", "hybrid", 0, metrics=("au_pro",), fpr_limit=0.3)
+    data = compute([exp])
+    value = data.per_run.set_index("quantity").loc["retention", "value"]
+    assert value == pytest.approx((0.75 - 0.15 + 0.85 - 0.15) / (0.90 - 0.15 + 0.92 - 0.15))
+    assert "AU-PRO (0.3)" in summary_table(data.summary, "au_pro", data.fpr_limit).title
+
+
+def test_runs_with_different_fpr_limits_are_not_pooled(tmp_path: Path) -> None:
+    exp = tmp_path / "pro"
+    write_run(exp, "a", "hybrid", 0, metrics=("au_pro",), fpr_limit=0.3)
+    write_run(exp, "b", "hybrid", 1, metrics=("au_pro",), fpr_limit=0.05)
+    with pytest.raises(DataError, match=r"different FPR limits.*0.05: \S*b.*0.3: \S*a"):
+        compute([exp])
+    write_run(exp, "c", "stpm", 0, metrics=("image_auroc",), fpr_limit=0.3)
+    assert compute([exp / "c"]).metrics == ["image_auroc"]
+
+
+def test_a_missing_fpr_limit_is_said_in_the_notes(tmp_path: Path) -> None:
+    exp = tmp_path / "pro"
+    write_run(exp, "a", "hybrid", 0, metrics=("au_pro",))
+    data = compute([exp])
+    assert data.fpr_limit == 0.3
+    assert any("no eval.pro_fpr_limit" in note for note in data.notes)
+
+
+def test_intransigence_column_appears_with_a_joint_run(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path, seeds=(0, 1, 2), maps=False)
+    assert "Intransigence" not in summary_table(compute([exp]).summary, "image_auroc").columns
+    write_run(exp, "joint-hybrid", "hybrid", 0, strategy="joint")
+    write_run(exp, "joint-stpm", "stpm", 0, strategy="joint")
+    data = compute([exp])
+    table = summary_table(data.summary, "image_auroc")
+    col = table.columns.index("Intransigence")
+    hybrid = table.rows.index("hybrid / naive")
+    # R* = [.75,.85,.95]; diagonal [.90,.92,.95] + .01 s: I = mean(-.15, -.07, 0) - .01 s
+    assert table.mean[hybrid, col] == pytest.approx(-0.22 / 3 - 0.01)
+    assert np.isnan(table.mean[table.rows.index("hybrid / joint"), col])
+    assert "R*_j" in table.caption
+    assert "intransigence" in set(data.paired["quantity"])
