@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cl_bench.errors import ConfigError
 
@@ -103,6 +110,16 @@ class SIOptions(_Section):
     xi: float = Field(1e-3, gt=0)
     importance_min: float | None = None
     importance_max: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_eps(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "eps" in data:
+            raise ValueError(
+                "strategy.si.eps is now strategy.si.xi (SI was re-implemented after Zenke et "
+                "al. 2017, see docs/strategies.md); rename the key. A run made with the old SI "
+                "cannot be resumed: its records are not comparable with the new SI")
+        return data
 
 
 class FeatureDistillationOptions(_Section):

@@ -9,7 +9,8 @@ resumed run rebuilds the same buffer without storing images.
 How a training step is composed, ``B = train.batch_size``:
 
 - ``mode="equal_compute"`` (default): every step holds ``B`` images, ``m = round(B *
-  memory_fraction)`` of them from the buffer and ``B - m`` from the current task, and an epoch
+  memory_fraction)`` of them (at least 1, at most ``B - 1``) from the buffer and ``B - m`` from
+  the current task, and an epoch
   has as many steps as naive fine-tuning has (``ceil(N / B)`` for ``N`` training images of the
   task; the last step, like naive's, holds ``N - (ceil(N/B) - 1) B`` images, split by the same
   fraction). Replay thus sees exactly as many images and takes exactly as many optimizer steps
@@ -43,8 +44,12 @@ def replay_seed(seed: int, step: int) -> int:
 
 
 def memory_count(batch: int, fraction: float) -> int:
-    """Memory images in a step of ``batch`` images: ``round(batch * fraction)`` (halves up)."""
-    return math.floor(batch * fraction + 0.5)
+    """Memory images in a step of ``batch`` images: ``round(batch * fraction)`` (halves up),
+    kept within ``1 .. batch - 1`` so that a step of two or more images always holds both new
+    and memory images; a step of one image holds a new one."""
+    if batch < 2:
+        return 0
+    return min(batch - 1, max(1, math.floor(batch * fraction + 0.5)))
 
 
 class _Cycle:
@@ -127,6 +132,11 @@ class SeededReplayPlugin(ReplayPlugin):
         memory = self.storage_policy.buffer
         if len(memory) == 0:
             return  # first task: naive's loader
+        if strategy.train_mb_size < 2:
+            raise ValueError(
+                f"equal-compute replay needs train.batch_size >= 2 to hold new and memory images "
+                f"in one step (got {strategy.train_mb_size}); raise train.batch_size or set "
+                f"strategy.replay.mode=additive")
         data = strategy.adapted_dataset
         generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
         sampler = EqualComputeBatchSampler(len(data), len(memory), strategy.train_mb_size,

@@ -84,3 +84,12 @@ def test_optimizer_restarts_at_each_task(tiny_config, tmp_path, reset: bool) -> 
         strategy.train(experience)
     steps = {int(s["step"]) for s in strategy.optimizer.state_dict()["state"].values()}
     assert steps == ({3} if reset else {6})  # Adam's step count: this task's 3 steps, or 3 + 3
+
+
+def test_defaults_and_renamed_key(tiny_config) -> None:
+    from cl_bench.errors import ConfigError
+
+    replay = tiny_config().strategy.replay
+    assert (replay.mode, replay.memory_fraction) == ("equal_compute", 0.5)
+    with pytest.raises(ConfigError, match=r"strategy\.si\.xi"):
+        tiny_config(**{"strategy.si": {"eps": 0.001}})

@@ -93,3 +93,6 @@ def test_sampler_fraction_and_cycles() -> None:
     assert [sum(i >= 10 for i in b) for b in batches] == [2, 1]  # round(8/4), round(0.5) = 1
     with pytest.raises(ValueError, match="memory"):
         EqualComputeBatchSampler(10, 0, 8, 0.5, torch.Generator())
+    # never a step without new or without memory images (a silent no-op otherwise)
+    assert [memory_count(b, 0.05) for b in (1, 2, 8)] == [0, 1, 1]
+    assert [memory_count(b, 0.95) for b in (1, 2, 8)] == [0, 1, 7]
