@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cl_bench.errors import ConfigError
 
@@ -115,7 +122,14 @@ class TrainConfig(_Section):
 
 
 class ReplayOptions(_Section):
+    """Replay (docs/strategies.md). ``equal_compute``: ``train.batch_size`` images per step,
+    ``round(batch_size * memory_fraction)`` of them from the buffer, naive's step count;
+    ``additive``: ``train.batch_size`` new + ``batch_size_mem`` memory images per step
+    (``None``: ``train.batch_size``), the behaviour before equal compute existed."""
+
     buffer_size: int = Field(40, ge=1)
+    mode: Literal["equal_compute", "additive"] = "equal_compute"
+    memory_fraction: float = Field(0.5, gt=0, lt=1)
     batch_size_mem: int | None = Field(None, ge=1)
 
 
@@ -125,11 +139,29 @@ class EWCOptions(_Section):
 
 
 class SIOptions(_Section):
+    """Synaptic Intelligence (Zenke et al. 2017): penalty strength c, damping xi, optional
+    clamp of the importances (off by default)."""
+
     si_lambda: float = Field(1.0, ge=0)
-    eps: float = Field(1e-3, gt=0)
+    xi: float = Field(1e-3, gt=0)
+    importance_min: float | None = None
+    importance_max: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_eps(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "eps" in data:
+            raise ValueError(
+                "strategy.si.eps is now strategy.si.xi (SI was re-implemented after Zenke et "
+                "al. 2017, see docs/strategies.md); rename the key. A run made with the old SI "
+                "cannot be resumed: its records are not comparable with the new SI")
+        return data
 
 
 class FeatureDistillationOptions(_Section):
+    """alpha * sum over branches and levels of the mean cosine distance to the previous
+    task's students."""
+
     alpha: float = Field(1.0, ge=0)
 
 

@@ -121,7 +121,8 @@ def start_run(cfg: ExperimentConfig, out_root: Path, log: Log,
 
 #: keys added to the config schema after runs were written, with the value that reproduces
 #: what the older version did (a resumed run must continue as it started, not on new defaults)
-LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {("train", "optimizer", "fused"): False}
+LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {("train", "optimizer", "fused"): False,
+                                               ("strategy", "replay", "mode"): "additive"}
 
 
 def fill_legacy_defaults(raw: dict[str, Any]) -> list[str]:

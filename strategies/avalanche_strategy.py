@@ -112,10 +112,9 @@ class DistillationStrategy(SupervisedTemplate):
     def forward(self) -> DetectorOutput:
         with self._autocast():
             output = self.model(self.mb_x)
-            if not self.is_training:
-                maps = self.detector.anomaly_map_from_output(output,
-                                                             tuple(self.mb_x.shape[-2:]))
         if not self.is_training:
+            # outside autocast: maps and their smoothing in float32 (maps.py enforces it too)
+            maps = self.detector.anomaly_map_from_output(output, tuple(self.mb_x.shape[-2:]))
             self.mb_anomaly_map = maps.float()
             self.mb_image_score = self.detector.image_scores(self.mb_anomaly_map)
             self.mb_mask = self.mbatch[2] if len(self.mbatch) > 2 else None

@@ -1,19 +1,16 @@
-"""Continual-learning plugins for distillation detectors, and their resumable state.
+"""The continual-learning strategies' plugins by name, and their resumable state.
 
-Avalanche supplies replay (``ReplayPlugin`` with an ``ExperienceBalancedBuffer``), EWC and SI; they
-work here because the teacher is hidden from ``parameters()``. Two things Avalanche lacks:
+* replay: :class:`~strategies.replay.SeededReplayPlugin` (Avalanche's ``ReplayPlugin`` with an
+  experience-balanced buffer drawn from a per-task seed; equal-compute batches by default);
+* ewc: Avalanche's ``EWCPlugin`` (online mode); it works here because the teacher is hidden from
+  ``parameters()`` and the criterion keeps Avalanche's ``criterion(output, y)`` contract;
+* si: :class:`~strategies.si.SIPlugin` (our own; Avalanche's measures no weight change on the
+  CPU and clips the importances, see :mod:`strategies.si`);
+* feature_distillation: :class:`~strategies.feature_distillation.StudentDistillationPlugin`.
 
-* :class:`StudentDistillationPlugin` — LwF-style regularisation for feature students. Avalanche's
-  ``LwFPlugin`` distils softmax logits and reads class targets, which these detectors do not have.
-  Here the current students are pulled toward a frozen copy of the previous task's students on
-  the current images:
-  ``L_fd = alpha * sum_branches sum_levels mean((S_l(x) - S_l^{prev}(x))^2)``.
-* :func:`plugin_state` / :func:`load_plugin_state` — the tensors that EWC, SI and the student
-  distillation keep between tasks, as a ``weights_only``-loadable dict, so that an interrupted
-  run resumes with the same regulariser state.
-
-:class:`SeededReplayPlugin` draws its buffer with a generator seeded per task, so that a resumed
-run can rebuild the same buffer without storing images.
+:func:`plugin_state` / :func:`load_plugin_state`: the tensors that EWC, SI and the student
+distillation keep between tasks, as a ``weights_only``-loadable dict, so that an interrupted run
+resumes with the same regulariser state. docs/strategies.md describes every strategy.
 """
 
 from __future__ import annotations
@@ -22,71 +19,16 @@ import copy
 from typing import Any
 
 import torch
-from avalanche.training.plugins import (
-    EWCPlugin,
-    ReplayPlugin,
-    SupervisedPlugin,
-    SynapticIntelligencePlugin,
-)
-from avalanche.training.storage_policy import ExperienceBalancedBuffer
+from avalanche.training.plugins import EWCPlugin, SupervisedPlugin
 from avalanche.training.utils import ParamData
 from torch import Tensor
 
+from strategies.feature_distillation import StudentDistillationPlugin, prepare_previous
+from strategies.replay import SeededReplayPlugin, replay_seed
+from strategies.si import SIPlugin
 
-class StudentDistillationPlugin(SupervisedPlugin):
-    """Feature distillation toward the previous task's students (LwF for feature students)."""
-
-    def __init__(self, alpha: float = 1.0) -> None:
-        super().__init__()
-        self.alpha = alpha
-        self.previous: torch.nn.Module | None = None
-
-    def before_backward(self, strategy, **kwargs) -> None:
-        if self.previous is None or self.alpha == 0:
-            return
-        current = strategy.mb_output
-        with torch.no_grad():
-            previous = self.previous(strategy.mb_x)
-        penalty = strategy.mb_x.new_zeros(())
-        for branch, levels in current.students.items():
-            for now, before in zip(levels, previous.students[branch], strict=True):
-                penalty = penalty + torch.mean((now - before) ** 2)
-        strategy.loss += self.alpha * penalty
-
-    def after_training_exp(self, strategy, **kwargs) -> None:
-        # deepcopy shares the frozen teacher (AnomalyDetector.__deepcopy__): only students copy
-        self.previous = copy.deepcopy(strategy.model).eval()
-        for p in self.previous.parameters():
-            p.requires_grad_(False)
-
-
-def replay_seed(seed: int, step: int) -> int:
-    """The seed of the replay buffer's draw after training task ``step``."""
-    return (seed * 1_000_003 + step * 7919 + 17) % (2**31 - 1)
-
-
-class SeededReplayPlugin(ReplayPlugin):
-    """Avalanche replay with an experience-balanced buffer drawn from a per-task seed."""
-
-    def __init__(self, mem_size: int, seed: int, batch_size_mem: int | None = None) -> None:
-        super().__init__(
-            mem_size=mem_size,
-            batch_size_mem=batch_size_mem,
-            storage_policy=ExperienceBalancedBuffer(max_size=mem_size, adaptive_size=True),
-        )
-        self.seed = seed
-
-    def add_experience(self, experience, step: int) -> None:
-        """Add one experience's training images to the buffer (also used when resuming)."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(replay_seed(self.seed, step))
-            self.storage_policy.post_adapt(None, experience)
-
-    def after_training_exp(self, strategy, **kwargs) -> None:
-        self.add_experience(strategy.experience, strategy.clock.train_exp_counter)
-
-    def buffer_size(self) -> int:
-        return len(self.storage_policy.buffer)
+__all__ = ["SIPlugin", "SeededReplayPlugin", "StudentDistillationPlugin", "load_plugin_state",
+           "make_plugins", "plugin_state", "replay_seed"]
 
 
 # ---- resumable state ------------------------------------------------------------------------
@@ -122,8 +64,8 @@ def plugin_state(plugin: SupervisedPlugin) -> dict[str, Any]:
     if isinstance(plugin, EWCPlugin):
         return {"saved_params": _encode(dict(plugin.saved_params)),
                 "importances": _encode(dict(plugin.importances))}
-    if isinstance(plugin, SynapticIntelligencePlugin):
-        return {"ewc_data": _encode(plugin.ewc_data), "syn_data": _encode(plugin.syn_data)}
+    if isinstance(plugin, SIPlugin):
+        return plugin.state()
     if isinstance(plugin, StudentDistillationPlugin):
         prev = plugin.previous
         return {"previous": None if prev is None else _encode(prev.state_dict())}
@@ -138,15 +80,12 @@ def load_plugin_state(plugin: SupervisedPlugin, state: dict[str, Any], strategy)
 
         plugin.saved_params = defaultdict(dict, _decode(state["saved_params"], device))
         plugin.importances = defaultdict(dict, _decode(state["importances"], device))
-    elif isinstance(plugin, SynapticIntelligencePlugin):
-        plugin.ewc_data = _decode(state["ewc_data"], device)
-        plugin.syn_data = _decode(state["syn_data"], device)
+    elif isinstance(plugin, SIPlugin):
+        plugin.load_state(state, device)
     elif isinstance(plugin, StudentDistillationPlugin) and state.get("previous") is not None:
         previous = copy.deepcopy(strategy.model)
         previous.load_state_dict(_decode(state["previous"], device))
-        previous.eval()
-        for p in previous.parameters():
-            p.requires_grad_(False)
+        prepare_previous(previous)
         plugin.previous = previous
 
 
@@ -156,12 +95,16 @@ def make_plugins(name: str, options: dict[str, Any], seed: int) -> list[Supervis
     if name in ("naive", "joint", "independent"):
         return []
     if name == "replay":
-        return [SeededReplayPlugin(options["buffer_size"], seed, options.get("batch_size_mem"))]
+        return [SeededReplayPlugin(options["buffer_size"], seed, mode=options["mode"],
+                                   memory_fraction=options["memory_fraction"],
+                                   batch_size_mem=options.get("batch_size_mem"))]
     if name == "ewc":
         return [EWCPlugin(options["ewc_lambda"], mode="online",
                           decay_factor=options["decay_factor"])]
     if name == "si":
-        return [SynapticIntelligencePlugin(options["si_lambda"], eps=options["eps"])]
+        return [SIPlugin(options["si_lambda"], xi=options["xi"],
+                         importance_min=options.get("importance_min"),
+                         importance_max=options.get("importance_max"))]
     if name == "feature_distillation":
         return [StudentDistillationPlugin(options["alpha"])]
     raise ValueError(f"unknown continual strategy {name!r}")

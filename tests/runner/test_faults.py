@@ -63,7 +63,7 @@ def test_teacher_not_in_ewc_or_si_state(tiny_config, tmp_path) -> None:
         tasks = build_benchmark(root, image_size=32)
         strategy.train(tasks.benchmark.train_stream[0])
         plugin = strategy.plugins[0]
-        state = plugin.importances[0] if name == "ewc" else plugin.ewc_data[1]
+        state = plugin.importances[0] if name == "ewc" else plugin.omega
         keys = set(state)
         students = {n for n, _ in strategy.detector.named_parameters()}
         assert keys and keys <= students

@@ -68,10 +68,17 @@ def test_resume_after_each_step_with_kept_optimizer_state(tmp_path, synthetic_ca
     SI importances and Adam state carried over tasks must all be restored)."""
     import shutil
 
-    raw = tiny_raw(**{"model.methods": ["rd4ad"], "strategy.name": "si",
+    from strategies.checkpoint import read_checkpoint
+
+    # two epochs: SI's penalty (0 at the first step of a task) acts from the second step on
+    raw = tiny_raw(**{"model.methods": ["rd4ad"], "strategy.name": "si", "train.epochs": 2,
                       "train.reset_optimizer": False, "data.synthetic.categories": 3})
     full = run_experiment(validate(raw), out_root=tmp_path / "full", log=lambda _: None,
                           progress=False)
+    for done in (0, 1):  # what a resume restores: non-zero importances
+        path = full / "checkpoints" / "rd4ad" / "seed0" / f"step{done:02d}.pt"
+        omega = read_checkpoint(path)["extra"]["plugins"][0]["omega"]
+        assert omega and sum(float(t.abs().sum()) for t in omega.values()) > 0
     for done in (0, 1):
         copy = tmp_path / f"cut{done}" / full.name
         shutil.copytree(full, copy)
