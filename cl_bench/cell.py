@@ -34,6 +34,8 @@ def run_cell(ctx: RunContext, tasks, method: str, seed: int, progress: bool | No
     if cell.get("status") == "complete":
         ctx.log(f"[{method} seed {seed}] already complete, skipped")
         return
+    # what this method trains with, shared settings and train.per_method resolved
+    cell["train"] = ctx.cfg.train.for_method(method).model_dump(mode="json")
     if ctx.cfg.strategy.name == "independent":
         from cl_bench.independent import run_independent_cell
 

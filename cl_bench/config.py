@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -114,11 +114,82 @@ class OptimizerConfig(_Section):
     fused: bool = True
 
 
-class TrainConfig(_Section):
+class ScheduleConfig(_Section):
+    """The learning-rate schedule of one task: restarted at every task, stepped per iteration
+    (formulas in :mod:`strategies.schedules` and docs/training.md)."""
+
+    name: Literal["constant", "warmup_linear", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    warmup_fraction: float = Field(0.0, ge=0, lt=1)
+    min_lr_factor: float = Field(0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ScheduleConfig:
+        if self.warmup_steps and self.warmup_fraction:
+            raise ValueError("give warmup_steps or warmup_fraction, not both")
+        if self.name == "constant" and (self.warmup_steps or self.warmup_fraction
+                                        or self.min_lr_factor):
+            raise ValueError("the constant schedule has no warm-up and no minimum; remove "
+                             "warmup_steps/warmup_fraction/min_lr_factor or choose "
+                             "warmup_linear or cosine")
+        if self.name == "warmup_linear" and self.min_lr_factor:
+            raise ValueError("warmup_linear decays to 0; min_lr_factor applies to cosine only")
+        return self
+
+
+class TrainSettings(_Section):
+    """How one detector trains: epochs, batch size, optimizer, learning-rate schedule."""
+
     epochs: int = Field(5, ge=1, le=10_000)
     batch_size: int = Field(8, ge=1, le=4096)
     optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
     reset_optimizer: bool = True
+
+
+def _overlay(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override``'s keys; a section (optimizer, schedule) is merged key by key,
+    unless the override names another ``name``: then it starts from that kind's defaults."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        inherited = merged.get(key)
+        if isinstance(value, dict) and isinstance(inherited, dict):
+            renamed = "name" in value and value["name"] != inherited.get("name")
+            merged[key] = dict(value) if renamed else {**inherited, **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+class TrainConfig(TrainSettings):
+    """The ``train`` section: settings for every detector, and ``per_method`` overrides.
+
+    ``per_method.<detector>`` holds any keys of this section (except ``per_method``); they
+    replace the shared values for that detector only. They are resolved when the configuration
+    is validated, so ``config.yaml`` holds each listed detector's complete settings.
+    """
+
+    per_method: dict[str, TrainSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_per_method(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("per_method"), dict):
+            return data
+        shared = {k: v for k, v in data.items() if k != "per_method"}
+        try:
+            base = TrainSettings.model_validate(shared).model_dump()
+        except ValidationError:
+            return data  # reported at its own key path; the overrides are checked alone
+        resolved = {method: _overlay(base, override) if isinstance(override, dict) else override
+                    for method, override in data["per_method"].items()}
+        return {**data, "per_method": resolved}
+
+    def for_method(self, method: str) -> TrainSettings:
+        """The settings ``method`` trains with (its ``per_method`` entry or the shared ones)."""
+        if method in self.per_method:
+            return self.per_method[method]
+        return TrainSettings.model_validate(self.model_dump(exclude={"per_method"}))
 
 
 class ReplayOptions(_Section):
@@ -242,9 +313,14 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
 
 def _allowed_keys(loc: tuple) -> list[str]:
     model: type[BaseModel] = ExperimentConfig
-    for part in loc:
+    parts = iter(loc)
+    for part in parts:
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
+        if get_origin(annotation) is dict:  # e.g. train.per_method.<detector>: skip the name
+            annotation = get_args(annotation)[1]
+            if next(parts, None) is None:
+                return []
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         else:
@@ -292,6 +368,11 @@ def _check_registries(cfg: ExperimentConfig) -> None:
             validate_options(method, options)
         except DetectorOptionError as exc:
             raise ConfigError(f"model.options.{method}: {exc}") from None
+    for method in cfg.train.per_method:
+        if method not in detectors:
+            raise ConfigError(
+                f"train.per_method.{method}: unknown method; allowed: {', '.join(detectors)}"
+            )
     if cfg.data.source == "folder" and not cfg.data.root and not cfg.data.sources:
         raise ConfigError(
             "data.root: data.source is 'folder' but no root is given; set data.root to the "

@@ -21,12 +21,19 @@ from strategies.checkpoint import save_detector
 from strategies.detectors import build_detector
 from strategies.optimizers import build_optimizer
 from strategies.plugins import make_plugins, plugin_state
+from strategies.schedules import Schedule
 
 
-def make_optimizer(ctx: RunContext, params) -> torch.optim.Optimizer:
-    opt = ctx.cfg.train.optimizer
+def make_optimizer(ctx: RunContext, params, method: str) -> torch.optim.Optimizer:
+    opt = ctx.cfg.train.for_method(method).optimizer
     return build_optimizer(params, opt.name, lr=opt.lr, betas=opt.betas, momentum=opt.momentum,
                            weight_decay=opt.weight_decay, fused=opt.fused)
+
+
+def lr_schedule(ctx: RunContext, method: str) -> Schedule:
+    config = ctx.cfg.train.for_method(method).schedule
+    return Schedule(config.name, config.warmup_steps, config.warmup_fraction,
+                    config.min_lr_factor)
 
 
 def make_evaluator(ctx: RunContext, method: str, seed: int) -> EvaluationPlugin:
@@ -68,18 +75,20 @@ def build_strategy(ctx: RunContext, method: str, seed: int,
     options = getattr(cfg.strategy, cfg.strategy.name, None)
     plugins = make_plugins(cfg.strategy.name, options.model_dump() if options else {}, seed)
     plugins += [ScoreCollector(), ProgressPlugin(f"{method} seed {seed}", progress)]
+    train = cfg.train.for_method(method)
     return DistillationStrategy(
         model=detector,
-        optimizer=make_optimizer(ctx, detector.parameters()),
-        train_mb_size=cfg.train.batch_size,
-        train_epochs=cfg.train.epochs,
+        optimizer=make_optimizer(ctx, detector.parameters(), method),
+        train_mb_size=train.batch_size,
+        train_epochs=train.epochs,
         eval_mb_size=cfg.eval.batch_size,
         device=ctx.device,
         plugins=plugins,
         evaluator=make_evaluator(ctx, method, seed),
-        reset_optimizer=cfg.train.reset_optimizer,
+        reset_optimizer=train.reset_optimizer,
         autocast_bf16=perf.autocast_bf16,
         channels_last=perf.channels_last,
+        lr_schedule=lr_schedule(ctx, method),
     )
 
 
@@ -88,6 +97,9 @@ def save_step(ctx: RunContext, strategy: DistillationStrategy, method: str, seed
     extra = {
         "method": method, "seed": seed, "step": step, "run_id": ctx.run_id,
         "optimizer": strategy.optimizer.state_dict(),
+        # the finished task's schedule (plain numbers); the next task starts a fresh one
+        "lr_scheduler": (strategy.lr_scheduler.state_dict()
+                         if strategy.lr_scheduler is not None else None),
         "plugins": [plugin_state(p) for p in strategy.plugins],
         "train_exp_counter": strategy.clock.train_exp_counter,
     }

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from strategies.detectors.base import AnomalyDetector, DetectorOutput
 from strategies.errors import DivergedError
+from strategies.schedules import Schedule, build_scheduler
 
 
 class DetectorCriterion(nn.Module):
@@ -52,6 +53,11 @@ class DistillationStrategy(SupervisedTemplate):
     The optimizer holds the students' (and the loss weighting's) parameters only: the teacher is
     hidden from ``parameters()``. ``reset_optimizer`` clears the optimizer state at the start of
     every experience (the default; each task starts from a fresh Adam state).
+
+    ``lr_schedule`` (:class:`strategies.schedules.Schedule`): at the start of every experience
+    the learning rate is set back to the optimizer's initial one and a fresh scheduler covers
+    ``train_epochs x len(dataloader)`` steps; it is stepped after every optimizer step.
+    ``constant`` (the default) builds none.
     """
 
     def __init__(
@@ -68,9 +74,13 @@ class DistillationStrategy(SupervisedTemplate):
         reset_optimizer: bool = True,
         autocast_bf16: bool = False,
         channels_last: bool = False,
+        lr_schedule: Schedule | None = None,
         **kwargs,
     ) -> None:
         self.reset_optimizer = reset_optimizer
+        self.lr_schedule = lr_schedule or Schedule()
+        self.lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self._base_lrs = [group["lr"] for group in optimizer.param_groups]
         self.autocast_bf16 = autocast_bf16
         self.channels_last = channels_last
         self.pending_optimizer_state: dict | None = None
@@ -161,6 +171,22 @@ class DistillationStrategy(SupervisedTemplate):
         if self.pending_optimizer_state is not None and not self.reset_optimizer:
             self.optimizer.load_state_dict(self.pending_optimizer_state)
         self.pending_optimizer_state = None
+        self._restart_schedule()
+
+    def _restart_schedule(self) -> None:
+        """The learning rate back to its initial value and a new scheduler for this task."""
+        for group, lr in zip(self.optimizer.param_groups, self._base_lrs, strict=True):
+            group["lr"] = lr
+            group.pop("initial_lr", None)
+        self.lr_scheduler = None
+        if self.lr_schedule.name != "constant":
+            total = self.train_epochs * len(self.dataloader)
+            self.lr_scheduler = build_scheduler(self.optimizer, self.lr_schedule, total)
+
+    def optimizer_step(self) -> None:
+        super().optimizer_step()
+        if self.lr_scheduler is not None:
+            self.lr_scheduler.step()
 
     # ---- detector hooks ---------------------------------------------------------------------
     def _before_training_epoch(self, **kwargs) -> None:

@@ -1,5 +1,8 @@
 """``cl-bench bench anomalib``: our STPM / RD4AD and AU-PRO side by side with anomalib's.
 
+``--mode accuracy`` instead trains our STPM and anomalib's STFPM identically on real images and
+prints their pixel and image AUROC per category (:mod:`cl_bench.benchmarks.stpm_peer`).
+
 Needs the ``compare`` extra (``pip install -e ".[compare]"``, which installs anomalib).
 
 Models. anomalib's ``STFPMModel`` and ``ReverseDistillationModel`` (the torch models, no
@@ -39,6 +42,7 @@ import time
 import types
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 
@@ -264,6 +268,16 @@ def run(args: argparse.Namespace) -> int:
     anomalib = require_anomalib()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.mode == "accuracy":
+        from cl_bench.benchmarks.stpm_peer import compare_accuracy
+
+        if args.root is None or not args.root.is_dir():
+            raise ConfigError(f"--root {args.root}: give the MVTec-layout folder to train on, "
+                              "e.g. --root ../shared/data/mvtec_ad_mini")
+        print(f"# anomalib {anomalib.__version__}, torch {torch.__version__}, "
+              f"{torch.get_num_threads()} CPU threads")
+        compare_accuracy(args)
+        return 0
     if args.rounds < 1 or args.steps < 1 or args.batch_size < 1 or args.image_size < 32:
         raise ConfigError("--rounds >= 1, --steps >= 1, --batch-size >= 1, --image-size >= 32")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -299,4 +313,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fpr-limit", type=float, default=0.3)
     p.add_argument("--repeat", type=int, default=3, help="AU-PRO repetitions (median)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    acc = p.add_argument_group(
+        "accuracy mode", "--mode accuracy: our STPM and anomalib's STFPM trained identically "
+        "per category on real images (cl_bench.benchmarks.stpm_peer); --image-size and "
+        "--batch-size apply")
+    acc.add_argument("--mode", choices=("speed", "accuracy"), default="speed",
+                     help="speed: throughput and AU-PRO (default); accuracy: STPM vs STFPM AUROC")
+    acc.add_argument("--root", type=Path, default=None, help="MVTec-layout data folder")
+    acc.add_argument("--categories", default="all", help="comma-separated, or 'all'")
+    acc.add_argument("--epochs", type=int, default=30)
+    acc.add_argument("--lr", type=float, default=0.4, help="SGD learning rate (STPM paper)")
+    acc.add_argument("--momentum", type=float, default=0.9)
+    acc.add_argument("--weight-decay", type=float, default=1e-4)
+    acc.add_argument("--seed", type=int, default=0)
+    acc.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                     help="an option of our STPM (YAML value), e.g. sigma=0; repeatable")
     p.set_defaults(func=run)

@@ -9,13 +9,18 @@ Example::
 ``--detector`` and ``--categories`` take comma-separated lists, so one command prints a table;
 ``--variants`` adds rows for the hybrid's forward-only and reverse-only maps and for other
 fusion settings, scored on the same trained model (how the hybrid's defaults were chosen).
-Training: Adam, lr 0.005, betas (0.5, 0.999) (RD4AD's official optimiser) for every detector,
-fixed epochs, no model selection; the hybrid is calibrated on its training images afterwards.
+Training: by default Adam, lr 0.005, betas (0.5, 0.999) (RD4AD's official optimiser) for every
+detector, constant rate, fixed epochs, no model selection; the hybrid is calibrated on its
+training images afterwards. ``--config experiments/X.yaml`` takes the ``train`` section of an
+experiment instead (each detector with its ``train.per_method`` settings, optimizer and
+learning-rate schedule as in a run); ``--set train.KEY=VALUE`` and ``--epochs``,
+``--batch-size``, ``--lr`` override it.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -27,10 +32,24 @@ import yaml
 from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader, Dataset
 
+from cl_bench.config import (
+    TrainConfig,
+    TrainSettings,
+    load_yaml,
+    parse_override,
+    set_key,
+    validate,
+)
 from cl_bench.errors import ConfigError, DataError, RunError
 from strategies.detectors import AnomalyDetector, available_detectors, build_detector
 from strategies.errors import DivergedError
 from strategies.optimizers import build_optimizer
+from strategies.schedules import Schedule, build_scheduler
+
+#: the train section without --config: the same settings for every detector
+DEFAULT_TRAIN: dict[str, Any] = {"epochs": 30, "batch_size": 8,
+                                 "optimizer": {"name": "adam", "lr": 0.005,
+                                               "betas": [0.5, 0.999]}}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,9 +70,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--categories", default=None,
                    help="comma-separated categories, or 'all': each trained separately")
     p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=0.005)
+    p.add_argument("--config", type=Path, default=None,
+                   help="experiment YAML whose train section (with train.per_method) is used")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="train.KEY=VALUE",
+                   help="override a train key, e.g. train.per_method.stpm.epochs=3; repeatable")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"train.epochs for every detector (default {DEFAULT_TRAIN['epochs']})")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"train.batch_size (default {DEFAULT_TRAIN['batch_size']})")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"train.optimizer.lr (default {DEFAULT_TRAIN['optimizer']['lr']})")
     p.add_argument("--backbone", default="efficientnet_lite0")
     p.add_argument("--weights", default="imagenet",
                    help="'imagenet', 'none' or a state_dict file of the backbone")
@@ -87,13 +114,44 @@ def seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def train_settings(args: argparse.Namespace) -> TrainConfig:
+    """The ``train`` section: ``--config``'s (or :data:`DEFAULT_TRAIN`), then ``--set``, then the
+    flags (which set the shared values; a ``per_method`` entry that sets a key keeps its own)."""
+    shared = (load_yaml(args.config).get("train") or {}) if args.config else DEFAULT_TRAIN
+    raw = {"train": copy.deepcopy(shared)}
+    for text in args.overrides:
+        path, value = parse_override(text)
+        if path[0] != "train":
+            raise ConfigError(f"--set {text!r}: train-one takes train.* keys only")
+        set_key(raw, path, value, f"--set {text!r}")
+    for key, value in (("epochs", args.epochs), ("batch_size", args.batch_size)):
+        if value is not None:
+            raw["train"][key] = value
+    if args.lr is not None:
+        raw["train"].setdefault("optimizer", {})["lr"] = args.lr
+    return validate(raw, source=str(args.config or "train-one")).train
+
+
+def schedule_of(settings: TrainSettings) -> Schedule:
+    config = settings.schedule
+    return Schedule(config.name, config.warmup_steps, config.warmup_fraction,
+                    config.min_lr_factor)
+
+
 def train_detector(detector: AnomalyDetector, dataset: Dataset, epochs: int, batch_size: int,
-                   lr: float, device: str, seed: int) -> list[dict[str, float]]:
-    """Adam training for ``epochs`` epochs; returns per-epoch mean loss parts."""
+                   lr: float, device: str, seed: int, optimizer: dict[str, Any] | None = None,
+                   schedule: Schedule | None = None) -> list[dict[str, float]]:
+    """Training for ``epochs`` epochs; returns per-epoch mean loss parts.
+
+    ``optimizer``: keyword arguments of :func:`strategies.optimizers.build_optimizer` besides
+    ``lr`` (default Adam, betas (0.5, 0.999)); ``schedule``: the learning-rate schedule
+    (default constant), stepped per iteration as in a run."""
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
                         drop_last=len(dataset) % batch_size == 1)
-    optimizer = build_optimizer(detector.trainable_parameters(), "adam", lr=lr)
+    optimizer = build_optimizer(detector.trainable_parameters(), lr=lr,
+                                **(optimizer or {"name": "adam"}))
+    scheduler = build_scheduler(optimizer, schedule or Schedule(), epochs * len(loader))
     history = []
     for epoch in range(epochs):
         detector.train()
@@ -106,6 +164,8 @@ def train_detector(detector: AnomalyDetector, dataset: Dataset, epochs: int, bat
             optimizer.zero_grad(set_to_none=True)
             result.total.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             for key, value in result.parts.items():
                 sums[key] = sums.get(key, 0.0) + value / len(loader)
         detector.on_epoch_end()
@@ -214,9 +274,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--option {', '.join(sorted(unused))}: no detector among "
                           f"{', '.join(detectors)} has it")
 
+    train = train_settings(args)
     print(f"# data={root} backbone={args.backbone} weights={args.weights} "
-          f"size={args.image_size} epochs={args.epochs} batch={args.batch_size} lr={args.lr} "
-          f"seed={args.seed} options={options}")
+          f"size={args.image_size} seed={args.seed} options={options}")
+    for name in detectors:
+        settings = train.for_method(name)
+        print(f"# {name}: epochs={settings.epochs} batch={settings.batch_size} "
+              f"optimizer={settings.optimizer.model_dump()} "
+              f"schedule={settings.schedule.model_dump()}")
     print(f"{'category':<12} {'detector':<22} {'image_auroc':>11} {'pixel_auroc':>11} "
           f"{'train_s':>8}")
     table: dict[str, list[tuple[float, float]]] = {}
@@ -230,10 +295,13 @@ def run(args: argparse.Namespace) -> int:
             detector = build_detector(name, args.backbone, args.weights, **detector_options)
             detector.to(args.device)
             start = time.perf_counter()
-            train_detector(detector, train_set, args.epochs, args.batch_size, args.lr,
-                           args.device, args.seed)
+            settings = train.for_method(name)
+            opt = settings.optimizer.model_dump(exclude={"lr"})
+            train_detector(detector, train_set, settings.epochs, settings.batch_size,
+                           settings.optimizer.lr, args.device, args.seed, optimizer=opt,
+                           schedule=schedule_of(settings))
             seconds = time.perf_counter() - start
-            predictions = predict(detector, test_set, args.batch_size, args.device,
+            predictions = predict(detector, test_set, settings.batch_size, args.device,
                                   variants=args.variants)
             for kind, (scores, maps) in predictions.items():
                 row = name if kind == "map" else f"{name}:{kind}"

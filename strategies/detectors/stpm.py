@@ -2,12 +2,19 @@
 Matching for Anomaly Detection", BMVC 2021).
 
 The student has the teacher's architecture (built by the same backbone registry) with random
-weights and learns to reproduce the teacher's three levels from the image.
+weights and learns to reproduce the teacher's three levels from the image. Its BatchNorm layers
+use PyTorch's momentum 0.1 (running statistics ``r <- 0.9 r + 0.1 batch``), as the official code's
+torchvision ResNet-18 student and anomalib's timm student do; the TF-ported EfficientNet-Lite
+builds them with TensorFlow's decay 0.99 (momentum 0.01): after ``n`` steps a share ``0.99^n``
+of the running statistics is still the initial (0, 1), so after a short task the student ran in
+evaluation with statistics it never trained with (docs/results/stpm_vs_anomalib.md).
 
 With channel-L2-normalised features ``t^ = t / ||t||_2`` and ``s^ = s / ||s||_2`` at each pixel:
 
-- loss ``L = sum_l (1 / (B H_l W_l)) sum_{b,h,w} 0.5 * ||t^_l(b,h,w) - s^_l(b,h,w)||_2^2``
-  (sum over levels of the mean over batch and pixels; the 0.5 factor is the paper's);
+- loss, the official code's scale (``MSELoss(reduction="sum")`` times ``0.5 / (h w)`` per level),
+  ``L = sum_b sum_l (1 / (H_l W_l)) sum_{h,w} 0.5 * ||t^_l(b,h,w) - s^_l(b,h,w)||_2^2``:
+  the paper's per-image loss (0.5 factor, mean over pixels, sum over levels) summed over the
+  images of the batch, so the paper's SGD learning rate 0.4 means what it means there;
 - map ``A = G_sigma=4( prod_l Up(0.5 * ||t^_l - s^_l||^2) )``: per level the same distance,
   bilinear upsampling to the image size, product over levels. The official code does not smooth;
   here every detector's map is smoothed with the same Gaussian (sigma 4, DESIGN.md: "image score =
@@ -35,9 +42,19 @@ def normalized_distance_maps(teacher: list[Tensor], student: list[Tensor]) -> li
     return [cosine_distance_map(t, s) for t, s in zip(teacher, student, strict=True)]
 
 
+#: BatchNorm momentum of the student (PyTorch's default; see the module docstring)
+STUDENT_BN_MOMENTUM = 0.1
+
+
 def stpm_loss(teacher: list[Tensor], student: list[Tensor]) -> Tensor:
-    """``sum_l mean_{b,h,w} 0.5 * ||t^_l - s^_l||^2``."""
+    """``sum_l mean_{b,h,w} 0.5 * ||t^_l - s^_l||^2`` (batch mean; the hybrid's forward loss)."""
     return sum(m.mean() for m in normalized_distance_maps(teacher, student))
+
+
+def stpm_batch_sum_loss(teacher: list[Tensor], student: list[Tensor]) -> Tensor:
+    """``sum_b sum_l mean_{h,w} 0.5 * ||t^_l - s^_l||^2``: the official STPM code's scale,
+    ``B`` times :func:`stpm_loss` for a batch of ``B`` images."""
+    return sum(m.mean(dim=(1, 2, 3)).sum() for m in normalized_distance_maps(teacher, student))
 
 
 class STPM(AnomalyDetector):
@@ -49,7 +66,12 @@ class STPM(AnomalyDetector):
                  sigma: float = DEFAULT_SIGMA) -> None:
         super().__init__(teacher)
         self.sigma = float(sigma)
-        self.student = student if student is not None else build_backbone(teacher.name, "none")
+        if student is None:
+            student = build_backbone(teacher.name, "none")
+            for module in student.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.momentum = STUDENT_BN_MOMENTUM
+        self.student = student
         if tuple(self.student.channels) != tuple(teacher.channels):
             raise ValueError("the STPM student must produce the teacher's channel counts")
 
@@ -58,7 +80,7 @@ class STPM(AnomalyDetector):
                               students={"forward": list(self.student(images))})
 
     def compute_loss(self, output: DetectorOutput) -> LossResult:
-        total = stpm_loss(output.teacher, output.students["forward"])
+        total = stpm_batch_sum_loss(output.teacher, output.students["forward"])
         return LossResult(total=total, parts={"loss_forward": float(total.detach())})
 
     def level_maps(self, output: DetectorOutput) -> list[Tensor]:
