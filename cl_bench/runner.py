@@ -37,7 +37,7 @@ from cl_bench.config import ExperimentConfig, to_yaml, validate
 from cl_bench.errors import ConfigError, RunError, RunInterrupted
 from cl_bench.io import atomic_write_text
 from cl_bench.manifest import Manifest
-from cl_bench.progress import Progress, resolve_progress
+from cl_bench.progress_settings import Progress, resolve_progress
 from cl_bench.records import POOLED, Record, RecordWriter
 from cl_bench.run_lock import RunLock
 from strategies.errors import DivergedError
@@ -374,18 +374,14 @@ def run_experiment(
     A signal ends in :class:`~cl_bench.errors.RunInterrupted` with the run marked
     ``interrupted``; any other error marks it ``failed`` and propagates.
     """
-    import warnings
-
-    with warnings.catch_warnings():
-        # avalanche imports qpsolvers (for GEM), which warns that no QP solver is installed
-        warnings.filterwarnings("ignore", message="no QP solver found")
-        import avalanche.training  # noqa: F401
-
     if resume is not None:
         run_dir = Path(resume)
-        check_run_files(run_dir)  # before the lock file is created in it
+        # read-only checks first: a folder that is not a resumable run gets no lock file
+        check_run_files(run_dir)
         check_run_folder_writable(run_dir)
+        load_run_for_resume(run_dir, lambda _: None)
         with RunLock(run_dir):
+            _import_avalanche()
             cfg, manifest = load_run_for_resume(run_dir, log)
             run_id = manifest.data["run_id"]
             if manifest.data.get("status") == "running":
@@ -400,6 +396,7 @@ def run_experiment(
             log(f"resuming run {run_id} in {run_dir}")
             return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=True)
     check_out_writable(Path(out_root), cfg.experiment)
+    _import_avalanche()
     prepared = prepare_run(cfg, log)
     run_dir, run_id = start_run(cfg, Path(out_root), log, run_id)
     with RunLock(run_dir):
@@ -407,6 +404,15 @@ def run_experiment(
         manifest = Manifest.create(run_dir / "manifest.json", run_id=run_id,
                                    experiment=cfg.experiment)
         return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=False)
+
+
+def _import_avalanche() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        # avalanche imports qpsolvers (for GEM), which warns that no QP solver is installed
+        warnings.filterwarnings("ignore", message="no QP solver found")
+        import avalanche.training  # noqa: F401
 
 
 def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,

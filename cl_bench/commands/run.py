@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cl_bench.errors import ConfigError
-from cl_bench.progress import DEFAULT_INTERVAL_S, MODES
+from cl_bench.progress_settings import DEFAULT_INTERVAL_S, MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from cl_bench.config import load_config
-    from cl_bench.progress import resolve_progress
+    from cl_bench.progress_settings import resolve_progress
     from cl_bench.runner import run_experiment
 
     if args.resume:
