@@ -173,3 +173,25 @@ def test_failure_after_the_start_marks_failed_with_the_error(capsys, tmp_path, m
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "No space left on device" in manifest["error"]
     assert sorted(pd.read_csv(run_dir / "records.csv")["step"].unique()) == [-1]
+
+
+def test_interrupt_marks_interrupted_and_names_the_resume_command(tiny_config, tmp_path,
+                                                                  monkeypatch) -> None:
+    """In process (the real-signal version is tests/runner/test_signals.py)."""
+    import cl_bench.cell
+    from cl_bench.errors import RunInterrupted, Stopped
+    from cl_bench.run_lock import RunLock
+
+    def stopped(*args, **kwargs):
+        raise Stopped(15)
+
+    monkeypatch.setattr(cl_bench.cell, "run_cell", stopped)
+    with pytest.raises(RunInterrupted) as err:
+        run_experiment(tiny_config(), out_root=tmp_path, log=lambda _: None, progress=False)
+    run_dir = next((tmp_path / "tiny").iterdir())
+    assert err.value.signum == 15 and f"cl-bench run --resume {run_dir}" in str(err.value)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["interrupted_by"] == "SIGTERM"
+    assert "error" not in manifest
+    with RunLock(run_dir):  # released
+        pass
