@@ -172,8 +172,8 @@ def load_state_dict_file(model: nn.Module, path: Path, backbone: str) -> None:
         # torch's own message advises weights_only=False, which runs arbitrary code from the
         # file: never repeated here
         raise WeightsError(
-            f"weights file {path} for backbone {backbone!r} is not a state dict that torch "
-            f"can load safely ({_load_failure(exc)}). Give the state dict of the whole "
+            f"cannot read weights file {path} for backbone {backbone!r}: it is not a state "
+            f"dict that torch can load safely ({_load_failure(exc)}). Give the state dict of the whole "
             f"{backbone} model, written with torch.save(model.state_dict(), {path.name!r}) from "
             f"a model you trust, or weights='imagenet' / weights='none'"
         ) from None
