@@ -390,6 +390,7 @@ def run_experiment(
             prepared = prepare_run(cfg, log)
             if manifest.data.get("error"):
                 manifest.data.setdefault("earlier_errors", []).append(manifest.data["error"])
+            manifest.data.pop("interrupted_by", None)
             manifest.data.setdefault("resumed", []).append(
                 datetime.now(timezone.utc).isoformat(timespec="seconds"))
             manifest.mark("running")
