@@ -195,3 +195,18 @@ def test_interrupt_marks_interrupted_and_names_the_resume_command(tiny_config, t
     assert "error" not in manifest
     with RunLock(run_dir):  # released
         pass
+
+
+def test_sigterm_stops_the_command_like_ctrl_c() -> None:
+    """A cluster scheduler's SIGTERM becomes the same exception as Ctrl-C (then ``interrupted``,
+    exit status 143: tests/runner/test_signals.py)."""
+    import os
+    import signal
+
+    from cl_bench.cli import _sigterm_stops
+    from cl_bench.errors import Stopped
+
+    with pytest.raises(Stopped) as err, _sigterm_stops():
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next bytecode
+    assert err.value.signum == signal.SIGTERM and isinstance(err.value, KeyboardInterrupt)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
