@@ -35,8 +35,10 @@ def _wait_for_step(run_root: Path, proc: subprocess.Popen, timeout: float = 600)
 
 
 def test_sigkill_then_resume_gives_identical_records(tmp_path, synthetic_cache) -> None:
+    # num_threads: the subprocesses and this one (tests/conftest.py) sum in the same order,
+    # whatever OMP_NUM_THREADS the environment sets
     raw = tiny_raw(**{"model.methods": ["stpm", "hybrid"], "strategy.name": "ewc",
-                      "data.synthetic.categories": 3})
+                      "data.synthetic.categories": 3, "num_threads": 2})
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "CL_BENCH_CACHE": str(synthetic_cache), "PYTHONUNBUFFERED": "1"}
