@@ -173,9 +173,10 @@ def load_state_dict_file(model: nn.Module, path: Path, backbone: str) -> None:
         # file: never repeated here
         raise WeightsError(
             f"cannot read weights file {path} for backbone {backbone!r}: it is not a state "
-            f"dict that torch can load safely ({_load_failure(exc)}). Give the state dict of the whole "
-            f"{backbone} model, written with torch.save(model.state_dict(), {path.name!r}) from "
-            f"a model you trust, or weights='imagenet' / weights='none'"
+            f"dict that torch can load safely ({_load_failure(exc)}). Give the state dict of "
+            f"the whole {backbone} model, written with "
+            f"torch.save(model.state_dict(), {path.name!r}) from a model you trust, or "
+            f"weights='imagenet' / weights='none'"
         ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
