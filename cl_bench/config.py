@@ -387,7 +387,22 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = text.split("=", 1)
     if not key.strip():
         raise ConfigError(f"--set {text!r}: empty key")
-    return key.strip().split("."), yaml.safe_load(raw)
+    path = key.strip().split(".")
+    if any(not part.strip() for part in path):
+        raise ConfigError(f"--set {text!r}: empty part in the key {key.strip()!r}; write "
+                          "section.key=value, e.g. train.epochs=3")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at character {mark.column + 1}" if mark is not None and mark.line == 0 else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"--set {text!r}: the value {raw!r} is not valid YAML ({problem}{where}); close "
+            f"the bracket or quote (a list is written [a,b], e.g. --set "
+            f"\"{key.strip()}=[a,b]\"), or, for a plain string, quote it: --set "
+            f"'{key.strip()}=\"{raw}\"'") from None
+    return path, value
 
 
 def set_key(raw: dict, path: list[str], value: Any, context: str) -> None:

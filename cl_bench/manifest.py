@@ -1,7 +1,9 @@
 """``manifest.json``: what a run was made with and how it went.
 
 Versions, git commit, device, seeds, per-step durations, peak memory, fallbacks that were taken,
-and the status (``running``, ``complete``, ``failed``). Rewritten atomically after every step.
+and the status: ``running`` (a process is writing it, or one was killed without warning),
+``complete``, ``failed`` (with ``error``: what went wrong) or ``interrupted`` (stopped by Ctrl-C
+or SIGTERM; resumable). Rewritten atomically after every step.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ PACKAGES = (
     "cl-bench", "torch", "torchvision", "avalanche-lib", "numpy", "scikit-learn", "scipy",
     "pandas", "matplotlib", "pillow", "pydantic", "efficientnet-lite-pytorch",
 )
+
+#: the values of ``status``
+STATUSES = ("running", "complete", "failed", "interrupted")
 
 
 def utc_now() -> str:
@@ -90,10 +95,22 @@ class Manifest:
     def load(cls, path: Path) -> Manifest:
         return cls(path, json.loads(path.read_text()))
 
-    def warn(self, message: str) -> None:
+    def warn(self, message: str, save: bool = True) -> None:
         """Record a fallback or other warning (also printed by the caller)."""
         if message not in self.data["warnings"]:
             self.data["warnings"].append(message)
+        if save:
+            self.save()
+
+    def mark(self, status: str, error: str | None = None) -> None:
+        """Set and save the status (:data:`STATUSES`); ``error`` is kept for ``failed``."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown manifest status {status!r}; one of {STATUSES}")
+        self.data["status"] = status
+        if error is None:
+            self.data.pop("error", None)
+        else:
+            self.data["error"] = error
         self.save()
 
     def save(self) -> None:

@@ -8,15 +8,24 @@ tasks seen so far. ``joint`` trains one model on all categories (rows -1 and T-1
 task-aware oracle, labelled ``task_aware=True``).
 
 Every step ends with its records appended to ``records.csv``, the students' checkpoint and the
-manifest written; ``resume`` continues after the last completed step and reproduces the records
-of an uninterrupted run exactly (each step re-seeds every generator from (seed, step)).
+manifest written; ``resume`` continues after the last completed step whose checkpoint is intact
+and reproduces the records of an uninterrupted run exactly (each step re-seeds every generator
+from (seed, step)). Device, data and weights are checked before the run folder is created; a
+process holds the folder's lock while it writes it; the manifest ends ``complete``, ``failed``
+(with the error) or ``interrupted`` (Ctrl-C, SIGTERM), never ``running`` (docs/running.md).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,11 +33,13 @@ from typing import Any
 import torch
 
 from cl_bench.config import ExperimentConfig, to_yaml, validate
-from cl_bench.errors import ConfigError, RunError
+from cl_bench.errors import ConfigError, RunError, RunInterrupted
 from cl_bench.io import atomic_write_text
 from cl_bench.manifest import Manifest
+from cl_bench.progress_settings import Progress, resolve_progress
 from cl_bench.records import RecordWriter
 from cl_bench.run_context import Log, RunContext
+from cl_bench.run_lock import RunLock
 from strategies.errors import DivergedError
 
 
@@ -104,9 +115,97 @@ def order_label(cfg: ExperimentConfig) -> str:
     return f"random{cfg.data.order_seed}" if order == "random" else order
 
 
-# ---- the run -----------------------------------------------------------------------------------
+# ---- the run ----------------------------------------------------------------------------------
+@dataclass
+class Prepared:
+    """What :func:`prepare_run` checked before anything is written: device, data, weights."""
+
+    device: torch.device
+    device_name: str
+    root: Path
+    tasks: Any
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare_run(cfg: ExperimentConfig, log: Log) -> Prepared:
+    """Everything that can fail before training, checked before the run folder is touched.
+
+    The device exists, the data folder has the expected layout and categories, and the teacher's
+    weights load; each failure raises a :class:`~cl_bench.errors.CLBenchError` or
+    :class:`~strategies.errors.StrategiesError` naming what to fix.
+    """
+    from cl_bench.data import ImageCache, build_benchmark
+
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    device, device_name = resolve_device(cfg.device, log)
+    notes = []
+    if cfg.device == "auto" and device.type == "cpu":
+        notes.append("device auto: no CUDA device found, ran on the CPU")
+    if cfg.model.weights == "none":
+        message = ("model.weights is 'none': the teacher has random weights; fine for tests and "
+                   "timing, never for a result you report")
+        log(f"warning: {message}")
+        notes.append(message)
+    if cfg.performance.autocast_bf16 and device.type != "cuda":
+        log("performance.autocast_bf16 applies on CUDA only; ignored on the CPU")
+        notes.append("performance.autocast_bf16 ignored: not on CUDA")
+    root = data_root(cfg, log)
+    order = cfg.data.order
+    if order == "reversed":
+        from cl_bench.data import list_categories
+
+        order = sorted(cfg.data.categories or list_categories(root), reverse=True)
+    tasks = build_benchmark(
+        root, categories=cfg.data.categories, order=order, seed=cfg.data.order_seed,
+        image_size=cfg.data.image_size, joint=cfg.strategy.name == "joint",
+        cache=ImageCache(max_mb=cfg.data.cache_mb),
+    )
+    check_weights(cfg)
+    return Prepared(device, device_name, Path(root), tasks, notes)
+
+
+def check_weights(cfg: ExperimentConfig) -> None:
+    """Build the teacher once, so that missing or unreadable weights stop the run before it
+    starts (:class:`~strategies.errors.WeightsError`)."""
+    if cfg.model.weights == "none":
+        return
+    from strategies.backbones import build_teacher
+
+    build_teacher(cfg.model.backbone, cfg.model.weights)
+
+
+def check_out_writable(out_root: Path, experiment: str) -> None:
+    """``--out``: the run folder ``out_root/experiment/<run_id>`` can be created."""
+    target = Path(out_root) / experiment
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunError(f"--out {out_root}: {existing} is a file, not a folder; choose another "
+                       "results folder with --out DIR")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunError(f"--out {out_root}: cannot create the run folder {target}/<run_id>: "
+                       f"{existing} is not writable for this user; choose a writable results "
+                       "folder with --out DIR (or ask the folder's owner for write access)")
+
+
+def check_run_folder_writable(run_dir: Path) -> None:
+    """``--resume``: every folder of the run and ``records.csv`` can be written."""
+    paths = [run_dir, *sorted(p for p in run_dir.rglob("*") if p.is_dir()),
+             run_dir / "records.csv"]
+    blocked = [p for p in paths if p.exists() and not os.access(p, os.W_OK)]
+    if blocked:
+        raise RunError(
+            f"--resume {run_dir}: {blocked[0]} is not writable for this user ({len(blocked)} "
+            f"path(s) in the run folder are read-only); nothing was changed. Make the folder "
+            f"writable (chmod -R u+w {run_dir}, or ask its owner), or copy it "
+            f"(cp -r {run_dir} NEW_DIR) and resume the copy with --resume NEW_DIR")
+
+
 def start_run(cfg: ExperimentConfig, out_root: Path, log: Log,
               run_id: str | None = None) -> tuple[Path, str]:
+    """Create the (empty) run folder ``out_root/<experiment>/<run_id>``."""
     run_id = run_id or new_run_id()
     run_dir = Path(out_root) / cfg.experiment / run_id
     try:
@@ -114,7 +213,9 @@ def start_run(cfg: ExperimentConfig, out_root: Path, log: Log,
     except FileExistsError:
         raise RunError(f"run folder {run_dir} exists already; resume it with --resume "
                        f"{run_dir} or choose another run id") from None
-    atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+    except PermissionError as exc:
+        raise RunError(f"--out {out_root}: cannot create {run_dir} ({exc.strerror}); choose a "
+                       "writable results folder with --out DIR") from None
     log(f"run folder: {run_dir}")
     return run_dir, run_id
 
@@ -125,9 +226,30 @@ LEGACY_DEFAULTS: dict[tuple[str, ...], Any] = {("train", "optimizer", "fused"): 
                                                ("strategy", "replay", "mode"): "additive"}
 
 
+#: strategies whose training changed when SI and feature distillation were re-implemented
+#: (docs/strategies.md); a run started before that cannot be resumed with the same behaviour
+REIMPLEMENTED_STRATEGIES = ("si", "feature_distillation")
+
+
 def fill_legacy_defaults(raw: dict[str, Any]) -> list[str]:
-    """Set :data:`LEGACY_DEFAULTS` missing from a saved config in place; return what was set."""
+    """Set :data:`LEGACY_DEFAULTS` missing from a saved config in place; return what was set.
+
+    A config written before SI was re-implemented holds ``strategy.si.eps`` (now ``xi``): for a
+    run of another strategy the key is renamed (it had no effect); an SI or feature-distillation
+    run of that version is refused, since the resumed steps would train differently."""
     filled = []
+    strategy = raw.get("strategy") if isinstance(raw, dict) else None
+    si = strategy.get("si") if isinstance(strategy, dict) else None
+    if isinstance(si, dict) and "eps" in si:
+        name = strategy.get("name")
+        if name in REIMPLEMENTED_STRATEGIES:
+            raise RunError(
+                f"this {name!r} run was started by a cl-bench version before SI and feature "
+                "distillation were re-implemented (its config.yaml has strategy.si.eps); its "
+                "remaining steps would train with another regulariser. Start a new run "
+                "(docs/strategies.md, 'What changed')")
+        si.setdefault("xi", si.pop("eps"))
+        filled.append("strategy.si.xi (was strategy.si.eps)")
     for path, value in LEGACY_DEFAULTS.items():
         section = raw
         for key in path[:-1]:
@@ -138,10 +260,34 @@ def fill_legacy_defaults(raw: dict[str, Any]) -> list[str]:
     return filled
 
 
-def load_run_for_resume(run_dir: Path, log: Log = print) -> tuple[ExperimentConfig, Manifest]:
+def _read_run_config(config_path: Path) -> dict[str, Any]:
+    """The saved ``config.yaml`` of a run, or a :class:`RunError` saying how to repair it."""
     import yaml
 
-    run_dir = Path(run_dir)
+    repair = ("it must be the configuration the run started with: repair it by hand (a "
+              "different value would make the resumed records differ from the first ones), or "
+              "start a new run with cl-bench run CONFIG")
+    try:
+        raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{config_path}: not a text file ({exc.reason} at byte {exc.start}); "
+                       f"{repair}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RunError(f"{config_path}: not valid YAML{at} ({problem}); {repair}") from None
+    if not isinstance(raw, dict):
+        raise RunError(f"{config_path}: the top level must be a mapping of keys, got a "
+                       f"{type(raw).__name__}; {repair}")
+    return raw
+
+
+def check_run_files(run_dir: Path) -> None:
+    """``--resume``: ``run_dir`` is the folder of a run (config, manifest, records)."""
+    if not run_dir.is_dir():
+        raise RunError(f"--resume {run_dir}: no such folder; give the folder of a run that "
+                       "cl-bench run created (results/<experiment>/<run_id>)")
     config_path, manifest_path = run_dir / "config.yaml", run_dir / "manifest.json"
     for path in (config_path, manifest_path, run_dir / "records.csv"):
         if not path.is_file():
@@ -149,21 +295,57 @@ def load_run_for_resume(run_dir: Path, log: Log = print) -> tuple[ExperimentConf
                 f"--resume {run_dir}: {path.name} is missing; give the folder of a run that "
                 "cl-bench run created (results/<experiment>/<run_id>)"
             )
-    raw = yaml.safe_load(config_path.read_text()) or {}
+
+
+def load_run_for_resume(run_dir: Path, log: Log = print) -> tuple[ExperimentConfig, Manifest]:
+    """The saved configuration and manifest of ``run_dir``; reads only (a legacy-default warning
+    is added to the manifest in memory and saved with the manifest's next save)."""
+    run_dir = Path(run_dir)
+    check_run_files(run_dir)
+    config_path, manifest_path = run_dir / "config.yaml", run_dir / "manifest.json"
+    raw = _read_run_config(config_path)
     filled = fill_legacy_defaults(raw)
-    cfg = validate(raw, source=str(config_path))
+    try:
+        cfg = validate(raw, source=str(config_path))
+    except ConfigError as exc:
+        raise RunError(f"{exc}\n{config_path} must hold the configuration the run started "
+                       "with: repair it by hand, or start a new run") from None
     try:
         manifest = Manifest.load(manifest_path)
     except ValueError as exc:
-        raise RunError(f"{manifest_path}: not valid JSON ({exc})") from exc
+        raise RunError(f"{manifest_path}: not valid JSON ({exc}); restore it or start a new "
+                       "run") from None
+    if not isinstance(manifest.data, dict) or not manifest.data.get("run_id"):
+        raise RunError(f"{manifest_path}: not a cl-bench manifest (no run_id); restore it or "
+                       "start a new run")
     if manifest.data.get("status") == "complete":
         raise RunError(f"--resume {run_dir}: the run is already complete; nothing to resume")
     if filled:
         message = (f"{config_path.name} predates {', '.join(filled)}: resumed with the "
                    "behaviour of the version that started the run")
         log(f"warning: {message}")
-        manifest.warn(message)
+        manifest.warn(message, save=False)
     return cfg, manifest
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that continues ``run_dir``, quoted for a POSIX shell."""
+    return f"cl-bench run --resume {shlex.quote(str(run_dir))}"
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM while the final status is written (a second Ctrl-C must not cut
+    the manifest's last save); only the main thread can change signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
 
 
 def run_experiment(
@@ -171,14 +353,52 @@ def run_experiment(
     out_root: str | Path = "results",
     resume: str | Path | None = None,
     log: Log = print,
-    progress: bool | None = None,
+    progress: Progress | str | bool | None = None,
     run_id: str | None = None,
 ) -> Path:
     """Run (or resume) every method x seed cell of ``cfg``; return the run folder.
 
     ``run_id`` names the run folder (default: a timestamp and a random suffix); sweeps pass a
-    name derived from the cell so that a restarted sweep finds its completed cells.
+    name derived from the cell so that a restarted sweep finds its completed cells. Device, data
+    and weights are checked (:func:`prepare_run`) before the run folder is created or, on resume,
+    changed; the folder is locked (:class:`~cl_bench.run_lock.RunLock`) while this writes it.
+    A signal ends in :class:`~cl_bench.errors.RunInterrupted` with the run marked
+    ``interrupted``; any other error marks it ``failed`` and propagates.
     """
+    if resume is not None:
+        run_dir = Path(resume)
+        # read-only checks first: a folder that is not a resumable run gets no lock file
+        check_run_files(run_dir)
+        check_run_folder_writable(run_dir)
+        load_run_for_resume(run_dir, lambda _: None)
+        with RunLock(run_dir):
+            _import_avalanche()
+            cfg, manifest = load_run_for_resume(run_dir, log)
+            run_id = manifest.data["run_id"]
+            if manifest.data.get("status") == "running":
+                log(f"note: {run_dir} says 'running' but no process holds it: the process that "
+                    "wrote it was killed")
+            prepared = prepare_run(cfg, log)
+            if manifest.data.get("error"):
+                manifest.data.setdefault("earlier_errors", []).append(manifest.data["error"])
+            manifest.data.pop("interrupted_by", None)
+            manifest.data.setdefault("resumed", []).append(
+                datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            manifest.mark("running")
+            log(f"resuming run {run_id} in {run_dir}")
+            return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=True)
+    check_out_writable(Path(out_root), cfg.experiment)
+    _import_avalanche()
+    prepared = prepare_run(cfg, log)
+    run_dir, run_id = start_run(cfg, Path(out_root), log, run_id)
+    with RunLock(run_dir):
+        atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
+        manifest = Manifest.create(run_dir / "manifest.json", run_id=run_id,
+                                   experiment=cfg.experiment)
+        return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=False)
+
+
+def _import_avalanche() -> None:
     import warnings
 
     with warnings.catch_warnings():
@@ -186,77 +406,98 @@ def run_experiment(
         warnings.filterwarnings("ignore", message="no QP solver found")
         import avalanche.training  # noqa: F401
 
-    from cl_bench.data import ImageCache, build_benchmark
 
-    if resume is not None:
-        cfg, manifest = load_run_for_resume(Path(resume), log)
-        run_dir, run_id = Path(resume), manifest.data["run_id"]
-        manifest.data["status"] = "running"
-        manifest.data.setdefault("resumed", []).append(
-            datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        log(f"resuming run {run_id} in {run_dir}")
-    else:
-        run_dir, run_id = start_run(cfg, Path(out_root), log, run_id)
-        manifest = Manifest.create(run_dir / "manifest.json", run_id=run_id,
-                                   experiment=cfg.experiment)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    device, device_name = resolve_device(cfg.device, log)
-    manifest.data.update(device=str(device), device_name=device_name,
-                         torch_threads=torch.get_num_threads())
-    if cfg.device == "auto" and device.type == "cpu":
-        manifest.warn("device auto: no CUDA device found, ran on the CPU")
-    if cfg.model.weights == "none":
-        message = ("model.weights is 'none': the teacher has random weights; fine for tests and "
-                   "timing, never for a result you report")
-        log(f"warning: {message}")
-        manifest.warn(message)
-    if cfg.performance.autocast_bf16 and device.type != "cuda":
-        log("performance.autocast_bf16 applies on CUDA only; ignored on the CPU")
-        manifest.warn("performance.autocast_bf16 ignored: not on CUDA")
-    if cfg.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-
+def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
+         prepared: Prepared, log: Log, progress: Progress | str | bool | None,
+         resumed: bool) -> Path:
+    """The cells of a prepared, locked run folder; the final status in every outcome."""
     started = time.perf_counter()
-    ctx: RunContext | None = None
-    try:
-        root = data_root(cfg, log)
-        order = cfg.data.order
-        if order == "reversed":
-            from cl_bench.data import list_categories
 
-            order = sorted(cfg.data.categories or list_categories(root), reverse=True)
-        tasks = build_benchmark(
-            root, categories=cfg.data.categories, order=order, seed=cfg.data.order_seed,
-            image_size=cfg.data.image_size, joint=cfg.strategy.name == "joint",
-            cache=ImageCache(max_mb=cfg.data.cache_mb),
-        )
-        ctx = RunContext(cfg, run_dir, run_id, device, manifest, RecordWriter(
-            run_dir / "records.csv"), log, order_label(cfg), list(tasks.categories))
-        manifest.data.update(data_root=str(root), categories=ctx.categories,
+    def add_time() -> None:
+        manifest.data["total_s"] = (manifest.data.get("total_s", 0.0)
+                                    + time.perf_counter() - started)
+
+    try:
+        device = prepared.device
+        manifest.data.update(device=str(device), device_name=prepared.device_name,
+                             torch_threads=torch.get_num_threads())
+        for message in prepared.warnings:
+            manifest.warn(message)
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        tasks = prepared.tasks
+        ctx = RunContext(cfg, run_dir, run_id, device, manifest,
+                         RecordWriter(run_dir / "records.csv"), log, order_label(cfg),
+                         list(tasks.categories))
+        manifest.data.update(data_root=str(prepared.root), categories=ctx.categories,
                              order=ctx.order_name, seeds=cfg.seeds, methods=cfg.model.methods,
                              strategy=cfg.strategy.name)
         manifest.save()
-        if resume is not None:
+        if resumed:
+            from cl_bench.resume import fall_back_to_intact_steps
+
+            fall_back_to_intact_steps(ctx)
             _drop_incomplete_rows(ctx)
+        shown = resolve_progress(progress, task_names=tuple(ctx.categories),
+                                 joint=cfg.strategy.name == "joint",
+                                 log=_flushed(log))
         from cl_bench.cell import run_cell
 
         for method in cfg.model.methods:
             for seed in cfg.seeds:
-                run_cell(ctx, tasks, method, seed, progress=progress)
-    except (DivergedError, KeyboardInterrupt, Exception) as exc:
-        manifest.data["status"] = "failed"
-        manifest.data["error"] = f"{type(exc).__name__}: {exc}"
-        manifest.data["total_s"] = manifest.data.get("total_s", 0.0) + time.perf_counter() - started
-        manifest.save()
+                run_cell(ctx, tasks, method, seed, progress=shown)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM turned into Stopped by the CLI
+        signum = getattr(exc, "signum", signal.SIGINT)
+        with _signals_held():
+            add_time()
+            manifest.data["interrupted_by"] = signal.Signals(signum).name
+            manifest.mark("interrupted")
+        raise RunInterrupted(
+            f"interrupted by {signal.Signals(signum).name}; {run_dir} is marked 'interrupted' "
+            f"and keeps every completed step ({_progress_summary(manifest)}). "
+            f"Continue it with:\n  {resume_command(run_dir)}", signum) from None
+    except BaseException as exc:
+        with _signals_held():
+            add_time()
+            manifest.mark("failed", f"{type(exc).__name__}: {exc}")
+        with suppress(AttributeError, TypeError):
+            exc.run_hint = _failure_hint(exc, run_dir)  # type: ignore[attr-defined]
         raise
-    manifest.data["status"] = "complete"
     manifest.data["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    manifest.data["total_s"] = manifest.data.get("total_s", 0.0) + time.perf_counter() - started
-    manifest.save()
+    add_time()
+    manifest.mark("complete")
     return run_dir
+
+
+def _flushed(log: Log) -> Log:
+    """``print`` with a flush (progress lines must reach a log file at once); other loggers
+    (a sweep cell's log file) as they are."""
+    if log is print:
+        return lambda line: print(line, flush=True)
+    return log
+
+
+def _progress_summary(manifest: Manifest) -> str:
+    cells = manifest.data.get("cells", {})
+    categories = manifest.data.get("categories") or []
+    parts = []
+    for key, cell in cells.items():
+        done = cell.get("completed_step", -2) + 1
+        if cell.get("status") == "complete":
+            parts.append(f"{key} complete")
+        else:
+            parts.append(f"{key} {max(done, 0)} of {len(categories)} tasks")
+    return ", ".join(parts) or "nothing completed yet"
+
+
+def _failure_hint(exc: BaseException, run_dir: Path) -> str:
+    if isinstance(exc, DivergedError):
+        return (f"{run_dir} is marked 'failed' and keeps the steps it completed; resuming "
+                "would repeat the same computation: start a new run with the change")
+    return (f"{run_dir} is marked 'failed' and keeps the steps it completed; once the cause is "
+            f"fixed, continue it with:\n  {resume_command(run_dir)}")
 
 
 def _drop_incomplete_rows(ctx: RunContext) -> None:

