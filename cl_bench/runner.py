@@ -122,7 +122,7 @@ class Prepared:
 
     device: torch.device
     device_name: str
-    root: Path
+    root: Any  # a Path (synthetic), a Source or Sources (data_root); str() describes it
     tasks: Any
     warnings: list[str] = field(default_factory=list)
 
@@ -135,6 +135,7 @@ def prepare_run(cfg: ExperimentConfig, log: Log) -> Prepared:
     :class:`~strategies.errors.StrategiesError` naming what to fix.
     """
     from cl_bench.data import ImageCache, build_benchmark
+    from cl_bench.data.mvtec import empty_mask_message
 
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -161,8 +162,14 @@ def prepare_run(cfg: ExperimentConfig, log: Log) -> Prepared:
         image_size=cfg.data.image_size, joint=cfg.strategy.name == "joint",
         cache=ImageCache(max_mb=cfg.data.cache_mb),
     )
+    for test_set in tasks.test_datasets:  # kept as published, but said: console and manifest
+        for mask_path in test_set.empty_masks():
+            image_path = test_set.paths[list(test_set.mask_paths).index(mask_path)]
+            message = empty_mask_message(mask_path, image_path)
+            log(f"warning: {message}")
+            notes.append(message)
     check_weights(cfg)
-    return Prepared(device, device_name, Path(root), tasks, notes)
+    return Prepared(device, device_name, root, tasks, notes)
 
 
 def check_weights(cfg: ExperimentConfig) -> None:

@@ -74,3 +74,20 @@ def test_data_info_check_lists_empty_masks(tiny_root, capsys):
     assert main(["data", "info", str(tiny_root), "--check"]) == 0
     captured = capsys.readouterr()
     assert "warning" in captured.out and str(mask) in captured.out
+
+
+def test_prepare_run_says_empty_masks_on_the_console_and_for_the_manifest(tiny_root):
+    """A run states every empty mask of a defective image before training: on the console and
+    in the notes that the runner writes into ``manifest.json`` (``warnings``)."""
+    from cl_bench.config import validate
+    from cl_bench.runner import prepare_run
+
+    mask = write_image(tiny_root / "widget/ground_truth/scratch/001_mask.png",
+                       np.zeros((24, 24), dtype=np.uint8))
+    cfg = validate({"data": {"source": "folder", "root": str(tiny_root), "image_size": 32},
+                    "model": {"methods": ["stpm"], "weights": "none"}, "device": "cpu"})
+    said: list[str] = []
+    prepared = prepare_run(cfg, said.append)
+    image = tiny_root / "widget/test/scratch/001.png"
+    assert any(str(mask) in note and str(image) in note for note in prepared.warnings)
+    assert any(str(mask) in line for line in said)
