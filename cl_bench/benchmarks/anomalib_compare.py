@@ -36,16 +36,16 @@ and time (median of ``--repeat``) and the ratios.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import time
 import types
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from cl_bench.benchmarks.offline_timm import timm_without_pretrained
 from cl_bench.errors import ConfigError, RunError
 
 PAIRS = {"stpm": ("stfpm", "resnet18"), "rd4ad": ("reverse_distillation", "wide_resnet50_2")}
@@ -65,25 +65,6 @@ def require_anomalib():
             "optional 'compare' extra: pip install -e \".[compare]\" (or pip install anomalib)"
         ) from exc
     return anomalib
-
-
-@contextlib.contextmanager
-def timm_without_pretrained() -> Iterator[None]:
-    """While anomalib builds a model, ``timm.create_model(..., pretrained=True)`` builds the
-    architecture with random weights instead of downloading them."""
-    import timm
-
-    original = timm.create_model
-
-    def create_model(*args, **kwargs):
-        kwargs["pretrained"] = False
-        return original(*args, **kwargs)
-
-    timm.create_model = create_model
-    try:
-        yield
-    finally:
-        timm.create_model = original
 
 
 class Contender:

@@ -64,7 +64,7 @@ def anomalib_stfpm(teacher: nn.Module) -> nn.Module:
     student initialised by timm from the current torch seed."""
     from anomalib.models.image.stfpm.torch_model import STFPMModel
 
-    from cl_bench.benchmarks.anomalib_compare import timm_without_pretrained
+    from cl_bench.benchmarks.offline_timm import timm_without_pretrained
 
     with timm_without_pretrained():
         model = STFPMModel(layers=list(TIMM_LAYERS), backbone=TIMM_BACKBONE)
