@@ -43,10 +43,21 @@ def _cli_unprivileged(base: Path, *args: str) -> subprocess.CompletedProcess:
         if not shutil.which("setpriv"):
             pytest.skip("running as root without setpriv: cannot drop write permission")
         prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        _skip_unless_importable(prefix)
     env = {**os.environ, "HOME": str(base / "home"), "MPLCONFIGDIR": str(base / "home"),
            "CL_BENCH_CACHE": str(base / "home" / "cache")}
     return subprocess.run([*prefix, sys.executable, "-m", "cl_bench.cli", *args], env=env,
                           capture_output=True, text=True, timeout=600)
+
+
+def _skip_unless_importable(prefix: list[str]) -> None:
+    """Skip when uid 65534 cannot read this interpreter's packages (venv in a private dir)."""
+    probe = subprocess.run([*prefix, sys.executable, "-c", "import numpy, torch, cl_bench"],
+                           capture_output=True, text=True, timeout=300)
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        pytest.skip(f"uid {NOBODY} cannot import the test environment from {sys.prefix} "
+                    f"({last}); make its folders world-readable to run this test")
 
 
 def _read_only(folder: Path) -> None:
