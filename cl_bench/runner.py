@@ -58,6 +58,7 @@ def resolve_device(requested: str, log: Log) -> tuple[torch.device, str]:
         else:
             device = torch.device("cpu")
             log("device: auto -> cpu (no CUDA device found)")
+            return device, "cpu"
     else:
         device = torch.device(requested)
         if device.type == "cuda" and not torch.cuda.is_available():
