@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from cl_bench.config import ExperimentConfig, to_yaml, validate
+from cl_bench.data import orders
 from cl_bench.errors import ConfigError, RunError, RunInterrupted
 from cl_bench.io import atomic_write_text
 from cl_bench.manifest import Manifest
@@ -107,12 +108,8 @@ def data_root(cfg: ExperimentConfig, log: Log) -> Any:
 
 
 def order_label(cfg: ExperimentConfig) -> str:
-    order = cfg.data.order
-    if cfg.data.order_name:
-        return cfg.data.order_name
-    if isinstance(order, list):
-        return "custom:" + ">".join(order)
-    return f"random{cfg.data.order_seed}" if order == "random" else order
+    """The ``order`` column of the run's records (:func:`cl_bench.data.orders.order_label`)."""
+    return orders.order_label(cfg.data.order, cfg.data.order_seed, cfg.data.order_name)
 
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -152,13 +149,8 @@ def prepare_run(cfg: ExperimentConfig, log: Log) -> Prepared:
         log("performance.autocast_bf16 applies on CUDA only; ignored on the CPU")
         notes.append("performance.autocast_bf16 ignored: not on CUDA")
     root = data_root(cfg, log)
-    order = cfg.data.order
-    if order == "reversed":
-        from cl_bench.data import list_categories
-
-        order = sorted(cfg.data.categories or list_categories(root), reverse=True)
     tasks = build_benchmark(
-        root, categories=cfg.data.categories, order=order, seed=cfg.data.order_seed,
+        root, categories=cfg.data.categories, order=cfg.data.order, seed=cfg.data.order_seed,
         image_size=cfg.data.image_size, joint=cfg.strategy.name == "joint",
         cache=ImageCache(max_mb=cfg.data.cache_mb),
     )
