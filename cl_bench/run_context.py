@@ -26,6 +26,10 @@ def step_seed(seed: int, step: int, salt: int = 0) -> int:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA) with ``seed``.
+
+    The one seeding function of cl-bench: runs call it at every step with :func:`step_seed`,
+    ``cl-bench train-one`` with its ``--seed``."""
     import random
 
     random.seed(seed)

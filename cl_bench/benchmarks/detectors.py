@@ -285,7 +285,7 @@ def measure_pair(job: dict) -> dict:
     rd4ad = build_detector("rd4ad", job["backbone"], job["weights"], **job["options"]["rd4ad"])
     hybrid = build_detector("hybrid", job["backbone"], job["weights"],
                             **job["options"]["hybrid"])
-    hybrid._teacher_holder[0] = rd4ad.teacher  # the same teacher for both
+    hybrid.set_teacher(rd4ad.teacher)  # the same teacher for both
     rd4ad.to(device)
     hybrid.to(device)
     b, s = job["batch_size"], job["image_size"]
