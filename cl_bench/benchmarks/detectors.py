@@ -315,7 +315,8 @@ def measure_pair(job: dict) -> dict:
         timed_step(hybrid)
     ratios = []
     for index in range(job["steps"]):
-        # alternate which detector goes first: the first of a round measured up to 7% faster
+        # alternate which detector goes first: the place in a round moves the time
+        # (docs/performance.md)
         order = (hybrid, rd4ad) if index % 2 == 0 else (rd4ad, hybrid)
         seconds = {detector: block(detector) for detector in order}
         ratios.append(seconds[hybrid] / seconds[rd4ad])
