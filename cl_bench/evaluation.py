@@ -111,7 +111,7 @@ def save_maps(ctx, method: str, seed: int, result: EvalResult) -> None:
         maps.append(item["maps"].astype(np.float32))
         tasks += [ctx.categories[j]] * len(item["labels"])
         labels.append(item["labels"])
-    path = ctx.run_dir / "maps" / f"{method}__{ctx.cfg.strategy.name}__seed{seed}.npz"
+    path = ctx.layout.map_file(method, ctx.cfg.strategy.name, seed)
 
     def write(fh) -> None:
         np.savez_compressed(fh, images=np.concatenate(images), masks=np.concatenate(masks),

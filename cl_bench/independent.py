@@ -23,7 +23,7 @@ from cl_bench.steps import finish_step as _finish_step
 
 
 def _scores_path(ctx: RunContext, method: str, seed: int, task: int):
-    return ctx.run_dir / "scores" / method / f"seed{seed}" / f"task{task:02d}.npz"
+    return ctx.layout.scores(method, seed, task)
 
 
 def _save_task_scores(ctx, method, seed, task, result: EvalResult) -> None:

@@ -23,6 +23,7 @@ import yaml
 from cl_bench.config import validate
 from cl_bench.errors import ConfigError, DataError
 from cl_bench.io import atomic_write_json
+from cl_bench.run_layout import RunLayout
 from cl_bench.sweep.execute import (
     COMPLETE,
     DONE,
@@ -76,7 +77,7 @@ def plan(sweep: Sweep, out_root: Path) -> list[PlannedCell]:
 
 def stored_config_mismatch(cell: Cell, run_dir: Path) -> str | None:
     """Why the completed folder of ``cell`` was made with another configuration (None if not)."""
-    path = run_dir / "config.yaml"
+    path = RunLayout(run_dir).config
     if not path.is_file():
         return None
     stored = yaml.safe_load(path.read_text()) or {}
@@ -256,7 +257,7 @@ def summary_text(outcome: SweepOutcome, sweep: Sweep) -> str:
 def cell_run_dirs(sweep: Sweep, experiment_dir: Path) -> list[Path]:
     """The run folders of this sweep's cells that hold records."""
     return [experiment_dir / c.run_id for c in sweep.cells
-            if (experiment_dir / c.run_id / "records.csv").is_file()]
+            if RunLayout(experiment_dir / c.run_id).records.is_file()]
 
 
 def build_sweep_report(sweep: Sweep, experiment_dir: Path, log: Log) -> Path | None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from cl_bench.data.orders import same_order
 from cl_bench.errors import RunError
+from cl_bench.run_layout import CHECKPOINTS, RunLayout
 from cl_bench.sweep.grid import Cell
 
 #: the state of a cell folder before the sweep runs it
@@ -31,7 +32,7 @@ NEW, COMPLETE, INCOMPLETE = "new", "complete", "incomplete"
 DONE, SKIPPED, FAILED = "complete", "skipped", "failed"
 #: folders of a run left on the worker when its files travel back to the driver (Ray, no
 #: shared filesystem): students' checkpoints are only needed to resume, and are large
-NOT_RETURNED = ("checkpoints",)
+NOT_RETURNED = (CHECKPOINTS,)
 LOGS = "logs"
 
 
@@ -50,7 +51,7 @@ class CellResult:
 
 def cell_state(run_dir: Path) -> str:
     """``new`` (no folder), ``complete`` (manifest says so) or ``incomplete`` (anything else)."""
-    manifest = run_dir / "manifest.json"
+    manifest = RunLayout(run_dir).manifest
     if not run_dir.exists():
         return NEW
     try:
@@ -148,7 +149,7 @@ def _run(cell: Cell, out_root: Path, run_dir: Path, log: Callable[[str], None]) 
     if state == COMPLETE:
         log(f"cell {cell.run_id} is complete already: skipped")
         return SKIPPED
-    if state == INCOMPLETE and not (run_dir / "records.csv").is_file():
+    if state == INCOMPLETE and not RunLayout(run_dir).records.is_file():
         log(f"cell folder {run_dir} holds no records yet: starting it afresh")
         shutil.rmtree(run_dir)
         state = NEW
@@ -163,7 +164,7 @@ def check_same_config(run_dir: Path, cfg: Any) -> None:
     """Raise :class:`RunError` when ``run_dir`` was made with another configuration."""
     import yaml
 
-    path = run_dir / "config.yaml"
+    path = RunLayout(run_dir).config
     if not path.is_file():
         return
     stored = yaml.safe_load(path.read_text()) or {}
