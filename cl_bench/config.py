@@ -110,7 +110,8 @@ class OptimizerConfig(_Section):
     betas: tuple[float, float] = (0.5, 0.999)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
-    # torch's fused kernels: the same update, rounded differently; ~4.5x faster Adam step
+    # torch's fused kernels: the same update, rounded differently; a faster Adam step
+    # (measured: docs/performance.md, "Optimizer step")
     fused: bool = True
 
 

@@ -20,7 +20,7 @@ def _step_problem(ctx: RunContext, method: str, seed: int, step: int) -> str | N
 
     if ctx.cfg.strategy.name == "independent":  # resumes from the tasks' saved test scores
         for task in range(step + 1):
-            path = ctx.run_dir / "scores" / method / f"seed{seed}" / f"task{task:02d}.npz"
+            path = ctx.layout.scores(method, seed, task)
             try:
                 with np.load(path) as data:
                     _ = data["scores"], data["labels"]  # read: finds a cut file

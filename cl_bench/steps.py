@@ -43,13 +43,13 @@ def make_evaluator(ctx: RunContext, method: str, seed: int) -> EvaluationPlugin:
         if name == "interactive":
             loggers.append(InteractiveLogger())
         elif name == "text":
-            path = ctx.run_dir / "logs" / f"{method}__seed{seed}.txt"
+            path = ctx.layout.text_log(method, seed)
             path.parent.mkdir(parents=True, exist_ok=True)
             loggers.append(TextLogger(path.open("a")))
         elif name == "tensorboard":
             from avalanche.logging import TensorboardLogger
 
-            loggers.append(TensorboardLogger(ctx.run_dir / "tensorboard" / f"{method}__seed{seed}"))
+            loggers.append(TensorboardLogger(ctx.layout.tensorboard(method, seed)))
     metrics = anomaly_metrics(metrics=ctx.cfg.eval.metrics, fpr_limit=ctx.cfg.eval.pro_fpr_limit)
     with warnings.catch_warnings():
         # the runner writes records itself; Avalanche loggers are optional (eval.loggers)

@@ -22,7 +22,7 @@ from scipy import stats
 from cl_bench.errors import DataError
 from cl_bench.metrics.continual import chance_level, summarize
 from cl_bench.metrics.inputs import MetricInputError
-from cl_bench.report.load import POOLED
+from cl_bench.records import POOLED
 
 #: metrics in the order tables and figures show them; the F1-max keys are those of
 #: :data:`cl_bench.metrics.ALL_KEYS` (TaskEvaluator, the Avalanche plugin's ``f1_max`` option)
