@@ -79,6 +79,11 @@ class DetectorSpec:
         if not callable(self.builder):
             raise DetectorOptionError(f"detector {self.name!r}: builder must be callable")
 
+    @property
+    def learns_without_gradients(self) -> bool:
+        """The builder's (class) attribute ``learns_without_gradients`` (False if absent)."""
+        return bool(getattr(self.builder, "learns_without_gradients", False))
+
     def build(self, teacher: nn.Module, **options: Any) -> AnomalyDetector:
         return self.builder(teacher, **options)
 
