@@ -14,6 +14,7 @@ from typing import Any
 
 # importing the detectors' modules registers them
 import strategies.detectors.hybrid
+import strategies.detectors.patchcore
 import strategies.detectors.rd4ad
 import strategies.detectors.stpm  # noqa: F401
 from strategies.backbones import build_teacher
