@@ -52,6 +52,7 @@ def _run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
     cell = ctx.manifest.data["cells"][ctx.cell_key(method, seed)]
     strategy = build_strategy(ctx, method, seed, progress)
     cell["trainable_parameters"] = strategy.detector.num_trainable_parameters()
+    cell["learns_without_gradients"] = strategy.detector.learns_without_gradients
     test_stream = tasks.benchmark.test_stream
     T = len(ctx.categories)
     if cfg.strategy.name == "joint":
@@ -81,5 +82,5 @@ def _run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
         if is_final and result.maps:
             save_maps(ctx, method, seed, result)
         _finish_step(ctx, method, seed, step, train_task, result,
-                     {"train": t1 - t0, "eval": t2 - t1})
+                     {"train": t1 - t0, "eval": t2 - t1}, strategy.detector.memory_stats())
 

@@ -333,13 +333,13 @@ def _check_registries(cfg: ExperimentConfig) -> None:
     """Names that live in the :mod:`strategies` registries."""
     from strategies.backbones import available_backbones
     from strategies.detectors import (
-        DETECTOR_OPTIONS,
         DetectorOptionError,
-        available_detectors,
+        detector_names,
+        get_detector,
         validate_options,
     )
 
-    detectors = available_detectors()
+    detectors = detector_names()
     for i, method in enumerate(cfg.model.methods):
         if method not in detectors:
             raise ConfigError(
@@ -358,7 +358,7 @@ def _check_registries(cfg: ExperimentConfig) -> None:
             raise ConfigError(
                 f"model.options.{method}: unknown method; allowed: {', '.join(detectors)}"
             )
-        allowed = DETECTOR_OPTIONS.get(method, {})
+        allowed = get_detector(method).options
         for key in options:
             if key not in allowed:
                 raise ConfigError(
