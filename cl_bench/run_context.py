@@ -76,9 +76,9 @@ class RunContext:
 
 def make_records(ctx: RunContext, method: str, seed: int, step: int, train_task: str,
                  per_task: dict[int, dict[str, float]], pooled: dict[str, float]) -> list[Record]:
-    strategy = ctx.cfg.strategy.name
-    common = dict(run_id=ctx.run_id, method=method, strategy=strategy,
-                  task_aware=strategy == "independent", seed=seed, order=ctx.order_name,
+    spec = ctx.cfg.strategy.spec()
+    common = dict(run_id=ctx.run_id, method=method, strategy=spec.name,
+                  task_aware=spec.task_aware, seed=seed, order=ctx.order_name,
                   step=step, train_task=train_task)
     rows = []
     for j in sorted(per_task):

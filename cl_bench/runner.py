@@ -3,9 +3,11 @@
 Protocol (DESIGN.md, "Protocol"): for each method and seed, evaluate the untrained model on every
 task (step -1), then train the tasks in order and, after each, evaluate the same model on every
 task (the full T x T matrix) and the pooled, task-agnostic metric over the test images of the
-tasks seen so far. ``joint`` trains one model on all categories (rows -1 and T-1);
-``independent`` trains one detector per task and tests each task with its own detector (a
-task-aware oracle, labelled ``task_aware=True``).
+tasks seen so far. What a step trains on follows the strategy's stream kind
+(:mod:`strategies.registry`): ``joint`` trains one model on all categories (rows -1 and T-1),
+``cumulative`` trains step i on tasks 0..i, ``per_task`` (``independent``) trains one detector
+per task and tests each task with its own detector; a strategy that uses the task identity at
+test time is labelled ``task_aware=True`` in the records.
 
 Every step ends with its records appended to ``records.csv``, the students' checkpoint and the
 manifest written; ``resume`` continues after the last completed step whose checkpoint is intact
@@ -153,7 +155,8 @@ def prepare_run(cfg: ExperimentConfig, log: Log) -> Prepared:
     root = data_root(cfg, log)
     tasks = build_benchmark(
         root, categories=cfg.data.categories, order=cfg.data.order, seed=cfg.data.order_seed,
-        image_size=cfg.data.image_size, joint=cfg.strategy.name == "joint",
+        image_size=cfg.data.image_size, joint=cfg.strategy.spec().stream == "joint",
+        cumulative=cfg.strategy.spec().stream == "cumulative",
         cache=ImageCache(max_mb=cfg.data.cache_mb),
     )
     for test_set in tasks.test_datasets:  # kept as published, but said: console and manifest
@@ -442,7 +445,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
             fall_back_to_intact_steps(ctx)
             _drop_incomplete_rows(ctx)
         shown = resolve_progress(progress, task_names=tuple(ctx.categories),
-                                 joint=cfg.strategy.name == "joint",
+                                 joint=cfg.strategy.spec().stream == "joint",
                                  log=_flushed(log))
         from cl_bench.cell import run_cell
 

@@ -20,7 +20,7 @@ from strategies.avalanche_strategy import DistillationStrategy
 from strategies.checkpoint import save_detector
 from strategies.detectors import build_detector
 from strategies.optimizers import build_optimizer
-from strategies.plugins import make_plugins, plugin_state
+from strategies.plugins import plugin_state
 from strategies.schedules import Schedule
 
 
@@ -72,8 +72,7 @@ def build_strategy(ctx: RunContext, method: str, seed: int,
         from strategies.teacher_cache import attach_teacher_cache
 
         attach_teacher_cache(detector, ctx.feature_store())
-    options = getattr(cfg.strategy, cfg.strategy.name, None)
-    plugins = make_plugins(cfg.strategy.name, options.model_dump() if options else {}, seed)
+    plugins = cfg.strategy.spec().build_plugins(cfg.strategy.options(), seed)
     plugins += [ScoreCollector(), ProgressPlugin(f"{method} seed {seed}", progress)]
     train = cfg.train.for_method(method)
     optimizer = None

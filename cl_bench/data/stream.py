@@ -112,6 +112,7 @@ def build_benchmark(
     joint: bool = False,
     cache: ImageCache | None = None,
     format: str = AUTO,
+    cumulative: bool = False,
 ) -> TaskBenchmark:
     """Avalanche benchmark over ``categories`` of ``root`` (all found when None), one task each.
 
@@ -122,8 +123,10 @@ def build_benchmark(
     task names backwards), "random" (a permutation of the sorted task names, seeded by
     ``seed``) or an explicit list (which also selects the tasks when ``categories``
     is None). ``joint=True``: the train stream is a single experience holding every task's
-    training images (the upper bound); the test stream keeps one experience per task. All
-    datasets share ``image_size`` and ``cache``.
+    training images (the upper bound); the test stream keeps one experience per task.
+    ``cumulative=True``: train experience i holds the training images of tasks 0..i, in task
+    order (Avalanche's ``Cumulative`` strategy, here built into the stream); its ``category`` is
+    task i, the task it adds. All datasets share ``image_size`` and ``cache``.
     """
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 
@@ -143,11 +146,21 @@ def build_benchmark(
 
     train = [dataset(c, "train") for c in ordered]
     test = [dataset(c, "test") for c in ordered]
-    train_parts = [_wrap(train)] if joint else [_wrap([d]) for d in train]
+    if joint and cumulative:
+        raise ValueError("build_benchmark: joint and cumulative exclude each other")
+    if joint:
+        train_parts = [_wrap(train)]
+    elif cumulative:
+        train_parts = [_wrap(train[: i + 1]) for i in range(len(train))]
+    else:
+        train_parts = [_wrap([d]) for d in train]
     scenario = benchmark_from_datasets(train=train_parts, test=[_wrap([d]) for d in test])
     for index, experience in enumerate(scenario.train_stream):
         experience.category = JOINT if joint else ordered[index]
-        experience.categories = list(ordered) if joint else [ordered[index]]
+        if joint:
+            experience.categories = list(ordered)
+        else:
+            experience.categories = list(ordered[: index + 1] if cumulative else [ordered[index]])
     for index, experience in enumerate(scenario.test_stream):
         experience.category = ordered[index]
         experience.categories = [ordered[index]]

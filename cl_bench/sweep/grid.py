@@ -38,6 +38,7 @@ from cl_bench.config import (
     load_yaml,
     parse_override,
     set_key,
+    sync_strategy_sections,
     validate,
 )
 from cl_bench.data.orders import ALPHABETICAL, check_order, order_name, split_random_seed
@@ -173,6 +174,7 @@ def field_annotation(key: str, where: str) -> Any:
 
     Raises :class:`ConfigError` naming the allowed keys when a part of the path is unknown.
     """
+    sync_strategy_sections()  # strategy.<name> sections of every registered strategy
     model: type[BaseModel] | None = ExperimentConfig
     annotation: Any = None
     parts = key.split(".")
