@@ -34,6 +34,9 @@ def run_cell(ctx: RunContext, tasks, method: str, seed: int, progress: bool | No
         return
     # what this method trains with, shared settings and train.per_method resolved
     cell["train"] = ctx.cfg.train.for_method(method).model_dump(mode="json")
+    options = ctx.cfg.strategy.options_for(method)  # strategy.per_method resolved
+    if options is not None:
+        cell["strategy_options"] = options.model_dump(mode="json")
     if ctx.cfg.strategy.spec().stream == "per_task":
         from cl_bench.independent import run_independent_cell
 

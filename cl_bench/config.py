@@ -195,6 +195,10 @@ class StrategyConfig(_Section):
     is validated (:func:`strategy_config_model`); this class is the one for the built-ins."""
 
     name: str = "naive"
+    #: ``per_method.<detector>.<strategy>``: option overrides of that strategy for one detector
+    #: (e.g. a smaller EWC lambda for a detector trained with SGD); validated by the strategy's
+    #: options model over the shared section, see :meth:`options_for`
+    per_method: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -213,6 +217,35 @@ class StrategyConfig(_Section):
     def options(self) -> BaseModel | None:
         """The validated options of the selected strategy (``None`` when it has none)."""
         return getattr(self, self.name, None) if self.spec().options is not None else None
+
+    def options_for(self, method: str) -> BaseModel | None:
+        """The options ``method`` runs the selected strategy with: the shared section
+        ``strategy.<name>`` with the keys of ``strategy.per_method.<method>.<name>`` replaced."""
+        shared = self.options()
+        override = self.per_method.get(method, {}).get(self.name)
+        if shared is None or not override:
+            return shared
+        return type(shared).model_validate({**shared.model_dump(), **override})
+
+    @model_validator(mode="after")
+    def _check_per_method(self) -> StrategyConfig:
+        from strategies.registry import get_strategy
+
+        for method, sections in self.per_method.items():
+            for name, override in sections.items():
+                where = f"strategy.per_method.{method}.{name}"
+                spec = get_strategy(name)  # an unknown strategy: an error listing the known ones
+                shared = getattr(self, name, None)
+                if spec.options is None or shared is None:
+                    raise ValueError(f"{where}: strategy {name!r} has no options to override")
+                try:
+                    type(shared).model_validate({**shared.model_dump(), **override})
+                except ValidationError as exc:
+                    problems = "; ".join(
+                        f"{where}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                        for err in exc.errors())
+                    raise ValueError(problems) from None
+        return self
 
 
 def strategy_config_model() -> type[StrategyConfig]:
@@ -371,11 +404,12 @@ def _check_registries(cfg: ExperimentConfig) -> None:
             validate_options(method, options)
         except DetectorOptionError as exc:
             raise ConfigError(f"model.options.{method}: {exc}") from None
-    for method in cfg.train.per_method:
-        if method not in detectors:
-            raise ConfigError(
-                f"train.per_method.{method}: unknown method; allowed: {', '.join(detectors)}"
-            )
+    for section, per_method in (("train", cfg.train.per_method),
+                                ("strategy", cfg.strategy.per_method)):
+        for method in per_method:
+            if method not in detectors:
+                raise ConfigError(f"{section}.per_method.{method}: unknown method; allowed: "
+                                  f"{', '.join(detectors)}")
     if cfg.data.source == "folder" and not cfg.data.root and not cfg.data.sources:
         raise ConfigError(
             "data.root: data.source is 'folder' but no root is given; set data.root to the "

@@ -72,7 +72,7 @@ def build_strategy(ctx: RunContext, method: str, seed: int,
         from strategies.teacher_cache import attach_teacher_cache
 
         attach_teacher_cache(detector, ctx.feature_store())
-    plugins = cfg.strategy.spec().build_plugins(cfg.strategy.options(), seed)
+    plugins = cfg.strategy.spec().build_plugins(cfg.strategy.options_for(method), seed)
     plugins += [ScoreCollector(), ProgressPlugin(f"{method} seed {seed}", progress)]
     train = cfg.train.for_method(method)
     optimizer = None
