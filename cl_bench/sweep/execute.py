@@ -84,6 +84,29 @@ def config_differences(stored: dict, wanted: dict, prefix: str = "") -> list[str
     return diffs
 
 
+def relevant_to_run(config: dict) -> dict:
+    """``config`` with its ``strategy`` section reduced to what the run uses: the name and, for
+    each detector of ``model.methods``, the options it runs the strategy with (the shared
+    section ``strategy.<name>`` with ``strategy.per_method.<detector>.<name>`` laid over it).
+
+    Sections of other strategies cannot change a run (a naive cell made before the sweep file
+    changed the EWC strength is still the same naive cell), and an override written per
+    detector is the same run as the same value written in the shared section.
+    """
+    strategy = config.get("strategy")
+    if not isinstance(strategy, dict):
+        return config
+    name = strategy.get("name")
+    shared = strategy.get(name) if isinstance(strategy.get(name), dict) else {}
+    per_method = strategy.get("per_method") if isinstance(strategy.get("per_method"), dict) else {}
+    methods = (config.get("model") or {}).get("methods") or []
+    options = {}
+    for method in methods:
+        override = (per_method.get(method) or {}).get(name) or {}
+        options[method] = {**shared, **override}
+    return {**config, "strategy": {"name": name, "options": options}}
+
+
 def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -168,7 +191,8 @@ def check_same_config(run_dir: Path, cfg: Any) -> None:
     if not path.is_file():
         return
     stored = yaml.safe_load(path.read_text()) or {}
-    diffs = config_differences(stored, cfg.model_dump(mode="json"))
+    wanted = cfg.model_dump(mode="json")
+    diffs = config_differences(relevant_to_run(stored), relevant_to_run(wanted))
     if diffs:
         raise RunError(
             f"{run_dir} was made with a different configuration ({'; '.join(diffs[:5])}); "

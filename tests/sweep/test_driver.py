@@ -208,3 +208,27 @@ def test_old_folders_with_the_written_out_reversed_order_still_match() -> None:
     assert config_differences({"data": {"order": ["b", "a"]}, "seeds": [0]}, wanted) == []
     assert config_differences({"data": {"order": ["a", "b"]}, "seeds": [0]}, wanted) == [
         "data.order: ['a', 'b'] in the folder, 'reversed' now"]
+
+
+def test_only_the_options_a_cell_runs_with_are_compared() -> None:
+    from cl_bench.sweep.execute import config_differences, relevant_to_run
+
+    def config(name: str, shared: float, per_method: dict | None = None) -> dict:
+        strategy = {"name": name, "ewc": {"ewc_lambda": shared, "decay_factor": 0.9}}
+        if per_method is not None:
+            strategy["per_method"] = per_method
+        return {"model": {"methods": ["stpm"]}, "strategy": strategy}
+
+    def differ(stored: dict, wanted: dict) -> list[str]:
+        return config_differences(relevant_to_run(stored), relevant_to_run(wanted))
+
+    # another strategy's section cannot change a naive cell
+    assert differ(config("naive", 100.0), config("naive", 1.0)) == []
+    # the EWC cell's own strength does, written shared or per detector
+    assert differ(config("ewc", 100.0), config("ewc", 1.0)) != []
+    stpm_1 = {"stpm": {"ewc": {"ewc_lambda": 1.0}}}
+    assert differ(config("ewc", 100.0), config("ewc", 100.0, stpm_1))
+    assert differ(config("ewc", 1.0), config("ewc", 100.0, stpm_1)) == []
+    # an override for another detector does not touch this cell
+    rd4ad_5 = {"rd4ad": {"ewc": {"ewc_lambda": 5.0}}}
+    assert differ(config("ewc", 1.0), config("ewc", 1.0, rd4ad_5)) == []
