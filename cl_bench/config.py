@@ -500,3 +500,26 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
 def to_yaml(cfg: ExperimentConfig) -> str:
     """The resolved configuration (every default filled in) as YAML."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def relevant_to_run(config: dict) -> dict:
+    """``config`` with its ``strategy`` section reduced to what the run uses: the name and, for
+    each detector of ``model.methods``, the options it runs the strategy with (the shared
+    section ``strategy.<name>`` with ``strategy.per_method.<detector>.<name>`` laid over it).
+
+    Sections of other strategies cannot change a run (a naive cell made before the sweep file
+    changed the EWC strength is still the same naive cell), and an override written per
+    detector is the same run as the same value written in the shared section.
+    """
+    strategy = config.get("strategy")
+    if not isinstance(strategy, dict):
+        return config
+    name = strategy.get("name")
+    shared = strategy.get(name) if isinstance(strategy.get(name), dict) else {}
+    per_method = strategy.get("per_method") if isinstance(strategy.get("per_method"), dict) else {}
+    methods = (config.get("model") or {}).get("methods") or []
+    options = {}
+    for method in methods:
+        override = (per_method.get(method) or {}).get(name) or {}
+        options[method] = {**shared, **override}
+    return {**config, "strategy": {"name": name, "options": options}}

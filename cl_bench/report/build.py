@@ -35,6 +35,7 @@ from cl_bench.report.tables import (
     matrix_table,
     summary_table,
 )
+from cl_bench.report.variants import label_variants
 
 
 @dataclass
@@ -55,8 +56,9 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
     Only complete runs (manifest status ``complete``) enter the tables, figures and tests; the
     others (running, failed, interrupted, or without a manifest) are listed in
     ``ReportData.excluded`` and in the notes. Among the complete runs, two with the same
-    (method, strategy, seed, order) are an error naming both folders, and AU-PRO values
-    computed up to different FPR limits are never pooled (an error naming the runs).
+    (method, strategy, seed, order) are an error naming both folders unless their settings
+    differ (then each is labelled by its settings, :mod:`cl_bench.report.variants`), and
+    AU-PRO values computed up to different FPR limits are never pooled (an error naming them).
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -73,6 +75,8 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
                         + "; ".join(f"{run.path} is {_status_text(run)}" for run in excluded)
                         + ". The report covers complete runs only; wait for the runs to end or "
                         "resume them (cl-bench run --resume RUN_DIR)")
+    df, variant_notes = label_variants(df, {str(run.path): run.config for run in runs})
+    notes += variant_notes
     check_duplicate_runs(df)
     chosen = metrics_present(df, metrics)
     fpr_limit, fpr_notes = _common_fpr_limit(df, [r for r in runs if r.complete], chosen)

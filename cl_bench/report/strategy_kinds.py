@@ -23,11 +23,12 @@ STREAM_ORDER = ("sequential", "joint", "cumulative", "per_task")
 @cache
 def _kind(strategy: str) -> tuple[str, bool]:
     """(stream kind, task-aware) of ``strategy``."""
+    from cl_bench.report.variants import base_strategy
     from strategies.errors import StrategyRegistryError
     from strategies.registry import get_strategy
 
     try:
-        spec = get_strategy(strategy)
+        spec = get_strategy(base_strategy(strategy))
     except StrategyRegistryError as exc:
         warnings.warn(f"{exc}: its runs are reported as a sequential, task-agnostic strategy; "
                       "install the package that registers it to report it as declared",

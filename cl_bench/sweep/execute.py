@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cl_bench.config import relevant_to_run
 from cl_bench.data.orders import same_order
 from cl_bench.errors import RunError
 from cl_bench.run_layout import CHECKPOINTS, RunLayout
@@ -82,29 +83,6 @@ def config_differences(stored: dict, wanted: dict, prefix: str = "") -> list[str
         elif _plain(old) != _plain(value):
             diffs.append(f"{path}: {old!r} in the folder, {value!r} now")
     return diffs
-
-
-def relevant_to_run(config: dict) -> dict:
-    """``config`` with its ``strategy`` section reduced to what the run uses: the name and, for
-    each detector of ``model.methods``, the options it runs the strategy with (the shared
-    section ``strategy.<name>`` with ``strategy.per_method.<detector>.<name>`` laid over it).
-
-    Sections of other strategies cannot change a run (a naive cell made before the sweep file
-    changed the EWC strength is still the same naive cell), and an override written per
-    detector is the same run as the same value written in the shared section.
-    """
-    strategy = config.get("strategy")
-    if not isinstance(strategy, dict):
-        return config
-    name = strategy.get("name")
-    shared = strategy.get(name) if isinstance(strategy.get(name), dict) else {}
-    per_method = strategy.get("per_method") if isinstance(strategy.get("per_method"), dict) else {}
-    methods = (config.get("model") or {}).get("methods") or []
-    options = {}
-    for method in methods:
-        override = (per_method.get(method) or {}).get(name) or {}
-        options[method] = {**shared, **override}
-    return {**config, "strategy": {"name": name, "options": options}}
 
 
 def _plain(value: Any) -> Any:

@@ -211,7 +211,8 @@ def test_old_folders_with_the_written_out_reversed_order_still_match() -> None:
 
 
 def test_only_the_options_a_cell_runs_with_are_compared() -> None:
-    from cl_bench.sweep.execute import config_differences, relevant_to_run
+    from cl_bench.config import relevant_to_run
+    from cl_bench.sweep.execute import config_differences
 
     def config(name: str, shared: float, per_method: dict | None = None) -> dict:
         strategy = {"name": name, "ewc": {"ewc_lambda": shared, "decay_factor": 0.9}}
