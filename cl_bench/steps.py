@@ -16,24 +16,20 @@ from cl_bench.manifest import peak_rss_mb
 from cl_bench.metrics.avalanche import anomaly_metrics
 from cl_bench.progress import ProgressPlugin
 from cl_bench.run_context import RunContext, make_records, seed_everything, step_seed
+from cl_bench.training import optimizer_for, schedule_for
 from strategies.avalanche_strategy import DistillationStrategy
 from strategies.checkpoint import save_detector
 from strategies.detectors import build_detector
-from strategies.optimizers import build_optimizer
 from strategies.plugins import make_plugins, plugin_state
 from strategies.schedules import Schedule
 
 
 def make_optimizer(ctx: RunContext, params, method: str) -> torch.optim.Optimizer:
-    opt = ctx.cfg.train.for_method(method).optimizer
-    return build_optimizer(params, opt.name, lr=opt.lr, betas=opt.betas, momentum=opt.momentum,
-                           weight_decay=opt.weight_decay, fused=opt.fused)
+    return optimizer_for(ctx.cfg.train.for_method(method), params)
 
 
 def lr_schedule(ctx: RunContext, method: str) -> Schedule:
-    config = ctx.cfg.train.for_method(method).schedule
-    return Schedule(config.name, config.warmup_steps, config.warmup_fraction,
-                    config.min_lr_factor)
+    return schedule_for(ctx.cfg.train.for_method(method))
 
 
 def make_evaluator(ctx: RunContext, method: str, seed: int) -> EvaluationPlugin:

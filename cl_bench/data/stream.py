@@ -86,7 +86,7 @@ def _select(
     return selected
 
 
-def _wrap(datasets: Sequence[MVTecDataset]) -> Any:
+def to_avalanche_dataset(datasets: Sequence[MVTecDataset]) -> Any:
     """One AvalancheDataset over ``datasets`` with per-item ``category``/``defect_type``."""
     from avalanche.benchmarks.utils import AvalancheDataset, DataAttribute
 
@@ -143,8 +143,10 @@ def build_benchmark(
 
     train = [dataset(c, "train") for c in ordered]
     test = [dataset(c, "test") for c in ordered]
-    train_parts = [_wrap(train)] if joint else [_wrap([d]) for d in train]
-    scenario = benchmark_from_datasets(train=train_parts, test=[_wrap([d]) for d in test])
+    train_parts = ([to_avalanche_dataset(train)] if joint
+                   else [to_avalanche_dataset([d]) for d in train])
+    scenario = benchmark_from_datasets(train=train_parts,
+                                       test=[to_avalanche_dataset([d]) for d in test])
     for index, experience in enumerate(scenario.train_stream):
         experience.category = JOINT if joint else ordered[index]
         experience.categories = list(ordered) if joint else [ordered[index]]
