@@ -5,14 +5,13 @@ it."""
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import torch
 from avalanche.logging import InteractiveLogger, TextLogger
 from avalanche.training.plugins import EvaluationPlugin
 
 from cl_bench.evaluation import EvalResult, ScoreCollector
-from cl_bench.manifest import peak_rss_mb
+from cl_bench.manifest import StepEntry, peak_rss_mb
 from cl_bench.metrics.avalanche import anomaly_metrics
 from cl_bench.progress import ProgressPlugin
 from cl_bench.run_context import RunContext, make_records, seed_everything, step_seed
@@ -123,15 +122,13 @@ def finish_step(ctx: RunContext, method: str, seed: int, step: int, train_task: 
                  result: EvalResult, seconds: dict[str, float]) -> None:
     ctx.records.append(make_records(ctx, method, seed, step, train_task, result.per_task,
                                     result.pooled))
-    cell = ctx.manifest.data["cells"][ctx.cell_key(method, seed)]
-    cell["completed_step"] = step
-    entry: dict[str, Any] = {"method": method, "seed": seed, "step": step,
+    ctx.manifest.cell(ctx.cell_key(method, seed))["completed_step"] = step
+    entry: StepEntry = {"method": method, "seed": seed, "step": step,
                              "train_task": train_task, **{f"{k}_s": v for k, v in seconds.items()},
                              "peak_rss_mb": round(peak_rss_mb(), 1)}
     if ctx.cfg.performance.teacher_cache:
         entry["teacher_cache"] = ctx.feature_store().stats()
     if ctx.device.type == "cuda":
         entry["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(ctx.device) / 2**20, 1)
-    ctx.manifest.data["steps"].append(entry)
-    ctx.manifest.save()
+    ctx.manifest.add_step(entry)
     _log_step(ctx, method, seed, step, result, seconds)
