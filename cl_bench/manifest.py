@@ -4,6 +4,12 @@ Versions, git commit, device, seeds, per-step durations, peak memory, fallbacks 
 and the status: ``running`` (a process is writing it, or one was killed without warning),
 ``complete``, ``failed`` (with ``error``: what went wrong) or ``interrupted`` (stopped by Ctrl-C
 or SIGTERM; resumable). Rewritten atomically after every step.
+
+The document's keys are typed by :class:`ManifestData` (and :class:`CellEntry`,
+:class:`StepEntry` for its ``cells`` and ``steps``): typed dictionaries, so the JSON on disk is
+exactly what it was and runs written by earlier versions load unchanged. Change it through
+:class:`Manifest`'s methods (:meth:`Manifest.start_cell`, :meth:`Manifest.add_step`,
+:meth:`Manifest.drop_steps_after`, :meth:`Manifest.warn`, :meth:`Manifest.mark`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from cl_bench.io import atomic_write_json
 
@@ -27,6 +33,64 @@ PACKAGES = (
 
 #: the values of ``status``
 STATUSES = ("running", "complete", "failed", "interrupted")
+
+
+class CellEntry(TypedDict, total=False):
+    """``cells["<method>/seed<s>"]``: how far one method x seed got."""
+
+    status: str  # running | complete
+    completed_step: int  # -2: nothing yet; -1: the untrained model evaluated; i: task i done
+    train: dict[str, Any]  # the resolved train settings of the method
+    strategy_options: dict[str, Any]  # the strategy's options for the method (per_method resolved)
+    trainable_parameters: int
+    learns_without_gradients: bool
+
+
+class StepEntry(TypedDict, total=False):
+    """One entry of ``steps``: a finished step of one cell, its durations and memory."""
+
+    method: str
+    seed: int
+    step: int
+    train_task: str
+    train_s: float
+    eval_s: float
+    peak_rss_mb: float
+    peak_cuda_mb: float
+    teacher_cache: dict[str, float]
+
+
+class ManifestData(TypedDict, total=False):
+    """The keys of ``manifest.json``."""
+
+    status: str
+    error: str
+    earlier_errors: list[str]
+    interrupted_by: str
+    created: str
+    updated: str
+    finished: str
+    resumed: list[str]
+    command: list[str]
+    versions: dict[str, str | None]
+    git: dict[str, Any] | None
+    host: str
+    run_id: str
+    experiment: str
+    device: str
+    device_name: str
+    torch_threads: int
+    data_root: str
+    categories: list[str]
+    order: str
+    seeds: list[int]
+    methods: list[str]
+    strategy: str
+    warnings: list[str]
+    cells: dict[str, CellEntry]
+    steps: list[StepEntry]
+    total_s: float
+    peak_memory_mb: float
 
 
 def utc_now() -> str:
@@ -68,13 +132,13 @@ def peak_rss_mb() -> float:
 class Manifest:
     """A JSON document kept in sync with ``manifest.json`` on every :meth:`save`."""
 
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+    def __init__(self, path: Path, data: ManifestData | dict[str, Any]) -> None:
         self.path = path
-        self.data = data
+        self.data: ManifestData = cast(ManifestData, data)
 
     @classmethod
     def create(cls, path: Path, **fields: Any) -> Manifest:
-        data: dict[str, Any] = {
+        data: ManifestData = {
             "status": "running",
             "created": utc_now(),
             "updated": utc_now(),
@@ -86,7 +150,7 @@ class Manifest:
             "cells": {},
             "steps": [],
         }
-        data.update(fields)
+        data.update(fields)  # type: ignore[typeddict-item]
         manifest = cls(path, data)
         manifest.save()
         return manifest
@@ -94,6 +158,32 @@ class Manifest:
     @classmethod
     def load(cls, path: Path) -> Manifest:
         return cls(path, json.loads(path.read_text()))
+
+    @property
+    def status(self) -> str:
+        return self.data.get("status", "unknown")
+
+    def start_cell(self, key: str) -> CellEntry:
+        """The entry of cell ``key`` (``<method>/seed<s>``); made (running, no step) when new."""
+        return self.data.setdefault("cells", {}).setdefault(
+            key, {"completed_step": -2, "status": "running"})
+
+    def cell(self, key: str) -> CellEntry:
+        """The entry of cell ``key``; KeyError when the run never started it."""
+        return self.data["cells"][key]
+
+    def add_step(self, entry: StepEntry, save: bool = True) -> None:
+        """Append a finished step (and save)."""
+        self.data.setdefault("steps", []).append(entry)
+        if save:
+            self.save()
+
+    def drop_steps_after(self, method: str, seed: int, step: int) -> None:
+        """Forget the steps of ``method`` x ``seed`` after ``step`` (they are trained again)."""
+        self.data["steps"] = [
+            s for s in self.data.get("steps", [])
+            if not (s.get("method") == method and s.get("seed") == seed
+                    and s.get("step", -2) > step)]
 
     def warn(self, message: str, save: bool = True) -> None:
         """Record a fallback or other warning (also printed by the caller)."""

@@ -75,10 +75,7 @@ def fall_back_to_intact_steps(ctx: RunContext) -> None:
         ctx.log(f"warning: {message}")
         ctx.manifest.warn(message)
         cell["completed_step"] = intact
-        ctx.manifest.data["steps"] = [
-            s for s in ctx.manifest.data.get("steps", [])
-            if not (s.get("method") == method and s.get("seed") == seed
-                    and s.get("step", -2) > intact)]
+        ctx.manifest.drop_steps_after(method, seed, intact)
         changed = True
     if changed:
         ctx.manifest.save()

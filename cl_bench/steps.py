@@ -5,35 +5,30 @@ it."""
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import torch
 from avalanche.logging import InteractiveLogger, TextLogger
 from avalanche.training.plugins import EvaluationPlugin
 
 from cl_bench.evaluation import EvalResult, ScoreCollector
-from cl_bench.manifest import peak_rss_mb
+from cl_bench.manifest import StepEntry, peak_rss_mb
 from cl_bench.metrics.avalanche import anomaly_metrics
 from cl_bench.progress import ProgressPlugin
 from cl_bench.run_context import RunContext, make_records, seed_everything, step_seed
+from cl_bench.training import optimizer_for, schedule_for
 from strategies.avalanche_strategy import DistillationStrategy
 from strategies.checkpoint import save_detector
 from strategies.detectors import build_detector
-from strategies.optimizers import build_optimizer
 from strategies.plugins import plugin_state
 from strategies.schedules import Schedule
 
 
 def make_optimizer(ctx: RunContext, params, method: str) -> torch.optim.Optimizer:
-    opt = ctx.cfg.train.for_method(method).optimizer
-    return build_optimizer(params, opt.name, lr=opt.lr, betas=opt.betas, momentum=opt.momentum,
-                           weight_decay=opt.weight_decay, fused=opt.fused)
+    return optimizer_for(ctx.cfg.train.for_method(method), params)
 
 
 def lr_schedule(ctx: RunContext, method: str) -> Schedule:
-    config = ctx.cfg.train.for_method(method).schedule
-    return Schedule(config.name, config.warmup_steps, config.warmup_fraction,
-                    config.min_lr_factor)
+    return schedule_for(ctx.cfg.train.for_method(method))
 
 
 def make_evaluator(ctx: RunContext, method: str, seed: int) -> EvaluationPlugin:
@@ -137,15 +132,13 @@ def finish_step(ctx: RunContext, method: str, seed: int, step: int, train_task: 
     :meth:`~strategies.detectors.AnomalyDetector.memory_stats` after the step."""
     ctx.records.append(make_records(ctx, method, seed, step, train_task, result.per_task,
                                     result.pooled))
-    cell = ctx.manifest.data["cells"][ctx.cell_key(method, seed)]
-    cell["completed_step"] = step
-    entry: dict[str, Any] = {"method": method, "seed": seed, "step": step,
+    ctx.manifest.cell(ctx.cell_key(method, seed))["completed_step"] = step
+    entry: StepEntry = {"method": method, "seed": seed, "step": step,
                              "train_task": train_task, **{f"{k}_s": v for k, v in seconds.items()},
                              "peak_rss_mb": round(peak_rss_mb(), 1), **(memory or {})}
     if ctx.cfg.performance.teacher_cache:
         entry["teacher_cache"] = ctx.feature_store().stats()
     if ctx.device.type == "cuda":
         entry["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(ctx.device) / 2**20, 1)
-    ctx.manifest.data["steps"].append(entry)
-    ctx.manifest.save()
+    ctx.manifest.add_step(entry)
     _log_step(ctx, method, seed, step, result, seconds)

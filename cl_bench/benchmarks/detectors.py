@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cl_bench.commands.train_one import parse_options
+    from cl_bench.cli_options import parse_options
     from strategies.detectors import DETECTOR_OPTIONS
 
     names = [n.strip() for n in args.detectors.split(",") if n.strip()]

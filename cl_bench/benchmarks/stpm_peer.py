@@ -141,7 +141,7 @@ def train(trainee: Trainee, dataset, args: argparse.Namespace, seed: int) -> flo
 @torch.no_grad()
 def evaluate(trainee: Trainee, dataset, batch_size: int) -> tuple[float, float]:
     """(pixel AUROC, image AUROC) on ``dataset``."""
-    from cl_bench.commands.train_one import aurocs
+    from cl_bench.training import image_and_pixel_auroc
 
     trainee.model.eval()
     scores, maps, labels, masks = [], [], [], []
@@ -151,14 +151,14 @@ def evaluate(trainee: Trainee, dataset, batch_size: int) -> tuple[float, float]:
         scores.append(score.reshape(-1).float().numpy())
         labels.append(label.numpy())
         masks.append(mask[:, 0].numpy())
-    image, pixel = aurocs(np.concatenate(scores), np.concatenate(maps), np.concatenate(labels),
-                          np.concatenate(masks))
+    image, pixel = image_and_pixel_auroc(np.concatenate(scores), np.concatenate(maps),
+                                         np.concatenate(labels), np.concatenate(masks))
     return pixel, image
 
 
 def compare_accuracy(args: argparse.Namespace) -> dict[str, dict[str, tuple[float, float]]]:
     """Train both contenders per category; print and return {category: {label: (px, img)}}."""
-    from cl_bench.commands.train_one import parse_options
+    from cl_bench.cli_options import parse_options
     from cl_bench.data import MVTecDataset, list_categories
     from strategies.backbones import build_teacher
     from strategies.detectors import build_detector

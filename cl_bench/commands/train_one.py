@@ -1,5 +1,5 @@
 """``cl-bench train-one``: train one detector on one category (or several, one at a time) and
-print image and pixel AUROC (scikit-learn ``roc_auc_score``; the metrics package has the full set).
+print image and pixel AUROC (:mod:`cl_bench.metrics`).
 
 Example::
 
@@ -9,9 +9,12 @@ Example::
 ``--detector`` and ``--categories`` take comma-separated lists, so one command prints a table;
 ``--variants`` adds rows for the hybrid's forward-only and reverse-only maps and for other
 fusion settings, scored on the same trained model (how the hybrid's defaults were chosen).
-Training: by default Adam, lr 0.005, betas (0.5, 0.999) (RD4AD's official optimiser) for every
-detector, constant rate, fixed epochs, no model selection; the hybrid is calibrated on its
-training images afterwards. ``--config experiments/X.yaml`` takes the ``train`` section of an
+Training is a run's loop (:func:`cl_bench.training.train_on_dataset`, Avalanche's
+``DistillationStrategy``) seeded as a run seeds its first task, so the figures for ``--seed S``
+are those a one-task naive run with seed S measures after its task. By default Adam, lr 0.005,
+betas (0.5, 0.999) (RD4AD's official optimiser) for every detector, constant rate, fixed epochs,
+no model selection; the detector is calibrated on its training images afterwards.
+``--config experiments/X.yaml`` takes the ``train`` section of an
 experiment instead (each detector with its ``train.per_method`` settings, optimizer and
 learning-rate schedule as in a run); ``--set train.KEY=VALUE`` and ``--epochs``,
 ``--batch-size``, ``--lr`` override it.
@@ -28,24 +31,24 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
-from sklearn.metrics import roc_auc_score
 from torch.utils.data import DataLoader, Dataset
 
+from cl_bench.cli_options import parse_options
 from cl_bench.config import (
     TrainConfig,
-    TrainSettings,
     load_yaml,
     parse_override,
     set_key,
     validate,
 )
 from cl_bench.errors import ConfigError, DataError, RunError
-from cl_bench.run_context import seed_everything
+from cl_bench.training import (
+    image_and_pixel_auroc,
+    seed_for_build,
+    seed_for_training,
+    train_on_dataset,
+)
 from strategies.detectors import AnomalyDetector, available_detectors, build_detector
-from strategies.errors import DivergedError
-from strategies.optimizers import build_optimizer
-from strategies.schedules import Schedule, build_scheduler
 
 #: the train section without --config: the same settings for every detector
 DEFAULT_TRAIN: dict[str, Any] = {"epochs": 30, "batch_size": 8,
@@ -99,16 +102,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ---- reusable pieces ------------------------------------------------------------------------
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--option {pair!r}: write KEY=VALUE, e.g. weighting=dwa")
-        options[key.strip()] = yaml.safe_load(value)
-    return options
-
-
 def train_settings(args: argparse.Namespace) -> TrainConfig:
     """The ``train`` section: ``--config``'s (or :data:`DEFAULT_TRAIN`), then ``--set``, then the
     flags (which set the shared values; a ``per_method`` entry that sets a key keeps its own)."""
@@ -125,50 +118,6 @@ def train_settings(args: argparse.Namespace) -> TrainConfig:
     if args.lr is not None:
         raw["train"].setdefault("optimizer", {})["lr"] = args.lr
     return validate(raw, source=str(args.config or "train-one")).train
-
-
-def schedule_of(settings: TrainSettings) -> Schedule:
-    config = settings.schedule
-    return Schedule(config.name, config.warmup_steps, config.warmup_fraction,
-                    config.min_lr_factor)
-
-
-def train_detector(detector: AnomalyDetector, dataset: Dataset, epochs: int, batch_size: int,
-                   lr: float, device: str, seed: int, optimizer: dict[str, Any] | None = None,
-                   schedule: Schedule | None = None) -> list[dict[str, float]]:
-    """Training for ``epochs`` epochs; returns per-epoch mean loss parts.
-
-    ``optimizer``: keyword arguments of :func:`strategies.optimizers.build_optimizer` besides
-    ``lr`` (default Adam, betas (0.5, 0.999)); ``schedule``: the learning-rate schedule
-    (default constant), stepped per iteration as in a run."""
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
-                        drop_last=len(dataset) % batch_size == 1)
-    optimizer = build_optimizer(detector.trainable_parameters(), lr=lr,
-                                **(optimizer or {"name": "adam"}))
-    scheduler = build_scheduler(optimizer, schedule or Schedule(), epochs * len(loader))
-    history = []
-    for epoch in range(epochs):
-        detector.train()
-        sums: dict[str, float] = {}
-        for images, _, _ in loader:
-            result = detector.loss(images.to(device))
-            if not torch.isfinite(result.total):
-                raise DivergedError(f"training loss is {float(result.total)} at epoch {epoch}; "
-                                    f"lower --lr (now {lr})")
-            optimizer.zero_grad(set_to_none=True)
-            result.total.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            for key, value in result.parts.items():
-                sums[key] = sums.get(key, 0.0) + value / len(loader)
-        detector.on_epoch_end()
-        history.append(sums)
-    detector.eval()
-    detector.calibrate(images.to(device) for images, _, _ in
-                       DataLoader(dataset, batch_size=batch_size))
-    return history
 
 
 FUSION_VARIANTS = [(norm, alpha) for norm in ("standardize", "none")
@@ -210,16 +159,6 @@ def predict(detector: AnomalyDetector, dataset: Dataset, batch_size: int, device
             scores.append(detector.image_scores(m).cpu())
             arrays.append(m[:, 0].cpu())
     return {k: (torch.cat(s).numpy(), torch.cat(a).numpy()) for k, (s, a) in out.items()}
-
-
-def aurocs(scores: np.ndarray, maps: np.ndarray, labels: np.ndarray,
-           masks: np.ndarray) -> tuple[float, float]:
-    """(image AUROC, pixel AUROC); NaN where one class is absent."""
-    image = (roc_auc_score(labels, scores) if len(set(labels.tolist())) == 2 else float("nan"))
-    flat_masks = masks.reshape(-1) > 0.5
-    pixel = (roc_auc_score(flat_masks, maps.reshape(-1))
-             if 0 < flat_masks.sum() < flat_masks.size else float("nan"))
-    return float(image), float(pixel)
 
 
 def _datasets(root: Path, category: str, image_size: int):
@@ -285,23 +224,21 @@ def run(args: argparse.Namespace) -> int:
         train_set, test_set = _datasets(root, category, args.image_size)
         labels, masks = _labels_masks(test_set)
         for name in detectors:
-            seed_everything(args.seed)
+            seed_for_build(args.seed)
             detector_options = options if len(detectors) == 1 else {
                 k: v for k, v in options.items() if k in _options_of(name)}
             detector = build_detector(name, args.backbone, args.weights, **detector_options)
             detector.to(args.device)
             start = time.perf_counter()
             settings = train.for_method(name)
-            opt = settings.optimizer.model_dump(exclude={"lr"})
-            train_detector(detector, train_set, settings.epochs, settings.batch_size,
-                           settings.optimizer.lr, args.device, args.seed, optimizer=opt,
-                           schedule=schedule_of(settings))
+            seed_for_training(args.seed)
+            train_on_dataset(detector, train_set, settings, args.device)
             seconds = time.perf_counter() - start
             predictions = predict(detector, test_set, settings.batch_size, args.device,
                                   variants=args.variants)
             for kind, (scores, maps) in predictions.items():
                 row = name if kind == "map" else f"{name}:{kind}"
-                image, pixel = aurocs(scores, maps, labels, masks)
+                image, pixel = image_and_pixel_auroc(scores, maps, labels, masks)
                 table.setdefault(row, []).append((image, pixel))
                 print(f"{category:<12} {row:<22} {image:>11.3f} {pixel:>11.3f} {seconds:>8.1f}")
             sys.stdout.flush()

@@ -25,10 +25,11 @@ from cl_bench.data.layout import (
     SPLITS,
     Sample,
     _visible,
+    check_listed,
     check_mask_folders,
     check_root,
     list_images,
-    suggest,
+    training_samples,
 )
 from cl_bench.errors import DataError
 
@@ -62,12 +63,8 @@ class BTADLayout:
         return found
 
     def check_category(self, root: Path, category: str) -> None:
-        found = self.list_categories(root)
-        if category not in found:
-            raise DataError(
-                f"product {category!r} not found under {root}; products found: "
-                f"{', '.join(found)}.{suggest(category, found)}"
-            )
+        check_listed(category, self.list_categories(root),
+                     f"product {category!r} not found under {root}; products found")
 
     def scan_split(self, root: Path, category: str, split: str) -> list[Sample]:
         """Train: ``train/ok`` sorted. Test: ``test/ok`` then ``test/ko``, each sorted by name."""
@@ -76,14 +73,7 @@ class BTADLayout:
         self.check_category(root, category)
         folder = Path(root) / category
         if split == "train":
-            good = folder / "train" / OK
-            images = list_images(good) if good.is_dir() else []
-            if not images:
-                where = good if good.is_dir() else f"{good} (folder missing)"
-                raise DataError(
-                    f"product {category!r} has no training images in {where}; {LAYOUT_HINT}"
-                )
-            return [Sample(p, 0, "good", None) for p in images]
+            return training_samples(folder / "train" / OK, category, "product", LAYOUT_HINT)
         test = folder / "test"
         subfolders = [p for p in _visible(test)] if test.is_dir() else []
         strange = [p for p in subfolders if p.name not in (OK, KO) or not p.is_dir()]

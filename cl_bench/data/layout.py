@@ -101,6 +101,23 @@ def suggest(name: str, candidates: list[str]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
+def check_listed(name: str, found: list[str], message: str) -> None:
+    """Raise ``DataError("<message>: <found, comma-separated>. Did you mean ...?")`` unless
+    ``name`` is among ``found``; for layouts that list their categories (VisA, BTAD)."""
+    if name not in found:
+        raise DataError(f"{message}: {', '.join(found)}.{suggest(name, found)}")
+
+
+def training_samples(good: Path, category: str, noun: str, hint: str) -> list[Sample]:
+    """The defect-free training images in ``good``, sorted by name, as samples; DataError
+    naming the folder (``noun``: "category" or "product") and ``hint`` when there are none."""
+    images = list_images(good) if good.is_dir() else []
+    if not images:
+        where = good if good.is_dir() else f"{good} (folder missing)"
+        raise DataError(f"{noun} {category!r} has no training images in {where}; {hint}")
+    return [Sample(p, 0, GOOD, None) for p in images]
+
+
 def category_dir(root: str | Path, category: str) -> Path:
     """The folder of ``category``; a missing one raises ``DataError`` listing the ones found."""
     path = check_root(root)
@@ -169,15 +186,8 @@ def scan_split(root: str | Path, category: str, split: str) -> list[Sample]:
         raise DataError(f"split {split!r} is not one of {', '.join(SPLITS)}")
     folder = category_dir(root, category)
     if split == "train":
-        good = folder / "train" / GOOD
-        images = list_images(good) if good.is_dir() else []
-        if not images:
-            where = good if good.is_dir() else f"{good} (folder missing)"
-            raise DataError(
-                f"category {category!r} has no training images in {where}; put its defect-free "
-                f"images there. {LAYOUT_HINT}"
-            )
-        return [Sample(p, 0, GOOD, None) for p in images]
+        return training_samples(folder / "train" / GOOD, category, "category",
+                                f"put its defect-free images there. {LAYOUT_HINT}")
 
     test = folder / "test"
     if not test.is_dir():

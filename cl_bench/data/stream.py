@@ -86,7 +86,7 @@ def _select(
     return selected
 
 
-def _wrap(datasets: Sequence[MVTecDataset]) -> Any:
+def to_avalanche_dataset(datasets: Sequence[MVTecDataset]) -> Any:
     """One AvalancheDataset over ``datasets`` with per-item ``category``/``defect_type``."""
     from avalanche.benchmarks.utils import AvalancheDataset, DataAttribute
 
@@ -149,12 +149,13 @@ def build_benchmark(
     if joint and cumulative:
         raise ValueError("build_benchmark: joint and cumulative exclude each other")
     if joint:
-        train_parts = [_wrap(train)]
+        train_parts = [to_avalanche_dataset(train)]
     elif cumulative:
-        train_parts = [_wrap(train[: i + 1]) for i in range(len(train))]
+        train_parts = [to_avalanche_dataset(train[: i + 1]) for i in range(len(train))]
     else:
-        train_parts = [_wrap([d]) for d in train]
-    scenario = benchmark_from_datasets(train=train_parts, test=[_wrap([d]) for d in test])
+        train_parts = [to_avalanche_dataset([d]) for d in train]
+    scenario = benchmark_from_datasets(train=train_parts,
+                                       test=[to_avalanche_dataset([d]) for d in test])
     for index, experience in enumerate(scenario.train_stream):
         experience.category = JOINT if joint else ordered[index]
         if joint:

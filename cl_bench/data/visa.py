@@ -24,7 +24,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from cl_bench.data.layout import GOOD, SPLITS, Sample, suggest
+from cl_bench.data.layout import GOOD, SPLITS, Sample, check_listed
 from cl_bench.errors import DataError
 
 SPLIT_FILE = Path("split_csv") / "1cls.csv"
@@ -160,12 +160,8 @@ class VisALayout:
         return sorted({row.category for row in read_split(root)})
 
     def check_category(self, root: Path, category: str) -> None:
-        found = self.list_categories(root)
-        if category not in found:
-            raise DataError(
-                f"category {category!r} is not in {root / SPLIT_FILE}; categories there: "
-                f"{', '.join(found)}.{suggest(category, found)}"
-            )
+        check_listed(category, self.list_categories(root),
+                     f"category {category!r} is not in {root / SPLIT_FILE}; categories there")
 
     def scan_split(self, root: Path, category: str, split: str) -> list[Sample]:
         """Rows of ``category`` and ``split``: train sorted by path; test normal, then anomaly."""

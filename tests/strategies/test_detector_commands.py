@@ -34,7 +34,7 @@ def test_train_one_rejects_unknown_category(tmp_path, monkeypatch, capsys) -> No
 
 
 def test_option_parsing() -> None:
-    from cl_bench.commands.train_one import parse_options
+    from cl_bench.cli_options import parse_options
 
     assert parse_options(["weighting=dwa", "student_blocks=[1, 2, 3]", "fusion_alpha=0.7"]) == {
         "weighting": "dwa", "student_blocks": [1, 2, 3], "fusion_alpha": 0.7}
