@@ -147,6 +147,13 @@ def train_detector(detector: AnomalyDetector, dataset: Dataset, epochs: int, bat
     ``lr`` (default Adam, betas (0.5, 0.999)); ``schedule``: the learning-rate schedule
     (default constant), stepped per iteration as in a run."""
     generator = torch.Generator().manual_seed(seed)
+    if detector.learns_without_gradients:  # one fit pass; epochs and optimizer unused
+        detector.eval()
+        with torch.no_grad():
+            detector.fit(images.to(device) for images, _, _ in
+                         DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                                    generator=generator))
+        return []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
                         drop_last=len(dataset) % batch_size == 1)
     optimizer = build_optimizer(detector.trainable_parameters(), lr=lr,
