@@ -15,7 +15,8 @@ map (anomalib: the paper's reweighted maximum patch score, ``num_neighbors=9``);
 printed, and anomalib's map maximum as a third image score, the like-for-like one.
 
 ``--nn-bench``: the nearest-neighbour search of a batch of patch queries against banks of the
-sizes these runs reach, ``torch.cdist`` in chunks (ours) against faiss ``IndexFlatL2`` (exact),
+sizes these runs reach, ours (:func:`strategies.detectors.memory_bank.nearest_neighbor_distances`,
+torch) against faiss ``IndexFlatL2`` (exact),
 median of repeats; faiss must be importable (it is not a dependency of cl-bench).
 """
 
@@ -196,7 +197,7 @@ def compare_nn_search(args: argparse.Namespace) -> None:
           f"{torch.get_num_threads()} torch threads"
           + (f", faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads)"
              if faiss else "") + f", median of {args.repeat}")
-    print(f"{'bank rows':>10} {'cdist s':>9} {'faiss s':>9} {'faiss/cdist':>11} "
+    print(f"{'bank rows':>10} {'torch s':>9} {'faiss s':>9} {'faiss/torch':>11} "
           f"{'max |d diff|':>12}")
     for rows in (int(r) for r in args.nn_banks.split(",")):
         bank = torch.randn(rows, dim, generator=gen)
