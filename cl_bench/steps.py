@@ -20,7 +20,7 @@ from strategies.avalanche_strategy import DistillationStrategy
 from strategies.checkpoint import save_detector
 from strategies.detectors import build_detector
 from strategies.optimizers import build_optimizer
-from strategies.plugins import make_plugins, plugin_state
+from strategies.plugins import plugin_state
 from strategies.schedules import Schedule
 
 
@@ -43,13 +43,13 @@ def make_evaluator(ctx: RunContext, method: str, seed: int) -> EvaluationPlugin:
         if name == "interactive":
             loggers.append(InteractiveLogger())
         elif name == "text":
-            path = ctx.run_dir / "logs" / f"{method}__seed{seed}.txt"
+            path = ctx.layout.text_log(method, seed)
             path.parent.mkdir(parents=True, exist_ok=True)
             loggers.append(TextLogger(path.open("a")))
         elif name == "tensorboard":
             from avalanche.logging import TensorboardLogger
 
-            loggers.append(TensorboardLogger(ctx.run_dir / "tensorboard" / f"{method}__seed{seed}"))
+            loggers.append(TensorboardLogger(ctx.layout.tensorboard(method, seed)))
     metrics = anomaly_metrics(metrics=ctx.cfg.eval.metrics, fpr_limit=ctx.cfg.eval.pro_fpr_limit)
     with warnings.catch_warnings():
         # the runner writes records itself; Avalanche loggers are optional (eval.loggers)
@@ -72,8 +72,7 @@ def build_strategy(ctx: RunContext, method: str, seed: int,
         from strategies.teacher_cache import attach_teacher_cache
 
         attach_teacher_cache(detector, ctx.feature_store())
-    options = getattr(cfg.strategy, cfg.strategy.name, None)
-    plugins = make_plugins(cfg.strategy.name, options.model_dump() if options else {}, seed)
+    plugins = cfg.strategy.spec().build_plugins(cfg.strategy.options(), seed)
     plugins += [ScoreCollector(), ProgressPlugin(f"{method} seed {seed}", progress)]
     train = cfg.train.for_method(method)
     optimizer = None

@@ -183,7 +183,8 @@ class DistillationStrategy(SupervisedTemplate):
     def backward(self) -> None:
         loss = float(self.loss.detach())
         if not math.isfinite(loss):
-            task = getattr(self.experience, "current_experience", "?")
+            index = getattr(self.experience, "current_experience", None)
+            task = "?" if index is None else index + 1  # 1-based, as the console counts tasks
             raise DivergedError(
                 f"the training loss became {loss} in task {task}, epoch "
                 f"{self.clock.train_exp_epochs + 1} "

@@ -62,6 +62,16 @@ class AnomalyDetector(nn.Module):
     def teacher(self) -> nn.Module:
         return self._teacher_holder[0]
 
+    def set_teacher(self, teacher: nn.Module) -> nn.Module:
+        """Put ``teacher`` in place of the hidden teacher and return the one it replaces.
+
+        For sharing one frozen teacher between detectors and for wrapping it (the teacher-feature
+        cache). The new teacher stays hidden like the first: out of ``parameters()``,
+        ``state_dict()`` and every plugin's snapshots, shared (not copied) by deep copies.
+        """
+        previous, self._teacher_holder[0] = self._teacher_holder[0], teacher
+        return previous
+
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)
         self._teacher_holder[0]._apply(fn, recurse)
