@@ -33,8 +33,9 @@ from typing import Any
 from cl_bench.errors import ConfigError
 
 DETECTOR_GROUP = "cl_bench.detectors"
+#: loaded by :mod:`strategies.registry` itself, on its first lookup
 STRATEGY_GROUP = "cl_bench.strategies"
-ENTRY_POINT_GROUPS = (DETECTOR_GROUP, STRATEGY_GROUP)
+ENTRY_POINT_GROUPS = (DETECTOR_GROUP,)
 
 _loaded_groups: set[str] = set()
 
@@ -118,7 +119,13 @@ def _load(entry_point: EntryPoint) -> Any:
 
 def load_entry_points(groups: tuple[str, ...] = ENTRY_POINT_GROUPS) -> None:
     """Register the detectors and strategies that installed distributions declare (once per
-    process and group)."""
+    process and group; the strategies' group through :mod:`strategies.registry`)."""
+    strategy_registry = _strategy_registry()
+    if strategy_registry is not None:
+        try:
+            strategy_registry.strategy_names()  # loads the cl_bench.strategies entry points
+        except strategy_registry.StrategyRegistryError as exc:
+            raise ConfigError(str(exc)) from exc
     for group in groups:
         if group in _loaded_groups:
             continue
@@ -178,10 +185,4 @@ def catalogue() -> list[dict[str, str]]:
             rows.append({"kind": "strategy", "name": name,
                          "source": getattr(spec, "source", "cl-bench"),
                          "description": getattr(spec, "description", "")})
-    else:
-        from cl_bench.config import STRATEGIES
-
-        rows.extend({"kind": "strategy", "name": name, "source": "cl-bench",
-                     "description": "built-in continual strategy (docs/strategies.md)"}
-                    for name in STRATEGIES)
     return rows

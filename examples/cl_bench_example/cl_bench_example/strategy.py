@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import torch
 from avalanche.training.plugins import SupervisedPlugin
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from strategies.registry import StrategySpec, register_strategy
+from strategies.registry import StrategyOptions, StrategySpec, register_strategy
 
 
-class L2AnchorOptions(BaseModel):
+class L2AnchorOptions(StrategyOptions):
     alpha: float = Field(1.0, ge=0)
 
 
