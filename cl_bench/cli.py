@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "cl_bench.commands.data",
     "cl_bench.commands.train_one",
     "cl_bench.commands.bench",
+    "cl_bench.commands.list_available",
 )
 
 

@@ -296,6 +296,8 @@ class ExperimentConfig(_Section):
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1)
     deterministic: bool = True
+    #: modules imported before validation; they register detectors/strategies (docs/extending.md)
+    plugins: list[str] = Field(default_factory=list)
 
     @field_validator("device")
     @classmethod
@@ -478,7 +480,13 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def validate(raw: dict, source: str = "<config>") -> ExperimentConfig:
-    """Validate a raw mapping; raise :class:`ConfigError` naming every bad key path."""
+    """Validate a raw mapping; raise :class:`ConfigError` naming every bad key path.
+
+    First the detectors and strategies of installed entry points and of the ``plugins``
+    modules are registered (:mod:`cl_bench.extensions`), so their names are checked too."""
+    from cl_bench.extensions import load_extensions
+
+    load_extensions(raw.get("plugins") if isinstance(raw, dict) else None)
     sync_strategy_sections()
     try:
         cfg = ExperimentConfig.model_validate(raw)

@@ -63,8 +63,10 @@ def train_on_dataset(detector: AnomalyDetector, dataset: Any, settings: TrainSet
     from cl_bench.data.stream import to_avalanche_dataset
 
     stream = benchmark_from_datasets(train=[to_avalanche_dataset([dataset])]).train_stream
+    optimizer = (None if detector.learns_without_gradients  # one fit pass, as in a run
+                 else optimizer_for(settings, detector.parameters()))
     strategy = DistillationStrategy(
-        model=detector, optimizer=optimizer_for(settings, detector.parameters()),
+        model=detector, optimizer=optimizer,
         train_mb_size=settings.batch_size, train_epochs=settings.epochs,
         eval_mb_size=settings.batch_size, device=device,
         reset_optimizer=settings.reset_optimizer, lr_schedule=schedule_for(settings))

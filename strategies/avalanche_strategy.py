@@ -106,7 +106,7 @@ class DistillationStrategy(SupervisedTemplate):
                         f"{type(plugin).__name__} acts in the gradient loop ({', '.join(hooks)}),"
                         f" but detector {getattr(model, 'name', type(model).__name__)!r} learns "
                         "without gradients: the strategy would do nothing. Use naive, replay, "
-                        "joint, cumulative or independent with this detector")
+                        "joint or independent with this detector")
             optimizer = None
             train_epochs = 1  # one fit pass per task
         elif optimizer is None:

@@ -1,7 +1,10 @@
 """``cl-bench bench anomalib``: our STPM / RD4AD and AU-PRO side by side with anomalib's.
 
 ``--mode accuracy`` instead trains our STPM and anomalib's STFPM identically on real images and
-prints their pixel and image AUROC per category (:mod:`cl_bench.benchmarks.stpm_peer`).
+prints their pixel and image AUROC per category (:mod:`cl_bench.benchmarks.stpm_peer`);
+``--mode patchcore`` fits our PatchCore and anomalib's on the same images and teacher
+(:mod:`cl_bench.benchmarks.patchcore_peer`), and with ``--nn-bench`` times the
+nearest-neighbour search (torch ``cdist`` against faiss).
 
 Needs the ``compare`` extra (``pip install -e ".[compare]"``, which installs anomalib).
 
@@ -259,6 +262,20 @@ def run(args: argparse.Namespace) -> int:
               f"{torch.get_num_threads()} CPU threads")
         compare_accuracy(args)
         return 0
+    if args.mode == "patchcore":
+        from cl_bench.benchmarks.patchcore_peer import run_patchcore
+
+        if args.root is not None and not args.root.is_dir():
+            raise ConfigError(f"--root {args.root}: not a folder; give the MVTec-layout folder, "
+                              "e.g. --root ../shared/data/mvtec_ad_mini (or omit it with "
+                              "--nn-bench)")
+        if args.root is None and not args.nn_bench:
+            raise ConfigError("--mode patchcore needs --root (the MVTec-layout folder) and/or "
+                              "--nn-bench")
+        print(f"# anomalib {anomalib.__version__}, torch {torch.__version__}, "
+              f"{torch.get_num_threads()} CPU threads")
+        run_patchcore(args)
+        return 0
     if args.rounds < 1 or args.steps < 1 or args.batch_size < 1 or args.image_size < 32:
         raise ConfigError("--rounds >= 1, --steps >= 1, --batch-size >= 1, --image-size >= 32")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -298,8 +315,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "accuracy mode", "--mode accuracy: our STPM and anomalib's STFPM trained identically "
         "per category on real images (cl_bench.benchmarks.stpm_peer); --image-size and "
         "--batch-size apply")
-    acc.add_argument("--mode", choices=("speed", "accuracy"), default="speed",
-                     help="speed: throughput and AU-PRO (default); accuracy: STPM vs STFPM AUROC")
+    acc.add_argument("--mode", choices=("speed", "accuracy", "patchcore"), default="speed",
+                     help="speed: throughput and AU-PRO (default); accuracy: STPM vs STFPM "
+                     "AUROC; patchcore: our PatchCore vs anomalib's AUROC")
     acc.add_argument("--root", type=Path, default=None, help="MVTec-layout data folder")
     acc.add_argument("--categories", default="all", help="comma-separated, or 'all'")
     acc.add_argument("--epochs", type=int, default=30)
@@ -308,5 +326,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     acc.add_argument("--weight-decay", type=float, default=1e-4)
     acc.add_argument("--seed", type=int, default=0)
     acc.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                     help="an option of our STPM (YAML value), e.g. sigma=0; repeatable")
+                     help="an option of our STPM or PatchCore (YAML value), e.g. sigma=0; "
+                     "repeatable")
+    from cl_bench.benchmarks.patchcore_peer import add_arguments
+
+    add_arguments(p)
     p.set_defaults(func=run)

@@ -5,7 +5,8 @@ detector learns by :meth:`PatchCore.fit` (``learns_without_gradients``).
 
 Features, from the frozen teacher's levels ``l1 < l2`` (default 2 and 3, strides 8 and 16: the
 paper's and anomalib's ``layer2``/``layer3`` of a ResNet):
-``phi_l = AvgPool_3x3,stride 1,pad 1(f_l)`` (the paper's neighbourhood aggregation, p = 3),
+``phi_l = AvgPool_3x3,stride 1,pad 1(f_l)`` (the paper's neighbourhood aggregation, p = 3; zero
+padding counted in the mean, as torch's and anomalib's ``AvgPool2d``),
 ``phi = concat_c(phi_l1, Up_bilinear(phi_l2))`` at level ``l1``'s resolution, one D-dim vector
 per patch (D = C_l1 + C_l2; 152 on EfficientNet-Lite0, 1536 on Wide-ResNet-50-2). The paper's
 adaptive average pooling of each level's channels to a common size is not applied (anomalib

@@ -1,0 +1,188 @@
+"""Bring your own method: detectors and continual strategies from the user's own packages.
+
+cl-bench finds them without being edited, in two ways, both before a configuration is validated
+(so their names and options are checked like the built-in ones):
+
+- **entry points** of an installed distribution, loaded with :mod:`importlib.metadata`, e.g. in
+  its ``pyproject.toml``::
+
+      [project.entry-points."cl_bench.detectors"]
+      mean_distance = "my_pkg.detector:SPEC"       # a strategies.detectors.DetectorSpec
+      [project.entry-points."cl_bench.strategies"]
+      my_strategy = "my_pkg.strategy:SPEC"         # a strategies.registry.StrategySpec
+
+  The object is a spec (registered, with the entry point ``pkg:obj`` as its source) or a module
+  (importing it registers what it defines).
+- the run config's ``plugins: [my_pkg.detector, ...]``: modules imported in order; they call
+  ``register_detector`` / ``register_strategy`` themselves. Specs they register with the default
+  source ``"cl-bench"`` get the module's name as their source instead.
+
+An import error names the module (or entry point) and its cause, as one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import sys
+import traceback
+import types
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from cl_bench.errors import ConfigError
+
+DETECTOR_GROUP = "cl_bench.detectors"
+#: loaded by :mod:`strategies.registry` itself, on its first lookup
+STRATEGY_GROUP = "cl_bench.strategies"
+ENTRY_POINT_GROUPS = (DETECTOR_GROUP,)
+
+_loaded_groups: set[str] = set()
+
+
+def _strategy_registry() -> types.ModuleType | None:
+    """``strategies.registry`` (issue 15), or None where this cl-bench does not have it yet."""
+    try:
+        return importlib.import_module("strategies.registry")
+    except ModuleNotFoundError as exc:
+        if exc.name == "strategies.registry":
+            return None
+        raise
+
+
+def _cause(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _registered() -> dict[str, dict[str, Any]]:
+    """{"detectors": {name: spec}, "strategies": {name: spec}} as registered now."""
+    from strategies.detectors import registry as detector_registry
+
+    found: dict[str, dict[str, Any]] = {"detectors": dict(detector_registry._REGISTRY),
+                                        "strategies": {}}
+    strategy_registry = _strategy_registry()
+    if strategy_registry is not None:
+        found["strategies"] = {name: strategy_registry.get_strategy(name)
+                               for name in strategy_registry.strategy_names()}
+    return found
+
+
+def _attribute_new_specs(before: dict[str, dict[str, Any]], source: str) -> None:
+    """Specs registered since ``before`` with the default source get ``source`` instead."""
+    from strategies.detectors import register_detector
+
+    after = _registered()
+    for name, spec in after["detectors"].items():
+        if name not in before["detectors"] and spec.source == "cl-bench":
+            register_detector(dataclasses.replace(spec, source=source), replace=True)
+    strategy_registry = _strategy_registry()
+    for name, spec in after["strategies"].items():
+        if (strategy_registry is not None and name not in before["strategies"]
+                and getattr(spec, "source", None) == "cl-bench"):
+            strategy_registry.register_strategy(dataclasses.replace(spec, source=source),
+                                                replace=True)
+
+
+def _register_object(obj: Any, group: str, source: str) -> None:
+    from strategies.detectors import DetectorSpec, register_detector
+
+    if isinstance(obj, types.ModuleType):
+        return  # importing it registered what it defines
+    if group == DETECTOR_GROUP:
+        if not isinstance(obj, DetectorSpec):
+            raise ConfigError(f"entry point {source} (group {group}) is a "
+                              f"{type(obj).__name__}; it must be a "
+                              "strategies.detectors.DetectorSpec or a module")
+        register_detector(dataclasses.replace(obj, source=source))
+        return
+    strategy_registry = _strategy_registry()
+    if strategy_registry is None:
+        raise ConfigError(f"entry point {source} (group {group}) registers a strategy, but this "
+                          "cl-bench has no strategy registry (strategies.registry) yet")
+    if not isinstance(obj, strategy_registry.StrategySpec):
+        raise ConfigError(f"entry point {source} (group {group}) is a {type(obj).__name__}; it "
+                          "must be a strategies.registry.StrategySpec or a module")
+    strategy_registry.register_strategy(dataclasses.replace(obj, source=source))
+
+
+def _load(entry_point: EntryPoint) -> Any:
+    try:
+        return entry_point.load()
+    except Exception as exc:  # any error of foreign code: one message naming it
+        raise ConfigError(
+            f"entry point {entry_point.name} = {entry_point.value} (group {entry_point.group}, "
+            f"distribution {getattr(entry_point.dist, 'name', '?')}) cannot be loaded: "
+            f"{_cause(exc)}") from exc
+
+
+def load_entry_points(groups: tuple[str, ...] = ENTRY_POINT_GROUPS) -> None:
+    """Register the detectors and strategies that installed distributions declare (once per
+    process and group; the strategies' group through :mod:`strategies.registry`)."""
+    strategy_registry = _strategy_registry()
+    if strategy_registry is not None:
+        try:
+            strategy_registry.strategy_names()  # loads the cl_bench.strategies entry points
+        except strategy_registry.StrategyRegistryError as exc:
+            raise ConfigError(str(exc)) from exc
+    for group in groups:
+        if group in _loaded_groups:
+            continue
+        for entry_point in sorted(entry_points(group=group), key=lambda e: e.name):
+            before = _registered()
+            obj = _load(entry_point)
+            _register_object(obj, group, entry_point.value)
+            _attribute_new_specs(before, entry_point.value)
+        _loaded_groups.add(group)
+
+
+def import_plugins(modules: Any, where: str = "plugins") -> None:
+    """Import the modules listed in a run config's ``plugins`` (in order)."""
+    if modules is None:
+        return
+    if not isinstance(modules, list) or not all(isinstance(m, str) and m for m in modules):
+        raise ConfigError(f"{where}: expected a list of importable module names, e.g. "
+                          f"[my_pkg.detector], got {modules!r}")
+    for index, name in enumerate(modules):
+        before = _registered()
+        already = name in sys.modules
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # any error of foreign code: one message naming it
+            kind = ("is not importable (not installed, or not on PYTHONPATH?)"
+                    if isinstance(exc, ModuleNotFoundError) and exc.name
+                    and name.startswith(exc.name) else "failed to import")
+            raise ConfigError(f"{where}[{index}]: module {name!r} {kind}: {_cause(exc)}") from exc
+        if not already:
+            _attribute_new_specs(before, name)
+
+
+def load_extensions(raw_plugins: Any = None) -> None:
+    """Entry points, then the config's ``plugins`` modules: call before validating a config."""
+    load_entry_points()
+    import_plugins(raw_plugins)
+
+
+def catalogue() -> list[dict[str, str]]:
+    """Every detector, backbone and strategy available, with its source, for ``cl-bench list``."""
+    from strategies.backbones import available_backbones
+    from strategies.detectors import detector_names, get_detector
+
+    rows = []
+    for name in detector_names():
+        spec = get_detector(name)
+        kind = "fit, no gradients" if spec.learns_without_gradients else "gradient-trained"
+        rows.append({"kind": "detector", "name": name, "source": spec.source,
+                     "description": f"{spec.description} [{kind}]".strip()})
+    for name in available_backbones():
+        rows.append({"kind": "backbone", "name": name, "source": "cl-bench",
+                     "description": "frozen teacher, three levels (strides 4, 8, 16)"})
+    strategy_registry = _strategy_registry()
+    if strategy_registry is not None:
+        for name in strategy_registry.strategy_names():
+            spec = strategy_registry.get_strategy(name)
+            rows.append({"kind": "strategy", "name": name,
+                         "source": getattr(spec, "source", "cl-bench"),
+                         "description": getattr(spec, "description", "")})
+    return rows

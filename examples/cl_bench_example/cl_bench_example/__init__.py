@@ -1,0 +1,1 @@
+"""An out-of-tree detector and strategy for cl-bench."""

@@ -1,0 +1,110 @@
+"""The extension API: the out-of-tree example package (examples/cl_bench_example), installed
+with pip into a temporary folder, is found through its entry point, listed, validated, run and
+reported; a run config's ``plugins`` modules are imported first, and an import error names the
+module and its cause."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from runner_helpers import tiny_raw
+
+from cl_bench import extensions
+from cl_bench.cli import main
+from cl_bench.config import validate
+from cl_bench.errors import ConfigError
+from strategies.detectors import detector_names, get_detector
+from strategies.detectors import registry as detector_registry
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cl_bench_example"
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """Entry points looked up again; what a test registers is removed afterwards."""
+    monkeypatch.setattr(extensions, "_loaded_groups", set())
+    before = dict(detector_registry._REGISTRY)
+    yield
+    detector_registry._REGISTRY.clear()
+    detector_registry._REGISTRY.update(before)
+    for name in [m for m in sys.modules if m.startswith(("cl_bench_example", "my_tiny_plugin"))]:
+        del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def installed_example(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+         "--no-index", "--quiet", "--target", str(target), str(EXAMPLE)],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(target.glob("cl_bench_example-*.dist-info/entry_points.txt"))
+    return target
+
+
+def test_example_detector_is_listed_run_and_reported(installed_example, fresh_registry,
+                                                      monkeypatch, tmp_path, synthetic_cache,
+                                                      capsys) -> None:
+    assert "mean_distance" not in detector_names()
+    monkeypatch.syspath_prepend(str(installed_example))
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert "mean_distance" in listing and "cl_bench_example.detector:SPEC" in listing
+    assert get_detector("mean_distance").source == "cl_bench_example.detector:SPEC"
+
+    raw = tiny_raw(**{"model.methods": ["mean_distance", "stpm"],
+                      "model.options": {"mean_distance": {"level": 2}},
+                      "data.synthetic": {"categories": 2, "train": 4, "test": 4, "size": 64},
+                      "data.image_size": 64})
+    config = tmp_path / "example.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 0
+    run_dir = next((tmp_path / "out").glob("*/*"))
+    records = pd.read_csv(run_dir / "records.csv")
+    assert set(records.method) == {"mean_distance", "stpm"}
+    assert records[(records.method == "mean_distance") & (records.step == 1)].value.notna().all()
+    tables = "\n".join(p.read_text() for p in (run_dir / "report").rglob("*.md"))
+    assert "mean_distance" in tables
+
+
+def test_plugins_module_registers_before_validation(fresh_registry, monkeypatch,
+                                                    tmp_path) -> None:
+    (tmp_path / "my_tiny_plugin.py").write_text(
+        "from strategies.detectors import DetectorSpec, register_detector\n"
+        "from strategies.detectors.stpm import STPM\n"
+        "register_detector(DetectorSpec('my_stpm', STPM, description='a copy'))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"model.methods\[0\]"):
+        validate({"model": {"methods": ["my_stpm"]}})  # not imported: unknown
+    cfg = validate({"plugins": ["my_tiny_plugin"], "model": {"methods": ["my_stpm"]}})
+    assert cfg.plugins == ["my_tiny_plugin"]
+    assert get_detector("my_stpm").source == "my_tiny_plugin"
+
+
+def test_plugin_import_errors_name_the_module_and_cause(fresh_registry, monkeypatch,
+                                                        tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"plugins\[0\]: module 'no_such_pkg\.mod' is not "
+                                          r"importable.*ModuleNotFoundError"):
+        validate({"plugins": ["no_such_pkg.mod"]})
+    (tmp_path / "my_tiny_plugin_broken.py").write_text("import math\nmath.nope\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"plugins\[1\]: module 'my_tiny_plugin_broken' "
+                                          r"failed to import: AttributeError.*nope"):
+        validate({"plugins": ["math", "my_tiny_plugin_broken"]})
+    with pytest.raises(ConfigError, match="list of importable module names"):
+        validate({"plugins": "my_tiny_plugin"})
+
+
+def test_example_strategy_through_plugins(installed_example, fresh_registry, monkeypatch) -> None:
+    pytest.importorskip("strategies.registry", reason="the strategy registry (issue 15) is "
+                        "not on this branch yet")
+    monkeypatch.syspath_prepend(str(installed_example))
+    cfg = validate({"plugins": ["cl_bench_example.strategy"],
+                    "strategy": {"name": "l2_anchor"}})
+    assert cfg.strategy.name == "l2_anchor"
