@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.data == "synthetic":
         from cl_bench.data import ensure_synthetic
 
-        root = ensure_synthetic(n_categories=args.categories, n_train=20, n_test=20, size=args.size, seed=0)
+        root = ensure_synthetic(n_categories=args.categories, n_train=20, n_test=20,
+                                size=args.size, seed=0)
     else:
         root = Path(args.data)
     results = measure(root, args.size, args.backbone)
