@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cl_bench.config import ExperimentConfig
+from cl_bench.config import METRICS, ExperimentConfig
 from cl_bench.manifest import Manifest
 from cl_bench.records import POOLED, Record, RecordWriter
 
@@ -72,7 +72,9 @@ def make_records(ctx: RunContext, method: str, seed: int, step: int, train_task:
                   step=step, train_task=train_task)
     rows = []
     for j in sorted(per_task):
-        for metric in ctx.cfg.eval.metrics:
+        # the configured anomaly metrics, then what plugins measured (e.g. task_id_acc)
+        extra = sorted(set(per_task[j]) - set(METRICS))
+        for metric in [*ctx.cfg.eval.metrics, *extra]:
             if metric in per_task[j]:
                 rows.append(Record(**common, eval_task=ctx.categories[j], eval_index=j,
                                    metric=metric, value=per_task[j][metric]))
