@@ -10,7 +10,7 @@ from cl_bench.steps import build_strategy, save_step
 from cl_bench.steps import finish_step as _finish_step
 from strategies.avalanche_strategy import DistillationStrategy
 from strategies.checkpoint import load_detector_state
-from strategies.plugins import SeededReplayPlugin, load_plugin_state
+from strategies.plugins import load_plugin_state, restore_from_stream
 
 
 def restore_step(ctx: RunContext, strategy: DistillationStrategy, tasks, method: str, seed: int,
@@ -18,12 +18,10 @@ def restore_step(ctx: RunContext, strategy: DistillationStrategy, tasks, method:
     """Load the state after ``step``: students, optimizer, plugin state, clock, replay buffer."""
     extra = load_detector_state(strategy.detector, ctx.checkpoint_path(method, seed, step))
     strategy.pending_optimizer_state = extra["optimizer"]
+    done = list(tasks.benchmark.train_stream)[: step + 1]
     for plugin, state in zip(strategy.plugins, extra["plugins"], strict=False):
         load_plugin_state(plugin, state, strategy)
-        if isinstance(plugin, SeededReplayPlugin):
-            for done, exp in enumerate(tasks.benchmark.train_stream):
-                if done <= step:
-                    plugin.add_experience(exp, done)
+        restore_from_stream(plugin, done)
     strategy.clock.train_exp_counter = int(extra["train_exp_counter"])
 
 
@@ -36,7 +34,7 @@ def run_cell(ctx: RunContext, tasks, method: str, seed: int, progress: bool | No
         return
     # what this method trains with, shared settings and train.per_method resolved
     cell["train"] = ctx.cfg.train.for_method(method).model_dump(mode="json")
-    if ctx.cfg.strategy.name == "independent":
+    if ctx.cfg.strategy.spec().stream == "per_task":
         from cl_bench.independent import run_independent_cell
 
         run_independent_cell(ctx, tasks, method, seed, progress)
@@ -52,11 +50,12 @@ def _run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
     cell = ctx.manifest.data["cells"][ctx.cell_key(method, seed)]
     strategy = build_strategy(ctx, method, seed, progress)
     cell["trainable_parameters"] = strategy.detector.num_trainable_parameters()
+    cell["learns_without_gradients"] = strategy.detector.learns_without_gradients
     test_stream = tasks.benchmark.test_stream
     T = len(ctx.categories)
-    if cfg.strategy.name == "joint":
+    if cfg.strategy.spec().stream == "joint":  # one step on all tasks, recorded as step T-1
         steps = [(T - 1, "joint", tasks.benchmark.train_stream[0])]
-    else:
+    else:  # sequential; cumulative: experience i holds tasks 0..i, recorded with task i
         steps = [(i, ctx.categories[i], exp) for i, exp in enumerate(tasks.benchmark.train_stream)]
     last = cell["completed_step"]
     if last >= 0:
@@ -81,5 +80,5 @@ def _run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
         if is_final and result.maps:
             save_maps(ctx, method, seed, result)
         _finish_step(ctx, method, seed, step, train_task, result,
-                     {"train": t1 - t0, "eval": t2 - t1})
+                     {"train": t1 - t0, "eval": t2 - t1}, strategy.detector.memory_stats())
 

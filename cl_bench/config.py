@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -17,21 +17,16 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
 from cl_bench.errors import ConfigError
 
-STRATEGIES = (
-    "naive",
-    "replay",
-    "ewc",
-    "si",
-    "feature_distillation",
-    "joint",
-    "independent",
-)
+if TYPE_CHECKING:
+    from strategies.spec import StrategySpec
+
 METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "au_pro")
 
 
@@ -110,7 +105,8 @@ class OptimizerConfig(_Section):
     betas: tuple[float, float] = (0.5, 0.999)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
-    # torch's fused kernels: the same update, rounded differently; ~4.5x faster Adam step
+    # torch's fused kernels: the same update, rounded differently; a faster Adam step
+    # (measured: docs/performance.md, "Optimizer step")
     fused: bool = True
 
 
@@ -192,63 +188,45 @@ class TrainConfig(TrainSettings):
         return TrainSettings.model_validate(self.model_dump(exclude={"per_method"}))
 
 
-class ReplayOptions(_Section):
-    """Replay (docs/strategies.md). ``equal_compute``: ``train.batch_size`` images per step,
-    ``round(batch_size * memory_fraction)`` of them from the buffer, naive's step count;
-    ``additive``: ``train.batch_size`` new + ``batch_size_mem`` memory images per step
-    (``None``: ``train.batch_size``), the behaviour before equal compute existed."""
-
-    buffer_size: int = Field(40, ge=1)
-    mode: Literal["equal_compute", "additive"] = "equal_compute"
-    memory_fraction: float = Field(0.5, gt=0, lt=1)
-    batch_size_mem: int | None = Field(None, ge=1)
-
-
-class EWCOptions(_Section):
-    ewc_lambda: float = Field(100.0, ge=0)
-    decay_factor: float = Field(0.9, gt=0, le=1)
-
-
-class SIOptions(_Section):
-    """Synaptic Intelligence (Zenke et al. 2017): penalty strength c, damping xi, optional
-    clamp of the importances (off by default)."""
-
-    si_lambda: float = Field(1.0, ge=0)
-    xi: float = Field(1e-3, gt=0)
-    importance_min: float | None = None
-    importance_max: float | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_eps(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "eps" in data:
-            raise ValueError(
-                "strategy.si.eps is now strategy.si.xi (SI was re-implemented after Zenke et "
-                "al. 2017, see docs/strategies.md); rename the key. A run made with the old SI "
-                "cannot be resumed: its records are not comparable with the new SI")
-        return data
-
-
-class FeatureDistillationOptions(_Section):
-    """alpha * sum over branches and levels of the mean cosine distance to the previous
-    task's students."""
-
-    alpha: float = Field(1.0, ge=0)
-
-
 class StrategyConfig(_Section):
+    """The ``strategy`` section: ``name`` (a registered strategy, :mod:`strategies.registry`)
+    and one section ``strategy.<name>`` per registered strategy that has options, validated by
+    that strategy's options model. The fields are those of the registry when the configuration
+    is validated (:func:`strategy_config_model`); this class is the one for the built-ins."""
+
     name: str = "naive"
-    replay: ReplayOptions = ReplayOptions()
-    ewc: EWCOptions = EWCOptions()
-    si: SIOptions = SIOptions()
-    feature_distillation: FeatureDistillationOptions = FeatureDistillationOptions()
 
     @field_validator("name")
     @classmethod
     def _known_strategy(cls, value: str) -> str:
-        if value not in STRATEGIES:
-            raise ValueError(f"unknown strategy {value!r}; allowed: {', '.join(STRATEGIES)}")
+        from strategies.registry import get_strategy
+
+        get_strategy(value)  # an unknown name: an error listing the known ones
         return value
+
+    def spec(self) -> StrategySpec:
+        """The registered :class:`~strategies.spec.StrategySpec` of ``name``."""
+        from strategies.registry import get_strategy
+
+        return get_strategy(self.name)
+
+    def options(self) -> BaseModel | None:
+        """The validated options of the selected strategy (``None`` when it has none)."""
+        return getattr(self, self.name, None) if self.spec().options is not None else None
+
+
+def strategy_config_model() -> type[StrategyConfig]:
+    """A :class:`StrategyConfig` subclass with one field per registered strategy with options
+    (``strategy.<name>``, default: the options model's defaults), in registration order."""
+    from strategies.registry import get_strategy, strategy_names
+
+    sections: dict[str, Any] = {}
+    for name in strategy_names():
+        options = get_strategy(name).options
+        if options is not None:
+            sections[name] = (options, Field(default_factory=options))
+    return create_model("StrategyConfig", __base__=StrategyConfig, __module__=__name__,
+                        **sections)
 
 
 class EvalConfig(_Section):
@@ -277,7 +255,7 @@ class ExperimentConfig(_Section):
     description: str = ""
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
-    strategy: StrategyConfig = StrategyConfig()
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     performance: PerformanceConfig = PerformanceConfig()
@@ -292,6 +270,30 @@ class ExperimentConfig(_Section):
         if value in ("auto", "cpu", "cuda") or value.startswith("cuda:"):
             return value
         raise ValueError(f"unknown device {value!r}; allowed: auto, cpu, cuda, cuda:N")
+
+
+_synced_registry_version: int | None = None
+
+
+def sync_strategy_sections() -> None:
+    """Give :class:`ExperimentConfig` the ``strategy`` sections of the registry as it is now.
+
+    Called before a configuration is validated or its schema is read (sweep grids), so that a
+    strategy registered after this module was imported (an entry point, a test) has its
+    ``strategy.<name>`` section. Imports :mod:`strategies.registry` (and so Avalanche) on first
+    use only, which keeps ``import cl_bench.config`` light.
+    """
+    global _synced_registry_version
+    from strategies.registry import registry_version
+
+    version = registry_version()
+    if version == _synced_registry_version:
+        return
+    model = strategy_config_model()
+    field = ExperimentConfig.model_fields["strategy"]
+    field.annotation, field.default_factory = model, model
+    ExperimentConfig.model_rebuild(force=True)
+    _synced_registry_version = version
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:
@@ -312,6 +314,7 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
 
 
 def _allowed_keys(loc: tuple) -> list[str]:
+    sync_strategy_sections()
     model: type[BaseModel] = ExperimentConfig
     parts = iter(loc)
     for part in parts:
@@ -332,13 +335,13 @@ def _check_registries(cfg: ExperimentConfig) -> None:
     """Names that live in the :mod:`strategies` registries."""
     from strategies.backbones import available_backbones
     from strategies.detectors import (
-        DETECTOR_OPTIONS,
         DetectorOptionError,
-        available_detectors,
+        detector_names,
+        get_detector,
         validate_options,
     )
 
-    detectors = available_detectors()
+    detectors = detector_names()
     for i, method in enumerate(cfg.model.methods):
         if method not in detectors:
             raise ConfigError(
@@ -357,7 +360,7 @@ def _check_registries(cfg: ExperimentConfig) -> None:
             raise ConfigError(
                 f"model.options.{method}: unknown method; allowed: {', '.join(detectors)}"
             )
-        allowed = DETECTOR_OPTIONS.get(method, {})
+        allowed = get_detector(method).options
         for key in options:
             if key not in allowed:
                 raise ConfigError(
@@ -442,6 +445,7 @@ def load_yaml(path: str | Path) -> dict:
 
 def validate(raw: dict, source: str = "<config>") -> ExperimentConfig:
     """Validate a raw mapping; raise :class:`ConfigError` naming every bad key path."""
+    sync_strategy_sections()
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:

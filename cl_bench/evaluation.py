@@ -17,7 +17,7 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 
 from cl_bench.io import atomic_write
-from cl_bench.metrics import image_ap, image_auroc
+from cl_bench.metrics import pooled_image_metrics
 
 
 @dataclass
@@ -79,22 +79,6 @@ class ScoreCollector(SupervisedPlugin):
         return res
 
 
-def pooled_metrics(scores: dict[int, np.ndarray], labels: dict[int, np.ndarray],
-                   upto: int) -> dict[str, float]:
-    """Image AUROC and AP over the pooled test images of tasks 0..upto, scored by one model.
-
-    Task-agnostic: the scores of different categories are ranked together, which exposes
-    calibration drift that per-task AUROC hides (continual-ad notes, section 3).
-    """
-    seen = [j for j in sorted(scores) if j <= upto]
-    if not seen:
-        return {}
-    s = np.concatenate([scores[j] for j in seen])
-    y = np.concatenate([labels[j] for j in seen])
-    return {"image_auroc": image_auroc(s, y, task="pooled"),
-            "image_ap": image_ap(s, y, task="pooled")}
-
-
 def evaluate_stream(strategy, test_stream, ctx, upto: int, progress: bool | None = None,
                     keep_maps: int = 0) -> EvalResult:
     """Evaluate on every task; read the per-task metrics back from the metric plugins."""
@@ -110,7 +94,7 @@ def evaluate_stream(strategy, test_stream, ctx, upto: int, progress: bool | None
     for j in result.scores:
         result.per_task[j] = read_experience_metrics(last, j)
     if upto >= 0:
-        result.pooled = pooled_metrics(result.scores, result.labels, upto)
+        result.pooled = pooled_image_metrics(result.scores, result.labels, upto)
     add_plugin_metrics(strategy, result)
     collector.keep_maps = 0
     return result
@@ -143,7 +127,7 @@ def save_maps(ctx, method: str, seed: int, result: EvalResult) -> None:
         maps.append(item["maps"].astype(np.float32))
         tasks += [ctx.categories[j]] * len(item["labels"])
         labels.append(item["labels"])
-    path = ctx.run_dir / "maps" / f"{method}__{ctx.cfg.strategy.name}__seed{seed}.npz"
+    path = ctx.layout.map_file(method, ctx.cfg.strategy.name, seed)
 
     def write(fh) -> None:
         np.savez_compressed(fh, images=np.concatenate(images), masks=np.concatenate(masks),

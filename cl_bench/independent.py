@@ -14,15 +14,16 @@ import time
 
 import numpy as np
 
-from cl_bench.evaluation import EvalResult, evaluate_stream, pooled_metrics, save_maps
+from cl_bench.evaluation import EvalResult, evaluate_stream, save_maps
 from cl_bench.io import atomic_write
+from cl_bench.metrics import pooled_image_metrics
 from cl_bench.run_context import RunContext, seed_everything, step_seed
 from cl_bench.steps import build_strategy, save_step
 from cl_bench.steps import finish_step as _finish_step
 
 
 def _scores_path(ctx: RunContext, method: str, seed: int, task: int):
-    return ctx.run_dir / "scores" / method / f"seed{seed}" / f"task{task:02d}.npz"
+    return ctx.layout.scores(method, seed, task)
 
 
 def _save_task_scores(ctx, method, seed, task, result: EvalResult) -> None:
@@ -85,7 +86,7 @@ def run_independent_cell(ctx: RunContext, tasks, method: str, seed: int,
             kept.maps[i] = own.maps[i]
         save_step(ctx, strategy, method, seed, i)
         step_result = EvalResult(per_task={j: diagonal[j] for j in range(i + 1)},
-                                 pooled=pooled_metrics(kept.scores, kept.labels, i))
+                                 pooled=pooled_image_metrics(kept.scores, kept.labels, i))
         if i == len(ctx.categories) - 1 and kept.maps:
             save_maps(ctx, method, seed, kept)
         _finish_step(ctx, method, seed, i, ctx.categories[i], step_result,

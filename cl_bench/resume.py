@@ -18,9 +18,9 @@ def _step_problem(ctx: RunContext, method: str, seed: int, step: int) -> str | N
     from strategies.checkpoint import read_checkpoint
     from strategies.errors import CheckpointError
 
-    if ctx.cfg.strategy.name == "independent":  # resumes from the tasks' saved test scores
+    if ctx.cfg.strategy.spec().stream == "per_task":  # resumes from the tasks' saved test scores
         for task in range(step + 1):
-            path = ctx.run_dir / "scores" / method / f"seed{seed}" / f"task{task:02d}.npz"
+            path = ctx.layout.scores(method, seed, task)
             try:
                 with np.load(path) as data:
                     _ = data["scores"], data["labels"]  # read: finds a cut file
@@ -50,7 +50,7 @@ def fall_back_to_intact_steps(ctx: RunContext) -> None:
     """
     cells = ctx.manifest.data.get("cells", {})
     T = len(ctx.categories)
-    candidates = [T - 1] if ctx.cfg.strategy.name == "joint" else list(range(T))
+    candidates = [T - 1] if ctx.cfg.strategy.spec().stream == "joint" else list(range(T))
     changed = False
     for key, cell in cells.items():
         last = cell.get("completed_step", -2)

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cl_bench.config import METRICS, ExperimentConfig
+from cl_bench.config import ExperimentConfig
 from cl_bench.manifest import Manifest
-from cl_bench.records import POOLED, Record, RecordWriter
+from cl_bench.records import POOLED, SIDE_METRICS, Record, RecordWriter
+from cl_bench.run_layout import RunLayout
 
 Log = Callable[[str], None]
 
@@ -26,6 +27,10 @@ def step_seed(seed: int, step: int, salt: int = 0) -> int:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA) with ``seed``.
+
+    The one seeding function of cl-bench: runs call it at every step with :func:`step_seed`,
+    ``cl-bench train-one`` with its ``--seed``."""
     import random
 
     random.seed(seed)
@@ -60,20 +65,25 @@ class RunContext:
     def cell_key(self, method: str, seed: int) -> str:
         return f"{method}/seed{seed}"
 
+    @property
+    def layout(self) -> RunLayout:
+        """The paths of the run folder."""
+        return RunLayout(self.run_dir)
+
     def checkpoint_path(self, method: str, seed: int, step: int) -> Path:
-        return self.run_dir / "checkpoints" / method / f"seed{seed}" / f"step{step:02d}.pt"
+        return self.layout.checkpoint(method, seed, step)
 
 
 def make_records(ctx: RunContext, method: str, seed: int, step: int, train_task: str,
                  per_task: dict[int, dict[str, float]], pooled: dict[str, float]) -> list[Record]:
-    strategy = ctx.cfg.strategy.name
-    common = dict(run_id=ctx.run_id, method=method, strategy=strategy,
-                  task_aware=strategy == "independent", seed=seed, order=ctx.order_name,
+    spec = ctx.cfg.strategy.spec()
+    common = dict(run_id=ctx.run_id, method=method, strategy=spec.name,
+                  task_aware=spec.task_aware, seed=seed, order=ctx.order_name,
                   step=step, train_task=train_task)
     rows = []
     for j in sorted(per_task):
-        # the configured anomaly metrics, then what plugins measured (e.g. task_id_acc)
-        extra = sorted(set(per_task[j]) - set(METRICS))
+        # the configured anomaly metrics, then what plugins measured (records.SIDE_METRICS)
+        extra = [m for m in SIDE_METRICS if m in per_task[j]]
         for metric in [*ctx.cfg.eval.metrics, *extra]:
             if metric in per_task[j]:
                 rows.append(Record(**common, eval_task=ctx.categories[j], eval_index=j,

@@ -3,9 +3,11 @@
 Protocol (DESIGN.md, "Protocol"): for each method and seed, evaluate the untrained model on every
 task (step -1), then train the tasks in order and, after each, evaluate the same model on every
 task (the full T x T matrix) and the pooled, task-agnostic metric over the test images of the
-tasks seen so far. ``joint`` trains one model on all categories (rows -1 and T-1);
-``independent`` trains one detector per task and tests each task with its own detector (a
-task-aware oracle, labelled ``task_aware=True``).
+tasks seen so far. What a step trains on follows the strategy's stream kind
+(:mod:`strategies.registry`): ``joint`` trains one model on all categories (rows -1 and T-1),
+``cumulative`` trains step i on tasks 0..i, ``per_task`` (``independent``) trains one detector
+per task and tests each task with its own detector; a strategy that uses the task identity at
+test time is labelled ``task_aware=True`` in the records.
 
 Every step ends with its records appended to ``records.csv``, the students' checkpoint and the
 manifest written; ``resume`` continues after the last completed step whose checkpoint is intact
@@ -33,12 +35,14 @@ from typing import Any
 import torch
 
 from cl_bench.config import ExperimentConfig, to_yaml, validate
+from cl_bench.data import orders
 from cl_bench.errors import ConfigError, RunError, RunInterrupted
 from cl_bench.io import atomic_write_text
 from cl_bench.manifest import Manifest
 from cl_bench.progress_settings import Progress, resolve_progress
 from cl_bench.records import RecordWriter
 from cl_bench.run_context import Log, RunContext
+from cl_bench.run_layout import RunLayout
 from cl_bench.run_lock import RunLock
 from strategies.errors import DivergedError
 
@@ -58,6 +62,7 @@ def resolve_device(requested: str, log: Log) -> tuple[torch.device, str]:
         else:
             device = torch.device("cpu")
             log("device: auto -> cpu (no CUDA device found)")
+            return device, "cpu"
     else:
         device = torch.device(requested)
         if device.type == "cuda" and not torch.cuda.is_available():
@@ -107,12 +112,8 @@ def data_root(cfg: ExperimentConfig, log: Log) -> Any:
 
 
 def order_label(cfg: ExperimentConfig) -> str:
-    order = cfg.data.order
-    if cfg.data.order_name:
-        return cfg.data.order_name
-    if isinstance(order, list):
-        return "custom:" + ">".join(order)
-    return f"random{cfg.data.order_seed}" if order == "random" else order
+    """The ``order`` column of the run's records (:func:`cl_bench.data.orders.order_label`)."""
+    return orders.order_label(cfg.data.order, cfg.data.order_seed, cfg.data.order_name)
 
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -152,14 +153,10 @@ def prepare_run(cfg: ExperimentConfig, log: Log) -> Prepared:
         log("performance.autocast_bf16 applies on CUDA only; ignored on the CPU")
         notes.append("performance.autocast_bf16 ignored: not on CUDA")
     root = data_root(cfg, log)
-    order = cfg.data.order
-    if order == "reversed":
-        from cl_bench.data import list_categories
-
-        order = sorted(cfg.data.categories or list_categories(root), reverse=True)
     tasks = build_benchmark(
-        root, categories=cfg.data.categories, order=order, seed=cfg.data.order_seed,
-        image_size=cfg.data.image_size, joint=cfg.strategy.name == "joint",
+        root, categories=cfg.data.categories, order=cfg.data.order, seed=cfg.data.order_seed,
+        image_size=cfg.data.image_size, joint=cfg.strategy.spec().stream == "joint",
+        cumulative=cfg.strategy.spec().stream == "cumulative",
         cache=ImageCache(max_mb=cfg.data.cache_mb),
     )
     for test_set in tasks.test_datasets:  # kept as published, but said: console and manifest
@@ -200,7 +197,7 @@ def check_out_writable(out_root: Path, experiment: str) -> None:
 def check_run_folder_writable(run_dir: Path) -> None:
     """``--resume``: every folder of the run and ``records.csv`` can be written."""
     paths = [run_dir, *sorted(p for p in run_dir.rglob("*") if p.is_dir()),
-             run_dir / "records.csv"]
+             RunLayout(run_dir).records]
     blocked = [p for p in paths if p.exists() and not os.access(p, os.W_OK)]
     if blocked:
         raise RunError(
@@ -214,7 +211,7 @@ def start_run(cfg: ExperimentConfig, out_root: Path, log: Log,
               run_id: str | None = None) -> tuple[Path, str]:
     """Create the (empty) run folder ``out_root/<experiment>/<run_id>``."""
     run_id = run_id or new_run_id()
-    run_dir = Path(out_root) / cfg.experiment / run_id
+    run_dir = RunLayout.of(out_root, cfg.experiment, run_id).root
     try:
         run_dir.mkdir(parents=True, exist_ok=False)
     except FileExistsError:
@@ -295,8 +292,8 @@ def check_run_files(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise RunError(f"--resume {run_dir}: no such folder; give the folder of a run that "
                        "cl-bench run created (results/<experiment>/<run_id>)")
-    config_path, manifest_path = run_dir / "config.yaml", run_dir / "manifest.json"
-    for path in (config_path, manifest_path, run_dir / "records.csv"):
+    layout = RunLayout(run_dir)
+    for path in (layout.config, layout.manifest, layout.records):
         if not path.is_file():
             raise RunError(
                 f"--resume {run_dir}: {path.name} is missing; give the folder of a run that "
@@ -309,7 +306,7 @@ def load_run_for_resume(run_dir: Path, log: Log = print) -> tuple[ExperimentConf
     is added to the manifest in memory and saved with the manifest's next save)."""
     run_dir = Path(run_dir)
     check_run_files(run_dir)
-    config_path, manifest_path = run_dir / "config.yaml", run_dir / "manifest.json"
+    config_path, manifest_path = RunLayout(run_dir).config, RunLayout(run_dir).manifest
     raw = _read_run_config(config_path)
     filled = fill_legacy_defaults(raw)
     try:
@@ -399,8 +396,8 @@ def run_experiment(
     prepared = prepare_run(cfg, log)
     run_dir, run_id = start_run(cfg, Path(out_root), log, run_id)
     with RunLock(run_dir):
-        atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
-        manifest = Manifest.create(run_dir / "manifest.json", run_id=run_id,
+        atomic_write_text(RunLayout(run_dir).config, to_yaml(cfg))
+        manifest = Manifest.create(RunLayout(run_dir).manifest, run_id=run_id,
                                    experiment=cfg.experiment)
         return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=False)
 
@@ -436,7 +433,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         tasks = prepared.tasks
         ctx = RunContext(cfg, run_dir, run_id, device, manifest,
-                         RecordWriter(run_dir / "records.csv"), log, order_label(cfg),
+                         RecordWriter(RunLayout(run_dir).records), log, order_label(cfg),
                          list(tasks.categories))
         manifest.data.update(data_root=str(prepared.root), categories=ctx.categories,
                              order=ctx.order_name, seeds=cfg.seeds, methods=cfg.model.methods,
@@ -448,7 +445,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
             fall_back_to_intact_steps(ctx)
             _drop_incomplete_rows(ctx)
         shown = resolve_progress(progress, task_names=tuple(ctx.categories),
-                                 joint=cfg.strategy.name == "joint",
+                                 joint=cfg.strategy.spec().stream == "joint",
                                  log=_flushed(log))
         from cl_bench.cell import run_cell
 

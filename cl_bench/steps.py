@@ -20,7 +20,7 @@ from strategies.avalanche_strategy import DistillationStrategy
 from strategies.checkpoint import save_detector
 from strategies.detectors import build_detector
 from strategies.optimizers import build_optimizer
-from strategies.plugins import make_plugins, plugin_state
+from strategies.plugins import plugin_state
 from strategies.schedules import Schedule
 
 
@@ -43,13 +43,13 @@ def make_evaluator(ctx: RunContext, method: str, seed: int) -> EvaluationPlugin:
         if name == "interactive":
             loggers.append(InteractiveLogger())
         elif name == "text":
-            path = ctx.run_dir / "logs" / f"{method}__seed{seed}.txt"
+            path = ctx.layout.text_log(method, seed)
             path.parent.mkdir(parents=True, exist_ok=True)
             loggers.append(TextLogger(path.open("a")))
         elif name == "tensorboard":
             from avalanche.logging import TensorboardLogger
 
-            loggers.append(TensorboardLogger(ctx.run_dir / "tensorboard" / f"{method}__seed{seed}"))
+            loggers.append(TensorboardLogger(ctx.layout.tensorboard(method, seed)))
     metrics = anomaly_metrics(metrics=ctx.cfg.eval.metrics, fpr_limit=ctx.cfg.eval.pro_fpr_limit)
     with warnings.catch_warnings():
         # the runner writes records itself; Avalanche loggers are optional (eval.loggers)
@@ -72,13 +72,19 @@ def build_strategy(ctx: RunContext, method: str, seed: int,
         from strategies.teacher_cache import attach_teacher_cache
 
         attach_teacher_cache(detector, ctx.feature_store())
-    options = getattr(cfg.strategy, cfg.strategy.name, None)
-    plugins = make_plugins(cfg.strategy.name, options.model_dump() if options else {}, seed)
+    plugins = cfg.strategy.spec().build_plugins(cfg.strategy.options(), seed)
     plugins += [ScoreCollector(), ProgressPlugin(f"{method} seed {seed}", progress)]
     train = cfg.train.for_method(method)
+    optimizer = None
+    if detector.learns_without_gradients:
+        ctx.log(f"[{method} seed {seed}] learns without gradients: one fit pass per task over "
+                f"its training images; train.epochs ({train.epochs}), the optimizer and the "
+                "learning-rate schedule are not used")
+    else:
+        optimizer = make_optimizer(ctx, detector.parameters(), method)
     return DistillationStrategy(
         model=detector,
-        optimizer=make_optimizer(ctx, detector.parameters(), method),
+        optimizer=optimizer,
         train_mb_size=train.batch_size,
         train_epochs=train.epochs,
         eval_mb_size=cfg.eval.batch_size,
@@ -96,7 +102,8 @@ def save_step(ctx: RunContext, strategy: DistillationStrategy, method: str, seed
               step: int) -> None:
     extra = {
         "method": method, "seed": seed, "step": step, "run_id": ctx.run_id,
-        "optimizer": strategy.optimizer.state_dict(),
+        "optimizer": (strategy.optimizer.state_dict()
+                      if strategy.optimizer is not None else None),
         # the finished task's schedule (plain numbers); the next task starts a fresh one
         "lr_scheduler": (strategy.lr_scheduler.state_dict()
                          if strategy.lr_scheduler is not None else None),
@@ -124,14 +131,17 @@ def _log_step(ctx: RunContext, method: str, seed: int, step: int, result: EvalRe
 
 
 def finish_step(ctx: RunContext, method: str, seed: int, step: int, train_task: str,
-                 result: EvalResult, seconds: dict[str, float]) -> None:
+                 result: EvalResult, seconds: dict[str, float],
+                 memory: dict[str, float] | None = None) -> None:
+    """Records, manifest entry and console line of a finished step; ``memory``: the detector's
+    :meth:`~strategies.detectors.AnomalyDetector.memory_stats` after the step."""
     ctx.records.append(make_records(ctx, method, seed, step, train_task, result.per_task,
                                     result.pooled))
     cell = ctx.manifest.data["cells"][ctx.cell_key(method, seed)]
     cell["completed_step"] = step
     entry: dict[str, Any] = {"method": method, "seed": seed, "step": step,
                              "train_task": train_task, **{f"{k}_s": v for k, v in seconds.items()},
-                             "peak_rss_mb": round(peak_rss_mb(), 1)}
+                             "peak_rss_mb": round(peak_rss_mb(), 1), **(memory or {})}
     images = sum(len(scores) for scores in result.scores.values())
     if images and "eval" in seconds:  # inference cost, comparable across strategies
         entry["eval_images"] = images

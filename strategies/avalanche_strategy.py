@@ -8,6 +8,14 @@ the detector's loss, ignoring ``y``. Stock plugins that call ``strategy._criteri
 sets hold defects) and the forward pass also leaves the anomaly maps and image scores on the
 strategy (``mb_anomaly_map``, ``mb_image_score``, ``mb_mask``) for the metric plugins, the
 pattern Avalanche's own object-detection template uses for its predictions.
+
+Gradient-free detectors (``detector.learns_without_gradients``, e.g. PatchCore's memory bank)
+take the other path through the same strategy: no optimizer is built, and each experience is
+one pass in which ``detector.fit`` receives the training dataloader's images (including any
+replayed ones); the epoch hooks fire once, so progress and plugins see one "epoch". Evaluation,
+the records, checkpoints (the learnt state is in ``state_dict()``) and resume are the same.
+Plugins that act on the backward pass or the update (EWC, SI, student distillation) would do
+nothing there and are refused.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from strategies.detectors.base import AnomalyDetector, DetectorOutput
-from strategies.errors import DivergedError
+from strategies.errors import DivergedError, StrategiesError
 from strategies.schedules import Schedule, build_scheduler
 
 
@@ -47,6 +55,18 @@ def _images_only(dataset, batch_size: int) -> Iterator[Tensor]:
         yield batch[0]
 
 
+#: plugin hooks that only act in the gradient loop: they never fire for a gradient-free detector
+GRADIENT_HOOKS = ("before_backward", "after_backward", "before_update", "after_update",
+                  "before_training_iteration")
+
+
+def gradient_loop_hooks(plugin: SupervisedPlugin) -> list[str]:
+    """The :data:`GRADIENT_HOOKS` that ``plugin`` overrides (empty for a plugin that works with
+    a gradient-free detector, e.g. replay, which only swaps the dataloader)."""
+    return [hook for hook in GRADIENT_HOOKS
+            if getattr(type(plugin), hook, None) is not getattr(SupervisedPlugin, hook, None)]
+
+
 class DistillationStrategy(SupervisedTemplate):
     """Trains an :class:`AnomalyDetector` on one experience (category) after another.
 
@@ -64,7 +84,7 @@ class DistillationStrategy(SupervisedTemplate):
         self,
         *,
         model: AnomalyDetector,
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | None,
         train_mb_size: int = 8,
         train_epochs: int = 1,
         eval_mb_size: int = 16,
@@ -77,10 +97,25 @@ class DistillationStrategy(SupervisedTemplate):
         lr_schedule: Schedule | None = None,
         **kwargs,
     ) -> None:
+        self.gradient_free = bool(getattr(model, "learns_without_gradients", False))
+        if self.gradient_free:
+            for plugin in plugins or []:
+                hooks = gradient_loop_hooks(plugin)
+                if hooks:
+                    raise StrategiesError(
+                        f"{type(plugin).__name__} acts in the gradient loop ({', '.join(hooks)}),"
+                        f" but detector {getattr(model, 'name', type(model).__name__)!r} learns "
+                        "without gradients: the strategy would do nothing. Use naive, replay, "
+                        "joint, cumulative or independent with this detector")
+            optimizer = None
+            train_epochs = 1  # one fit pass per task
+        elif optimizer is None:
+            raise StrategiesError("a detector trained by gradients needs an optimizer")
         self.reset_optimizer = reset_optimizer
         self.lr_schedule = lr_schedule or Schedule()
         self.lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
-        self._base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self._base_lrs = ([] if optimizer is None
+                          else [group["lr"] for group in optimizer.param_groups])
         self.autocast_bf16 = autocast_bf16
         self.channels_last = channels_last
         self.pending_optimizer_state: dict | None = None
@@ -161,7 +196,8 @@ class DistillationStrategy(SupervisedTemplate):
     def backward(self) -> None:
         loss = float(self.loss.detach())
         if not math.isfinite(loss):
-            task = getattr(self.experience, "current_experience", "?")
+            index = getattr(self.experience, "current_experience", None)
+            task = "?" if index is None else index + 1  # 1-based, as the console counts tasks
             raise DivergedError(
                 f"the training loss became {loss} in task {task}, epoch "
                 f"{self.clock.train_exp_epochs + 1} "
@@ -178,6 +214,10 @@ class DistillationStrategy(SupervisedTemplate):
         super().make_optimizer(**kwargs)
 
     def check_model_and_optimizer(self, **kwargs) -> None:
+        if self.gradient_free:
+            self.model = self.model_adaptation()
+            self.pending_optimizer_state = None
+            return
         super().check_model_and_optimizer(**kwargs)
         # Set when a run is resumed: continue with the optimizer state the interrupted run had,
         # unless the uninterrupted run would have reset it at this task boundary anyway.
@@ -200,6 +240,26 @@ class DistillationStrategy(SupervisedTemplate):
         super().optimizer_step()
         if self.lr_scheduler is not None:
             self.lr_scheduler.step()
+
+    # ---- gradient-free detectors ------------------------------------------------------------
+    def _train_exp(self, experience, eval_streams=None, **kwargs) -> None:
+        if not self.gradient_free:
+            super()._train_exp(experience, eval_streams, **kwargs)
+            return
+        self._before_training_epoch(**kwargs)
+        self.detector.eval()  # a fit is inference of the teacher, then bookkeeping
+        with torch.no_grad(), self._autocast():
+            self.detector.fit(self._training_images())
+        self.detector.train()
+        self._after_training_epoch(**kwargs)
+
+    def _training_images(self) -> Iterator[Tensor]:
+        """The images of this experience's training dataloader (replay included), on device."""
+        for mbatch in self.dataloader:
+            images = mbatch[0].to(self.device, non_blocking=True)
+            if self.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images
 
     # ---- detector hooks ---------------------------------------------------------------------
     def _before_training_epoch(self, **kwargs) -> None:

@@ -19,3 +19,7 @@ class DivergedError(StrategiesError):
 
 class OptimizerError(StrategiesError):
     """An optimizer setting this torch build or device cannot honour."""
+
+
+class StrategyRegistryError(StrategiesError, ValueError):
+    """An unknown strategy name, or a second registration of a strategy name."""

@@ -1,110 +1,57 @@
-"""The continual-learning strategies' plugins by name, and their resumable state.
+"""The plugins of a continual strategy, and their resumable state, read from the registry.
 
-* replay: :class:`~strategies.replay.SeededReplayPlugin` (Avalanche's ``ReplayPlugin`` with an
-  experience-balanced buffer drawn from a per-task seed; equal-compute batches by default);
-* ewc: Avalanche's ``EWCPlugin`` (online mode); it works here because the teacher is hidden from
-  ``parameters()`` and the criterion keeps Avalanche's ``criterion(output, y)`` contract;
-* si: :class:`~strategies.si.SIPlugin` (our own; Avalanche's measures no weight change on the
-  CPU and clips the importances, see :mod:`strategies.si`);
-* feature_distillation: :class:`~strategies.feature_distillation.StudentDistillationPlugin`.
+Every strategy declares its plugins in its :class:`~strategies.spec.StrategySpec`
+(:mod:`strategies.registry`); docs/strategies.md describes each one.
 
-:func:`plugin_state` / :func:`load_plugin_state`: the tensors that EWC, SI and the student
-distillation keep between tasks, as a ``weights_only``-loadable dict, so that an interrupted run
-resumes with the same regulariser state. docs/strategies.md describes every strategy.
+:func:`plugin_state` / :func:`load_plugin_state`: what a plugin carries from one task to the next
+(its ``state_dict()``; ``{}`` for a plugin without one), as a ``weights_only``-loadable dict, so
+that an interrupted run resumes with the same regulariser state. :func:`restore_from_stream`
+lets a plugin that rebuilds its state from the data (replay) do so.
 """
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Sequence
 from typing import Any
 
-import torch
-from avalanche.training.plugins import EWCPlugin, SupervisedPlugin
-from avalanche.training.utils import ParamData
-from torch import Tensor
+from avalanche.training.plugins import SupervisedPlugin
 
-from strategies.feature_distillation import StudentDistillationPlugin, prepare_previous
+from strategies.ewc import ResumableEWCPlugin
+from strategies.feature_distillation import StudentDistillationPlugin
+from strategies.registry import get_strategy
 from strategies.replay import SeededReplayPlugin, replay_seed
 from strategies.si import SIPlugin
 
-__all__ = ["SIPlugin", "SeededReplayPlugin", "StudentDistillationPlugin", "load_plugin_state",
-           "make_plugins", "plugin_state", "replay_seed"]
-
-
-# ---- resumable state ------------------------------------------------------------------------
-def _encode(value: Any) -> Any:
-    if isinstance(value, ParamData):
-        return {"__param__": value.name, "data": value.data.detach().cpu().clone()}
-    if isinstance(value, Tensor):
-        return value.detach().cpu().clone()
-    if isinstance(value, dict):
-        return {"__dict__": [(_encode(k), _encode(v)) for k, v in value.items()]}
-    if isinstance(value, tuple | list):
-        return {"__seq__": [_encode(v) for v in value], "tuple": isinstance(value, tuple)}
-    return value
-
-
-def _decode(value: Any, device: torch.device) -> Any:
-    if isinstance(value, Tensor):
-        return value.to(device)
-    if isinstance(value, dict):
-        if "__param__" in value:
-            data = value["data"].to(device)
-            return ParamData(value["__param__"], shape=data.shape, init_tensor=data, device=device)
-        if "__dict__" in value:
-            return {_decode(k, device): _decode(v, device) for k, v in value["__dict__"]}
-        if "__seq__" in value:
-            items = [_decode(v, device) for v in value["__seq__"]]
-            return tuple(items) if value["tuple"] else items
-    return value
+__all__ = ["ResumableEWCPlugin", "SIPlugin", "SeededReplayPlugin", "StudentDistillationPlugin",
+           "load_plugin_state", "make_plugins", "plugin_state", "replay_seed",
+           "restore_from_stream"]
 
 
 def plugin_state(plugin: SupervisedPlugin) -> dict[str, Any]:
     """What a plugin carries from one task to the next, as plain tensors and containers."""
-    if isinstance(plugin, EWCPlugin):
-        return {"saved_params": _encode(dict(plugin.saved_params)),
-                "importances": _encode(dict(plugin.importances))}
-    if isinstance(plugin, SIPlugin):
-        return plugin.state()
-    if isinstance(plugin, StudentDistillationPlugin):
-        prev = plugin.previous
-        return {"previous": None if prev is None else _encode(prev.state_dict())}
-    return {}
+    state_dict = getattr(plugin, "state_dict", None)
+    return state_dict() if callable(state_dict) else {}
 
 
 def load_plugin_state(plugin: SupervisedPlugin, state: dict[str, Any], strategy) -> None:
     """Restore :func:`plugin_state` into a fresh plugin of the same kind."""
-    device = torch.device(strategy.device)
-    if isinstance(plugin, EWCPlugin):
-        from collections import defaultdict
-
-        plugin.saved_params = defaultdict(dict, _decode(state["saved_params"], device))
-        plugin.importances = defaultdict(dict, _decode(state["importances"], device))
-    elif isinstance(plugin, SIPlugin):
-        plugin.load_state(state, device)
-    elif isinstance(plugin, StudentDistillationPlugin) and state.get("previous") is not None:
-        previous = copy.deepcopy(strategy.model)
-        previous.load_state_dict(_decode(state["previous"], device))
-        prepare_previous(previous)
-        plugin.previous = previous
+    load = getattr(plugin, "load_state_dict", None)
+    if callable(load):
+        load(state, strategy)
+    elif state:
+        raise ValueError(f"{type(plugin).__name__} has no load_state_dict, but the checkpoint "
+                         f"holds state for it ({', '.join(map(str, state))})")
 
 
-def make_plugins(name: str, options: dict[str, Any], seed: int) -> list[SupervisedPlugin]:
-    """The plugins of a continual strategy by name (``naive``, ``joint`` and ``independent``
-    need none: they differ in the stream or in how many detectors are trained)."""
-    if name in ("naive", "joint", "independent"):
-        return []
-    if name == "replay":
-        return [SeededReplayPlugin(options["buffer_size"], seed, mode=options["mode"],
-                                   memory_fraction=options["memory_fraction"],
-                                   batch_size_mem=options.get("batch_size_mem"))]
-    if name == "ewc":
-        return [EWCPlugin(options["ewc_lambda"], mode="online",
-                          decay_factor=options["decay_factor"])]
-    if name == "si":
-        return [SIPlugin(options["si_lambda"], xi=options["xi"],
-                         importance_min=options.get("importance_min"),
-                         importance_max=options.get("importance_max"))]
-    if name == "feature_distillation":
-        return [StudentDistillationPlugin(options["alpha"])]
-    raise ValueError(f"unknown continual strategy {name!r}")
+def restore_from_stream(plugin: SupervisedPlugin, experiences: Sequence) -> None:
+    """On resume: let ``plugin`` rebuild what it draws from the training data of the steps done
+    (``experiences``: the train experiences of steps 0..last, in order)."""
+    restore = getattr(plugin, "restore_from_stream", None)
+    if callable(restore):
+        restore(experiences)
+
+
+def make_plugins(name: str, options: Any, seed: int) -> list[SupervisedPlugin]:
+    """The plugins of the registered strategy ``name`` (``options``: its validated options
+    model instance, or ``None``)."""
+    return get_strategy(name).build_plugins(options, seed)

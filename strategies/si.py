@@ -20,7 +20,7 @@ For every trainable parameter ``theta_k`` of the students (the teacher is hidden
 No clipping by default: ``Omega_k`` can be negative where the optimizer's steps raised the task
 loss on balance. ``importance_min`` / ``importance_max`` clamp it when set (both off by default).
 All tensors live on the parameters' device; only ``Omega`` and ``theta*`` carry over tasks
-(:meth:`SIPlugin.state` / :meth:`SIPlugin.load_state`).
+(:meth:`SIPlugin.state_dict` / :meth:`SIPlugin.load_state_dict`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ from typing import Any
 
 import torch
 from avalanche.training.plugins import SupervisedPlugin
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from strategies.spec import StrategyOptions, StrategySpec
 from strategies.weighting import LossWeighting
 
 
@@ -129,11 +131,45 @@ class SIPlugin(SupervisedPlugin):
         self.path, self.task_start = {}, {}
 
     # ---- resumable state --------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """What carries over tasks: ``omega`` and ``theta_star`` (CPU copies)."""
         return {"omega": {n: t.detach().cpu().clone() for n, t in self.omega.items()},
                 "theta_star": {n: t.detach().cpu().clone() for n, t in self.theta_star.items()}}
 
-    def load_state(self, state: dict[str, Any], device: torch.device) -> None:
+    def load_state_dict(self, state: dict[str, Any], strategy) -> None:
+        device = torch.device(strategy.device)
         self.omega = {n: t.to(device) for n, t in state["omega"].items()}
         self.theta_star = {n: t.to(device) for n, t in state["theta_star"].items()}
+
+
+class SIOptions(StrategyOptions):
+    """Synaptic Intelligence (Zenke et al. 2017): penalty strength c, damping xi, optional
+    clamp of the importances (off by default)."""
+
+    si_lambda: float = Field(1.0, ge=0)
+    xi: float = Field(1e-3, gt=0)
+    importance_min: float | None = None
+    importance_max: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_eps(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "eps" in data:
+            raise ValueError(
+                "strategy.si.eps is now strategy.si.xi (SI was re-implemented after Zenke et "
+                "al. 2017, see docs/strategies.md); rename the key. A run made with the old SI "
+                "cannot be resumed: its records are not comparable with the new SI")
+        return data
+
+
+def make_si_plugins(options: SIOptions, seed: int) -> list[SIPlugin]:
+    return [SIPlugin(options.si_lambda, xi=options.xi, importance_min=options.importance_min,
+                     importance_max=options.importance_max)]
+
+
+SPEC = StrategySpec(
+    name="si",
+    description="Synaptic Intelligence (Zenke et al. 2017), path-integral importances",
+    options=SIOptions,
+    make_plugins=make_si_plugins,
+)

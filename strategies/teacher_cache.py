@@ -262,41 +262,40 @@ class CachedTeacher(nn.Module):
         return f"store={self.store!r}"
 
 
-def _holder(detector: nn.Module) -> list[nn.Module]:
-    holder = getattr(detector, "_teacher_holder", None)
-    if not isinstance(holder, list) or len(holder) != 1:
+def _check_hidden_teacher(detector: nn.Module) -> None:
+    if not callable(getattr(detector, "set_teacher", None)):
         raise TeacherCacheError(
-            f"{type(detector).__name__} has no hidden teacher (_teacher_holder); the teacher "
-            "cache wraps the teacher of an AnomalyDetector")
-    return holder
+            f"{type(detector).__name__} has no hidden teacher (no set_teacher method); the "
+            "teacher cache wraps the teacher of an AnomalyDetector")
 
 
 def attach_teacher_cache(detector: nn.Module, store: FeatureStore,
                          key_method: str = "auto") -> CachedTeacher:
     """Put ``detector``'s teacher behind ``store``; idempotent (a cached teacher is kept, its
     store replaced by ``store``). Deep copies of the detector share the teacher and the store."""
-    holder = _holder(detector)
-    current = holder[0]
+    _check_hidden_teacher(detector)
+    current = detector.teacher
     if isinstance(current, CachedTeacher):
         current.store = store
         current.key_method = key_method
         return current
     cached = CachedTeacher(current, store, key_method)
-    holder[0] = cached
+    detector.set_teacher(cached)
     return cached
 
 
 def detach_teacher_cache(detector: nn.Module) -> nn.Module:
     """Give ``detector`` its plain teacher back (no-op when not cached); return the teacher."""
-    holder = _holder(detector)
-    if isinstance(holder[0], CachedTeacher):
-        holder[0] = holder[0].teacher
-    return holder[0]
+    _check_hidden_teacher(detector)
+    if isinstance(detector.teacher, CachedTeacher):
+        detector.set_teacher(detector.teacher.teacher)
+    return detector.teacher
 
 
 def cache_stats(detector: nn.Module) -> dict[str, float] | None:
     """The store's statistics when ``detector``'s teacher is cached, else None."""
-    teacher = _holder(detector)[0]
+    _check_hidden_teacher(detector)
+    teacher = detector.teacher
     return teacher.store.stats() if isinstance(teacher, CachedTeacher) else None
 
 

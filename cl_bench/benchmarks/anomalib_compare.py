@@ -148,9 +148,9 @@ def median_step_seconds(contenders: list[Contender], kind: str, rounds: int,
                         steps: int) -> dict[str, float]:
     """Median (over rounds) of the mean step time, contenders timed in alternation.
 
-    Odd rounds run the contenders in reverse order (A B C, C B A, ...): on this CPU the place in
-    a round alone moved a model's median step time by up to 7% (the first one was faster), and
-    reversing cancels such a position effect for an even number of rounds."""
+    Odd rounds run the contenders in reverse order (A B C, C B A, ...): the place in a round alone
+    moves a model's median step time (measured in docs/performance.md, "Side by side with
+    anomalib"), and reversing cancels such a position effect for an even number of rounds."""
     times: dict[str, list[float]] = {c.label: [] for c in contenders}
     for round_index in range(rounds):
         for contender in (contenders if round_index % 2 == 0 else contenders[::-1]):

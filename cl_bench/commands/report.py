@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from cl_bench.errors import ConfigError
+from cl_bench.run_layout import REPORT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +37,7 @@ def default_out_dir(paths: list[Path]) -> Path:
         raise ConfigError("several paths given: pass --out DIR to say where the combined "
                           "report goes")
     path = paths[0]
-    return (path.parent if path.is_file() else path) / "report"
+    return (path.parent if path.is_file() else path) / REPORT
 
 
 def run_report(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cl_bench.errors import ConfigError
 from cl_bench.progress_settings import DEFAULT_INTERVAL_S, MODES
+from cl_bench.run_layout import RunLayout
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
     print()
     print(console_summary([run_dir]))
     if not args.no_report:
-        report_dir = build_report([run_dir], run_dir / "report")
+        report_dir = build_report([run_dir], RunLayout(run_dir).report_dir)
         print(f"\nreport: {report_dir / 'report.md'}")
     print(f"run folder: {run_dir}")
     return 0

@@ -41,6 +41,7 @@ from cl_bench.config import (
     validate,
 )
 from cl_bench.errors import ConfigError, DataError, RunError
+from cl_bench.run_context import seed_everything
 from strategies.detectors import AnomalyDetector, available_detectors, build_detector
 from strategies.errors import DivergedError
 from strategies.optimizers import build_optimizer
@@ -106,12 +107,6 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
             raise ConfigError(f"--option {pair!r}: write KEY=VALUE, e.g. weighting=dwa")
         options[key.strip()] = yaml.safe_load(value)
     return options
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def train_settings(args: argparse.Namespace) -> TrainConfig:
@@ -248,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)  # as a run does
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise RunError(f"--device {args.device}: CUDA is not available here; use --device cpu")
     if args.synthetic:

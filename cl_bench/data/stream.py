@@ -21,19 +21,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from cl_bench.data.cache import ImageCache
 from cl_bench.data.formats import AUTO
 from cl_bench.data.layout import suggest
 from cl_bench.data.mvtec import MVTecDataset
+from cl_bench.data.orders import ALPHABETICAL, Order, resolve_order
 from cl_bench.data.sources import DataSpec, as_sources, list_tasks
 from cl_bench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from avalanche.benchmarks.scenarios.generic_scenario import CLScenario
 
-ORDERS = ("alphabetical", "random")
 JOINT = "joint"
 
 
@@ -69,49 +67,8 @@ class TaskBenchmark:
         return experience.category
 
 
-def resolve_order(
-    categories: Sequence[str], order: str | Sequence[str] = "alphabetical", seed: int = 0
-) -> list[str]:
-    """The task order of ``categories``.
-
-    ``"alphabetical"`` sorts them (the literature's default); ``"random"`` is a permutation of
-    the sorted names drawn with ``numpy.random.default_rng(seed)``; a list gives the order
-    explicitly and must name each category exactly once.
-    """
-    names = list(categories)
-    duplicates = sorted({c for c in names if names.count(c) > 1})
-    if duplicates:
-        raise ConfigError(f"categories listed twice: {', '.join(duplicates)}; list each once")
-    if isinstance(order, str):
-        if order == "alphabetical":
-            return sorted(names)
-        if order == "random":
-            ordered = sorted(names)
-            return [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
-        raise ConfigError(
-            f"order={order!r}: choose 'alphabetical', 'random' or give an explicit list of "
-            f"categories"
-        )
-    explicit = list(order)
-    repeated = sorted({c for c in explicit if explicit.count(c) > 1})
-    if repeated:
-        raise ConfigError(f"order lists {', '.join(repeated)} more than once; list each once")
-    missing = [c for c in names if c not in explicit]
-    extra = [c for c in explicit if c not in names]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"it lacks {', '.join(missing)}")
-        if extra:
-            parts.append(f"it names {', '.join(extra)}, which are not among the categories")
-        raise ConfigError(
-            f"order {explicit} is not a permutation of the categories {names}: {'; '.join(parts)}"
-        )
-    return explicit
-
-
 def _select(
-    found: list[str], where: str, categories: Sequence[str] | None, order: str | Sequence[str]
+    found: list[str], where: str, categories: Sequence[str] | None, order: Order
 ) -> list[str]:
     """The tasks to use: as given, else the explicit order's, else all found."""
     if categories is None:
@@ -149,23 +106,27 @@ def _wrap(datasets: Sequence[MVTecDataset]) -> Any:
 def build_benchmark(
     root: DataSpec,
     categories: Sequence[str] | None = None,
-    order: str | Sequence[str] = "alphabetical",
+    order: Order = ALPHABETICAL,
     seed: int = 0,
     image_size: int = 256,
     joint: bool = False,
     cache: ImageCache | None = None,
     format: str = AUTO,
+    cumulative: bool = False,
 ) -> TaskBenchmark:
     """Avalanche benchmark over ``categories`` of ``root`` (all found when None), one task each.
 
     ``root``: a dataset root (read in ``format``, detected when "auto"), a :class:`Source`, or
     a sequence of named sources (tasks ``<source>/<category>``). ``categories`` and an explicit
-    ``order`` use task names. ``order``: "alphabetical" (the canonical order: sources as
-    given, each one's categories sorted), "random" (a permutation of the sorted task names,
-    seeded by ``seed``) or an explicit list (which also selects the tasks when ``categories``
+    ``order`` use task names. ``order`` (:mod:`cl_bench.data.orders`): "alphabetical" (the
+    canonical order: sources as given, each one's categories sorted), "reversed" (the sorted
+    task names backwards), "random" (a permutation of the sorted task names, seeded by
+    ``seed``) or an explicit list (which also selects the tasks when ``categories``
     is None). ``joint=True``: the train stream is a single experience holding every task's
-    training images (the upper bound); the test stream keeps one experience per task. All
-    datasets share ``image_size`` and ``cache``.
+    training images (the upper bound); the test stream keeps one experience per task.
+    ``cumulative=True``: train experience i holds the training images of tasks 0..i, in task
+    order (Avalanche's ``Cumulative`` strategy, here built into the stream); its ``category`` is
+    task i, the task it adds. All datasets share ``image_size`` and ``cache``.
     """
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 
@@ -174,7 +135,7 @@ def build_benchmark(
     where = ", ".join(str(source) for source in sources)
     selected = _select(list(tasks), where, categories, order)
     ordered = resolve_order(selected, order, seed)
-    if order == "alphabetical":  # canonical: sources in the order given (one source: sorted)
+    if order == ALPHABETICAL:  # canonical: sources in the order given (one source: sorted)
         chosen = set(selected)
         ordered = [name for name in tasks if name in chosen]
 
@@ -185,11 +146,21 @@ def build_benchmark(
 
     train = [dataset(c, "train") for c in ordered]
     test = [dataset(c, "test") for c in ordered]
-    train_parts = [_wrap(train)] if joint else [_wrap([d]) for d in train]
+    if joint and cumulative:
+        raise ValueError("build_benchmark: joint and cumulative exclude each other")
+    if joint:
+        train_parts = [_wrap(train)]
+    elif cumulative:
+        train_parts = [_wrap(train[: i + 1]) for i in range(len(train))]
+    else:
+        train_parts = [_wrap([d]) for d in train]
     scenario = benchmark_from_datasets(train=train_parts, test=[_wrap([d]) for d in test])
     for index, experience in enumerate(scenario.train_stream):
         experience.category = JOINT if joint else ordered[index]
-        experience.categories = list(ordered) if joint else [ordered[index]]
+        if joint:
+            experience.categories = list(ordered)
+        else:
+            experience.categories = list(ordered[: index + 1] if cumulative else [ordered[index]])
     for index, experience in enumerate(scenario.test_stream):
         experience.category = ordered[index]
         experience.categories = [ordered[index]]

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from cl_bench.metrics.anomaly import image_auroc
+from cl_bench.metrics.anomaly import image_ap, image_auroc
 from cl_bench.metrics.inputs import MetricInputError, UndefinedMetricWarning
 
 #: AUROC of a random ranking; retention is measured above it
@@ -258,29 +258,52 @@ def summarize(R: Any, baseline: Any = None, joint_reference: Any = None,
     return out
 
 
-def pooled_image_auroc(scores_by_task: Mapping[int, Any] | Sequence[Any],
-                       labels_by_task: Mapping[int, Any] | Sequence[Any], upto: int) -> float:
-    """Task-agnostic image AUROC after step ``upto``: the test images of tasks 0..upto pooled
-    and ranked together (one model, no task identity).
-
-    Per-task AUROC only ranks within a category, so calibration drift between categories stays
-    hidden; the pooled AUROC exposes it (continual-ad notes, section 3).
-    """
+def _pooled(scores_by_task: Mapping[int, Any] | Sequence[Any],
+            labels_by_task: Mapping[int, Any] | Sequence[Any],
+            upto: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The scores and labels of tasks 0..upto, concatenated in task order (None: no such task)."""
     keys = sorted(scores_by_task) if isinstance(scores_by_task, Mapping) else list(
         range(len(scores_by_task)))
     seen = [k for k in keys if k <= upto]
     missing = [k for k in seen if (k not in labels_by_task if isinstance(labels_by_task, Mapping)
                                    else k >= len(labels_by_task))]
     if missing:
-        raise MetricInputError(f"pooled AUROC: labels missing for task(s) {missing}")
+        raise MetricInputError(f"pooled metrics: labels missing for task(s) {missing}")
     if not seen:
+        return None
+    scores = np.concatenate([np.asarray(scores_by_task[k]).ravel() for k in seen])
+    labels = np.concatenate([np.asarray(labels_by_task[k]).ravel() for k in seen])
+    return scores, labels
+
+
+def pooled_image_metrics(scores_by_task: Mapping[int, Any] | Sequence[Any],
+                         labels_by_task: Mapping[int, Any] | Sequence[Any],
+                         upto: int) -> dict[str, float]:
+    """Task-agnostic image AUROC and AP after step ``upto``: the test images of tasks 0..upto
+    pooled and ranked together (one model, no task identity); ``{}`` when no task <= upto has
+    scores. The run's ``pooled`` records.
+
+    Per-task AUROC only ranks within a category, so calibration drift between categories stays
+    hidden; the pooled AUROC exposes it (continual-ad notes, section 3).
+    """
+    pooled = _pooled(scores_by_task, labels_by_task, upto)
+    if pooled is None:
+        return {}
+    scores, labels = pooled
+    return {"image_auroc": image_auroc(scores, labels, task="pooled"),
+            "image_ap": image_ap(scores, labels, task="pooled")}
+
+
+def pooled_image_auroc(scores_by_task: Mapping[int, Any] | Sequence[Any],
+                       labels_by_task: Mapping[int, Any] | Sequence[Any], upto: int) -> float:
+    """The image AUROC of :func:`pooled_image_metrics`; NaN with a warning when no task <= upto
+    has scores."""
+    pooled = _pooled(scores_by_task, labels_by_task, upto)
+    if pooled is None:
         warnings.warn(f"pooled AUROC: no task <= {upto} has scores; reporting NaN",
                       UndefinedMetricWarning, stacklevel=2)
         return float("nan")
-    scores = np.concatenate([np.asarray(scores_by_task[k], dtype=np.float64).ravel()
-                             for k in seen])
-    labels = np.concatenate([np.asarray(labels_by_task[k]).ravel() for k in seen])
-    return image_auroc(scores, labels, task=f"pooled tasks 0..{upto}")
+    return image_auroc(*pooled, task=f"pooled tasks 0..{upto}")
 
 
 __all__ = [
@@ -297,6 +320,7 @@ __all__ = [
     "mean_intransigence",
     "mean_retention",
     "pooled_image_auroc",
+    "pooled_image_metrics",
     "retention",
     "retention_ratio",
     "summarize",

@@ -20,7 +20,7 @@ threshold, high to low), TP_g and FP_g (defect / defect-free pixels ranked up to
 - pixel F1-max = max_g 2 TP_g / (TP_g + FP_g + P).
 
 Agreement with scikit-learn and with the exact AU-PRO of :mod:`cl_bench.metrics.anomaly` is
-tested to 1e-12 (AUROC, AP) and 1e-9 (AU-PRO) relative; in practice differences are ~1e-16.
+tested to 1e-12 (AUROC, AP) and 1e-9 (AU-PRO) relative.
 float64 maps (not exactly representable as float32) take a float64 argsort path with the same
 tail, so distinct scores are never merged.
 """

@@ -22,8 +22,8 @@ from scipy import stats
 from cl_bench.errors import DataError
 from cl_bench.metrics.continual import chance_level, summarize
 from cl_bench.metrics.inputs import MetricInputError
-from cl_bench.records import SIDE_METRICS
-from cl_bench.report.load import POOLED
+from cl_bench.records import POOLED, SIDE_METRICS
+from cl_bench.report.strategy_kinds import is_reference, is_task_aware, reference_rank, stream_of
 
 #: metrics in the order tables and figures show them; the F1-max keys are those of
 #: :data:`cl_bench.metrics.ALL_KEYS` (TaskEvaluator, the Avalanche plugin's ``f1_max`` option)
@@ -55,8 +55,6 @@ QUANTITY_LABELS.update({"task_id_acc": "Task-ID acc (final)", "task_id_acc_good"
 LOWER_IS_BETTER = {"fm": True, "intransigence": True, "memory_mb_per_task": True}
 #: significance level of the paired tests (bold where the Holm-adjusted p is below it)
 ALPHA = 0.05
-#: strategies that are references, not continual learners
-REFERENCE_STRATEGIES = ("joint", "independent")
 KNOWN_METHODS = ("stpm", "rd4ad", "hybrid")
 HYBRID = "hybrid"
 CONFIG_KEY = ("method", "strategy", "task_aware")
@@ -75,7 +73,7 @@ def metric_label(metric: str, fpr_limit: float | None = None) -> str:
 def config_label(method: str, strategy: str, task_aware: bool = False) -> str:
     """How a (method, strategy) is named in every table and figure."""
     label = f"{method} / {strategy}"
-    if task_aware or strategy == "independent":
+    if is_task_aware(strategy, task_aware):
         label += " (task-aware oracle)"
     return label
 
@@ -86,9 +84,7 @@ def method_sort_key(method: str) -> tuple[int, str]:
 
 
 def strategy_sort_key(strategy: str) -> tuple[int, str]:
-    if strategy in REFERENCE_STRATEGIES:
-        return 1 + REFERENCE_STRATEGIES.index(strategy), strategy
-    return 0, strategy
+    return reference_rank(strategy), strategy
 
 
 def config_sort_key(config: tuple) -> tuple:
@@ -139,8 +135,10 @@ class RunMatrix:
 
     @property
     def expected_rows(self) -> list[int]:
-        """Rows the protocol fills: joint trains once on all tasks (row T-1 only)."""
-        return [self.n_tasks - 1] if self.strategy == "joint" else list(range(self.n_tasks))
+        """Rows the protocol fills: a joint stream trains once on all tasks (row T-1 only)."""
+        if stream_of(self.strategy) == "joint":
+            return [self.n_tasks - 1]
+        return list(range(self.n_tasks))
 
     @property
     def complete(self) -> bool:
@@ -258,7 +256,7 @@ def joint_references(matrices: Iterable[RunMatrix]) -> dict[tuple[str, str], dic
     the ``joint`` runs of that detector, averaged over those runs (seeds)."""
     values: dict[tuple[str, str], dict[str, list[float]]] = {}
     for m in matrices:
-        if m.strategy != "joint":
+        if stream_of(m.strategy) != "joint":
             continue
         per_task = values.setdefault((m.method, m.metric), {})
         for j, task in enumerate(m.tasks):
@@ -281,8 +279,7 @@ def per_run_summary(matrices: Iterable[RunMatrix]) -> pd.DataFrame:
     for matrix in matrices:
         reference = references.get((matrix.method, matrix.metric))
         joint = None
-        if (reference is not None and matrix.strategy not in REFERENCE_STRATEGIES
-                and not matrix.task_aware):
+        if reference is not None and not is_reference(matrix.strategy, matrix.task_aware):
             joint = np.array([reference.get(task, np.nan) for task in matrix.tasks])
         for quantity, value in summarize_run(matrix, joint).items():
             rows.append({**matrix.key(), "sequence": matrix.sequence, "metric": matrix.metric,

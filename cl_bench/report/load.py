@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,22 +21,19 @@ import pandas as pd
 import yaml
 
 from cl_bench.errors import DataError
+from cl_bench.records import COLUMNS
+from cl_bench.run_layout import OUTPUT_DIRS, RECORDS, RunLayout, parse_map_name
 
-#: the columns of ``records.csv`` in the order the runner writes them
-RECORD_COLUMNS = (
-    "run_id", "method", "strategy", "task_aware", "seed", "order",
-    "step", "train_task", "eval_task", "eval_index", "metric", "value",
-)
+#: the columns of ``records.csv`` in the order the runner writes them (:mod:`cl_bench.records`)
+RECORD_COLUMNS = tuple(COLUMNS)
 #: the rows that identify one continual run inside a run folder
 RUN_KEY = ("run_id", "method", "strategy", "seed", "order")
-POOLED = "pooled"
 #: the manifest status of a finished run; any other status is an incomplete run
 COMPLETE = "complete"
 #: folders never searched for runs (a run's own outputs)
-_SKIPPED_DIRS = {"checkpoints", "maps", "report", "__pycache__", ".git"}
+_SKIPPED_DIRS = {*OUTPUT_DIRS, "__pycache__", ".git"}
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
-_MAP_FILE = re.compile(r"^(?P<method>.+?)__(?P<strategy>.+?)__seed(?P<seed>-?\d+)\.npz$")
 
 
 @dataclass
@@ -92,10 +88,10 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
             raise DataError(f"{path}: no such file or folder; give a run folder (with "
                             "records.csv) or a folder above run folders")
         if path.is_file():
-            if path.name != "records.csv":
+            if path.name != RECORDS:
                 raise DataError(f"{path}: expected a run folder or its records.csv")
             path = path.parent
-        candidates = [path] if (path / "records.csv").is_file() else _search(path)
+        candidates = [path] if RunLayout(path).records.is_file() else _search(path)
         for run_dir in candidates:
             resolved = run_dir.resolve()
             if resolved not in seen:
@@ -110,7 +106,7 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
 
 def _search(root: Path) -> list[Path]:
     runs = []
-    for csv_path in sorted(root.rglob("records.csv")):
+    for csv_path in sorted(root.rglob(RECORDS)):
         if not _SKIPPED_DIRS.intersection(csv_path.relative_to(root).parts[:-1]):
             runs.append(csv_path.parent)
     return runs
@@ -184,7 +180,7 @@ def _to_bool(series: pd.Series, csv_path: Path) -> pd.Series:
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
     """``manifest.json`` of a run, ``{}`` when the run has none (yet); DataError when corrupt."""
-    path = run_dir / "manifest.json"
+    path = RunLayout(run_dir).manifest
     if not path.is_file():
         return {}
     try:
@@ -198,7 +194,7 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
 
 def read_config(run_dir: Path) -> dict[str, Any]:
     """``config.yaml`` of a run, ``{}`` when absent; DataError when corrupt."""
-    path = run_dir / "config.yaml"
+    path = RunLayout(run_dir).config
     if not path.is_file():
         return {}
     try:
@@ -210,18 +206,17 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 def read_run(run_dir: Path) -> tuple[pd.DataFrame, RunInfo]:
     """The records and facts of one run folder."""
-    records = read_records(run_dir / "records.csv")
+    layout = RunLayout(run_dir)
+    records = read_records(layout.records)
     manifest = read_manifest(run_dir)
     run_ids = sorted(set(records["run_id"]))
     run_id = str(manifest.get("run_id") or (run_ids[0] if run_ids else run_dir.name))
     if len(run_ids) > 1:
-        raise DataError(f"{run_dir / 'records.csv'}: holds several run_ids ({', '.join(run_ids)});"
+        raise DataError(f"{layout.records}: holds several run_ids ({', '.join(run_ids)});"
                         " one run folder must hold one run")
-    records = _check_duplicates(records, run_dir / "records.csv")
-    maps_dir = run_dir / "maps"
-    map_files = sorted(maps_dir.glob("*.npz")) if maps_dir.is_dir() else []
+    records = _check_duplicates(records, layout.records)
     info = RunInfo(path=run_dir, run_id=run_id, manifest=manifest, config=read_config(run_dir),
-                   map_files=map_files, n_records=len(records))
+                   map_files=layout.map_files(), n_records=len(records))
     limit = info.pro_fpr_limit
     records = records.assign(run_dir=str(run_dir), status=info.status,
                              pro_fpr_limit=np.nan if limit is None else limit)
@@ -307,9 +302,7 @@ class MapSet:
 
 def read_map_file(path: Path) -> MapSet:
     """One ``maps/<method>__<strategy>__seed<seed>.npz``; DataError naming the missing array."""
-    match = _MAP_FILE.match(path.name)
-    if not match:
-        raise DataError(f"{path}: file name must be <method>__<strategy>__seed<seed>.npz")
+    name = parse_map_name(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
@@ -323,6 +316,6 @@ def read_map_file(path: Path) -> MapSet:
     if any(len(arrays[name]) != n for name in required) or arrays["maps"].ndim != 3:
         shapes = {name: arrays[name].shape for name in required}
         raise DataError(f"{path}: arrays disagree in length or maps is not (N,H,W): {shapes}")
-    return MapSet(method=match["method"], strategy=match["strategy"], seed=int(match["seed"]),
+    return MapSet(method=name.method, strategy=name.strategy, seed=name.seed,
                   images=arrays["images"], masks=arrays["masks"], maps=arrays["maps"],
                   tasks=arrays["tasks"].astype(str), labels=arrays["labels"], path=path)

@@ -20,7 +20,6 @@ from cl_bench.report.aggregate import (
     LOWER_IS_BETTER,
     QUANTITIES,
     QUANTITY_LABELS,
-    REFERENCE_STRATEGIES,
     SIDE_QUANTITIES,
     WILCOXON_TOO_FEW,
     MatrixAggregate,
@@ -29,6 +28,7 @@ from cl_bench.report.aggregate import (
     metric_label,
     wilcoxon_min_pairs,
 )
+from cl_bench.report.strategy_kinds import is_reference, is_task_aware
 
 DIGITS = 3
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -193,7 +193,7 @@ def best_cells(mean: np.ndarray, lower_is_better: Sequence[bool], eligible: np.n
 
 
 def _is_reference(strategy: str, task_aware: bool) -> bool:
-    return task_aware or strategy in REFERENCE_STRATEGIES
+    return is_reference(strategy, task_aware)
 
 
 def _fill_cells(lookup: pd.DataFrame, keys: list[list[tuple]], shape: tuple[int, int],
@@ -346,7 +346,7 @@ def comparison_table(paired: pd.DataFrame, reference: str = "hybrid",
     body_md, body_tex = [], []
     for row in paired.itertuples(index=False):
         strategy = (f"{row.strategy} (task-aware oracle)"
-                    if row.strategy == "independent" or getattr(row, "task_aware", False)
+                    if is_task_aware(row.strategy, getattr(row, "task_aware", False))
                     else row.strategy)
         common = [metric_label(row.metric, fpr_limit), strategy, row.baseline,
                   QUANTITY_LABELS.get(row.quantity, row.quantity), str(row.n),

@@ -23,6 +23,7 @@ import yaml
 from cl_bench.config import validate
 from cl_bench.errors import ConfigError, DataError
 from cl_bench.io import atomic_write_json
+from cl_bench.run_layout import RunLayout
 from cl_bench.sweep.execute import (
     COMPLETE,
     DONE,
@@ -35,8 +36,7 @@ from cl_bench.sweep.execute import (
     cell_state,
     config_differences,
 )
-from cl_bench.sweep.grid import ORDER_KEY, Cell, Sweep, set_path
-from cl_bench.sweep.orders import REVERSED
+from cl_bench.sweep.grid import Cell, Sweep
 
 BACKENDS = ("local", "ray")
 PENDING = "pending"
@@ -76,22 +76,13 @@ def plan(sweep: Sweep, out_root: Path) -> list[PlannedCell]:
 
 
 def stored_config_mismatch(cell: Cell, run_dir: Path) -> str | None:
-    """Why the completed folder of ``cell`` was made with another configuration (None if not).
-
-    ``reversed`` is resolved where the cell runs, so its explicit order is not compared here.
-    """
-    path = run_dir / "config.yaml"
+    """Why the completed folder of ``cell`` was made with another configuration (None if not)."""
+    path = RunLayout(run_dir).config
     if not path.is_file():
         return None
     stored = yaml.safe_load(path.read_text()) or {}
-    raw = cell.config
-    reversed_order = (raw.get("data") or {}).get("order") == REVERSED
-    if reversed_order:
-        raw = set_path(raw, ORDER_KEY, "alphabetical")
-    wanted = validate(raw, source=f"cell {cell.run_id}").model_dump(mode="json")
+    wanted = validate(cell.config, source=f"cell {cell.run_id}").model_dump(mode="json")
     wanted["data"].pop("order_name", None)
-    if reversed_order:
-        wanted["data"].pop("order", None)
     diffs = config_differences(stored, wanted)
     if not diffs:
         return None
@@ -266,7 +257,7 @@ def summary_text(outcome: SweepOutcome, sweep: Sweep) -> str:
 def cell_run_dirs(sweep: Sweep, experiment_dir: Path) -> list[Path]:
     """The run folders of this sweep's cells that hold records."""
     return [experiment_dir / c.run_id for c in sweep.cells
-            if (experiment_dir / c.run_id / "records.csv").is_file()]
+            if RunLayout(experiment_dir / c.run_id).records.is_file()]
 
 
 def build_sweep_report(sweep: Sweep, experiment_dir: Path, log: Log) -> Path | None:

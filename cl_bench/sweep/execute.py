@@ -11,8 +11,6 @@ A cell folder that exists already is skipped when its manifest says ``complete``
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 import tempfile
@@ -23,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cl_bench.data.orders import same_order
 from cl_bench.errors import RunError
+from cl_bench.run_layout import CHECKPOINTS, RunLayout
 from cl_bench.sweep.grid import Cell
-from cl_bench.sweep.orders import CUSTOM, REVERSED, resolve_named_order
 
 #: the state of a cell folder before the sweep runs it
 NEW, COMPLETE, INCOMPLETE = "new", "complete", "incomplete"
@@ -33,7 +32,7 @@ NEW, COMPLETE, INCOMPLETE = "new", "complete", "incomplete"
 DONE, SKIPPED, FAILED = "complete", "skipped", "failed"
 #: folders of a run left on the worker when its files travel back to the driver (Ray, no
 #: shared filesystem): students' checkpoints are only needed to resume, and are large
-NOT_RETURNED = ("checkpoints",)
+NOT_RETURNED = (CHECKPOINTS,)
 LOGS = "logs"
 
 
@@ -52,7 +51,7 @@ class CellResult:
 
 def cell_state(run_dir: Path) -> str:
     """``new`` (no folder), ``complete`` (manifest says so) or ``incomplete`` (anything else)."""
-    manifest = run_dir / "manifest.json"
+    manifest = RunLayout(run_dir).manifest
     if not run_dir.exists():
         return NEW
     try:
@@ -66,7 +65,9 @@ def config_differences(stored: dict, wanted: dict, prefix: str = "") -> list[str
     """Dotted keys whose values differ between two resolved configurations.
 
     Keys missing from ``stored`` are not differences (a newer cl-bench added a field with a
-    default since the cell ran).
+    default since the cell ran). ``data.order`` is compared by the tasks it gives
+    (:func:`cl_bench.data.orders.same_order`): folders made when sweeps wrote ``reversed`` out
+    as the explicit list of categories still match.
     """
     diffs = []
     for key, value in wanted.items():
@@ -74,6 +75,8 @@ def config_differences(stored: dict, wanted: dict, prefix: str = "") -> list[str
         if key not in stored:
             continue
         old = stored[key]
+        if path == "data.order" and same_order(old, value, wanted.get("order_seed", 0)):
+            continue
         if isinstance(value, dict) and isinstance(old, dict):
             diffs += config_differences(old, value, f"{path}.")
         elif _plain(old) != _plain(value):
@@ -85,70 +88,14 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def resolve_cell_config(cell: Cell, log: Callable[[str], None]) -> Any:
-    """The validated :class:`~cl_bench.config.ExperimentConfig` of ``cell``.
-
-    ``reversed`` is turned into the explicit reversed list of the run's categories here (where
-    the data folder is visible), and the readable order name is stored in ``data.order_name``
-    when the configuration schema has that field.
-    """
-    from cl_bench.config import DataConfig, validate
-
-    raw = cell.config
-    if (raw.get("data") or {}).get("order") == REVERSED:
-        raw = resolve_named_order(raw, run_categories(raw, log))
-    if "order_name" in DataConfig.model_fields:
-        raw = {**raw, "data": {**raw.get("data", {}), "order_name": cell.order}}
-    return validate(raw, source=f"sweep cell {cell.run_id}")
-
-
-def run_categories(raw: dict, log: Callable[[str], None]) -> list[str]:
-    """The categories a run uses: ``data.categories``, else every category of its data folder."""
+def resolve_cell_config(cell: Cell) -> Any:
+    """The validated :class:`~cl_bench.config.ExperimentConfig` of ``cell``, with the readable
+    order name in ``data.order_name`` (the ``order`` column of its records); a named order such
+    as ``reversed`` is resolved by the data layer when the run builds its benchmark."""
     from cl_bench.config import validate
-    from cl_bench.data import list_categories
-    from cl_bench.runner import data_root
 
-    probe = {**raw, "data": {**raw.get("data", {}), "order": "alphabetical"}}
-    cfg = validate(probe, source="sweep cell")
-    if cfg.data.categories:
-        return list(cfg.data.categories)
-    return list_categories(data_root(cfg, log))
-
-
-def relabel_order(run_dir: Path, name: str) -> None:
-    """Write the readable order name into records.csv and manifest.json of ``run_dir``.
-
-    Needed while the runner labels every explicit order ``custom:<task>><task>...``
-    (``order_label``), so ``reversed`` would not be named; a no-op once the configuration
-    carries ``data.order_name``.
-    """
-    from cl_bench.io import atomic_write_json, atomic_write_text
-
-    records = run_dir / "records.csv"
-    if name != CUSTOM and records.is_file():
-        text = records.read_text()
-        rows = list(csv.DictReader(io.StringIO(text)))
-        if any(_is_custom(row.get("order")) for row in rows):
-            header = text.splitlines()[0].split(",")
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
-            writer.writeheader()
-            for row in rows:
-                if _is_custom(row.get("order")):
-                    row["order"] = name
-                writer.writerow(row)
-            atomic_write_text(records, buffer.getvalue())
-    manifest = run_dir / "manifest.json"
-    if manifest.is_file():
-        data = json.loads(manifest.read_text())
-        if _is_custom(data.get("order")):
-            data["order"] = name
-            atomic_write_json(manifest, data)
-
-
-def _is_custom(label: str | None) -> bool:
-    """The runner's label of an explicit order: ``custom`` or ``custom:<a>><b>...``."""
-    return label is not None and (label == CUSTOM or label.startswith(f"{CUSTOM}:"))
+    raw = {**cell.config, "data": {**cell.config.get("data", {}), "order_name": cell.order}}
+    return validate(raw, source=f"sweep cell {cell.run_id}")
 
 
 class CellLog:
@@ -187,11 +134,6 @@ def execute_cell(cell: Cell, out_root: str, echo: Callable[[str], None] | None =
     except Exception as exc:  # a failing cell is recorded; the sweep goes on
         status, error = FAILED, f"{type(exc).__name__}: {exc}"
         log(traceback.format_exc().rstrip())
-    if run_dir.is_dir():
-        try:
-            relabel_order(run_dir, cell.order)
-        except (OSError, ValueError) as exc:
-            log(f"could not write the order name {cell.order!r} into {run_dir}: {exc}")
     wall = time.perf_counter() - started
     log(f"== cell {cell.run_id}: {status} in {wall:.1f} s" + (f" ({error})" if error else ""))
     return CellResult(cell.run_id, status, error, wall, host)
@@ -200,14 +142,14 @@ def execute_cell(cell: Cell, out_root: str, echo: Callable[[str], None] | None =
 def _run(cell: Cell, out_root: Path, run_dir: Path, log: Callable[[str], None]) -> str:
     from cl_bench.runner import run_experiment
 
-    cfg = resolve_cell_config(cell, log)
+    cfg = resolve_cell_config(cell)
     state = cell_state(run_dir)
     if state != NEW:
         check_same_config(run_dir, cfg)
     if state == COMPLETE:
         log(f"cell {cell.run_id} is complete already: skipped")
         return SKIPPED
-    if state == INCOMPLETE and not (run_dir / "records.csv").is_file():
+    if state == INCOMPLETE and not RunLayout(run_dir).records.is_file():
         log(f"cell folder {run_dir} holds no records yet: starting it afresh")
         shutil.rmtree(run_dir)
         state = NEW
@@ -222,7 +164,7 @@ def check_same_config(run_dir: Path, cfg: Any) -> None:
     """Raise :class:`RunError` when ``run_dir`` was made with another configuration."""
     import yaml
 
-    path = run_dir / "config.yaml"
+    path = RunLayout(run_dir).config
     if not path.is_file():
         return
     stored = yaml.safe_load(path.read_text()) or {}

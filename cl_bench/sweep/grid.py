@@ -8,7 +8,7 @@ top-level keys:
   values set (like ``--set key=value``). For list-valued keys (``model.methods``, ``seeds``,
   ``data.categories``, ...) a scalar value means a one-element list, so ``seeds: [0, 1, 2]`` is
   three cells with one seed each (write ``[[0, 1], [2]]`` to group seeds into one cell).
-  ``data.order`` takes the named orders of :mod:`cl_bench.sweep.orders`.
+  ``data.order`` takes the named orders of :mod:`cl_bench.data.orders` (also ``random<k>``).
 - ``exclude`` (optional): a list of partial cells; a cell whose values match every key of one
   entry is left out (e.g. ``{strategy.name: joint, data.order: reversed}``).
 
@@ -38,16 +38,11 @@ from cl_bench.config import (
     load_yaml,
     parse_override,
     set_key,
+    sync_strategy_sections,
     validate,
 )
+from cl_bench.data.orders import ALPHABETICAL, check_order, order_name, split_random_seed
 from cl_bench.errors import ConfigError
-from cl_bench.sweep.orders import (
-    REVERSED,
-    apply_order_name,
-    check_order,
-    order_name,
-    requested_order_name,
-)
 
 GRID_KEY = "grid"
 EXCLUDE_KEY = "exclude"
@@ -66,7 +61,7 @@ class Cell:
 
     ``config`` is the base configuration with the cell's values set; a named order other than
     ``random<k>`` (which becomes ``order: random`` + ``order_seed``) stays in ``data.order`` as
-    its name (``reversed`` is resolved where the cell runs, see :mod:`cl_bench.sweep.orders`).
+    its name, resolved by the data layer where the cell runs (:mod:`cl_bench.data.orders`).
     """
 
     run_id: str
@@ -179,6 +174,7 @@ def field_annotation(key: str, where: str) -> Any:
 
     Raises :class:`ConfigError` naming the allowed keys when a part of the path is unknown.
     """
+    sync_strategy_sections()  # strategy.<name> sections of every registered strategy
     model: type[BaseModel] | None = ExperimentConfig
     annotation: Any = None
     parts = key.split(".")
@@ -273,11 +269,27 @@ def make_cell(sweep: Sweep, values: dict[str, Any]) -> Cell:
 
 
 def validate_cell(cell: Cell, source: str) -> None:
-    """Validate the cell's configuration (``reversed`` stands in as alphabetical here)."""
-    raw = cell.config
-    if (raw.get("data") or {}).get("order") == REVERSED:
-        raw = set_path(raw, ORDER_KEY, "alphabetical")
-    validate(raw, source=f"{source} (cell {cell.label})")
+    """Validate the cell's configuration."""
+    validate(cell.config, source=f"{source} (cell {cell.label})")
+
+
+def apply_order_name(raw: dict, order: Any) -> dict:
+    """``raw`` with ``data.order``/``data.order_seed`` set from a named order (a copy):
+    ``random<k>`` becomes ``order: random, order_seed: k``, other orders are kept as they are."""
+    check_order(order, "data.order")
+    raw = copy.deepcopy(raw)
+    data = raw.setdefault("data", {})
+    order, seed = split_random_seed(order, data.get("order_seed"))
+    data["order"] = order
+    if seed is not None:
+        data["order_seed"] = seed
+    return raw
+
+
+def requested_order_name(raw: dict) -> str:
+    """The name of the order a raw cell configuration asks for (before resolution)."""
+    data = raw.get("data") or {}
+    return order_name(data.get("order", ALPHABETICAL), int(data.get("order_seed", 0) or 0))
 
 
 def set_path(raw: dict, key: str, value: Any) -> dict:

@@ -62,6 +62,16 @@ class AnomalyDetector(nn.Module):
     def teacher(self) -> nn.Module:
         return self._teacher_holder[0]
 
+    def set_teacher(self, teacher: nn.Module) -> nn.Module:
+        """Put ``teacher`` in place of the hidden teacher and return the one it replaces.
+
+        For sharing one frozen teacher between detectors and for wrapping it (the teacher-feature
+        cache). The new teacher stays hidden like the first: out of ``parameters()``,
+        ``state_dict()`` and every plugin's snapshots, shared (not copied) by deep copies.
+        """
+        previous, self._teacher_holder[0] = self._teacher_holder[0], teacher
+        return previous
+
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)
         self._teacher_holder[0]._apply(fn, recurse)
@@ -121,6 +131,29 @@ class AnomalyDetector(nn.Module):
 
     def num_trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.trainable_parameters())
+
+    # ---- gradient-free learning (memory banks, statistics) --------------------------------
+    #: True for a detector that learns without gradients: per task, the strategy builds no
+    #: optimizer, ignores the epochs and calls :meth:`fit` once with the task's training images
+    #: (:class:`strategies.avalanche_strategy.DistillationStrategy`). Its learnt state must be
+    #: in ``state_dict()`` (buffers or extra state), so checkpoints and resume work unchanged.
+    learns_without_gradients: bool = False
+
+    def fit(self, batches: Iterable[Tensor]) -> None:
+        """Learn from one task's defect-free training images (batches (B, 3, H, W)).
+
+        Only for ``learns_without_gradients`` detectors; called once per task, in eval mode,
+        under ``torch.no_grad``.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} learns with gradients (compute_loss); it has no fit()")
+
+    def memory_stats(self) -> dict[str, float]:
+        """What the detector keeps between tasks, for the run's manifest: ``state_mb``, the size
+        of ``state_dict()`` in MiB (students, buffers, memory banks; never the teacher)."""
+        nbytes = sum(t.numel() * t.element_size() for t in self.state_dict().values()
+                     if isinstance(t, Tensor))
+        return {"state_mb": round(nbytes / 2**20, 3)}
 
     # ---- optional hooks (no-ops by default) ---------------------------------------------
     def on_epoch_end(self) -> None:

@@ -49,7 +49,21 @@ from strategies.detectors.maps import (
     cosine_distance_map,
     gaussian_blur,
 )
-from strategies.detectors.rd4ad import ReverseStudent, check_strides, flat_cosine_loss
+from strategies.detectors.rd4ad import (
+    DECODER_BLOCKS_OPTION,
+    OCBE_BLOCKS_OPTION,
+    OCBE_WIDTH_OPTION,
+    WIDTH_OPTION,
+    ReverseStudent,
+    check_strides,
+    flat_cosine_loss,
+)
+from strategies.detectors.registry import (
+    SIGMA_OPTION,
+    DetectorSpec,
+    OptionSpec,
+    register_detector,
+)
 from strategies.detectors.stpm import stpm_loss
 from strategies.weighting import build_weighting
 
@@ -201,3 +215,31 @@ class HybridDetector(AnomalyDetector):
         self.map_mean.copy_(mean.float())
         self.map_std.copy_(var.sqrt().clamp_min(1e-6).float())
         self.calibrated.fill_(True)
+
+
+register_detector(DetectorSpec(
+    "hybrid", HybridDetector,
+    {
+        "weighting": OptionSpec("str", "uncertainty", "loss weighting scheme",
+                                ("fixed", "uncertainty", "dwa")),
+        "fixed_lambda": OptionSpec("float", 0.5, "fixed: weight of the forward loss "
+                                   "(reverse gets 1 - lambda)"),
+        "dwa_temperature": OptionSpec("float", 2.0, "dwa: softmax temperature T"),
+        "student_blocks": OptionSpec("int3", (2, 3, 6), "forward student blocks per stage"),
+        "student_width": OptionSpec("int", 128, "forward student width_per_group (64 = plain)"),
+        "student_planes": OptionSpec("int3", None, "forward student planes per stage; null = "
+                                     "teacher channels / 4", nullable=True),
+        "student_stem": OptionSpec("int", None, "forward student stem channels; null = "
+                                   "min(64, teacher level-1 channels)", nullable=True),
+        "reverse_width": WIDTH_OPTION,
+        "ocbe_blocks": OCBE_BLOCKS_OPTION,
+        "ocbe_width": OCBE_WIDTH_OPTION,
+        "decoder_blocks": DECODER_BLOCKS_OPTION,
+        "fusion_normalization": OptionSpec("str", "none", "'none': add the branches' raw "
+                                           "1 - cos maps (already one unit); 'standardize': "
+                                           "z-score each branch's level maps with training-"
+                                           "image statistics first", ("standardize", "none")),
+        "fusion_alpha": OptionSpec("float", 0.5, "weight of the reverse branch in the fused map"),
+        "sigma": SIGMA_OPTION,
+    },
+    "forward + reverse students with dynamic loss weighting (the seed paper)"))

@@ -47,6 +47,12 @@ from strategies.detectors.maps import (
     cosine_distance_map,
     gaussian_blur,
 )
+from strategies.detectors.registry import (
+    SIGMA_OPTION,
+    DetectorSpec,
+    OptionSpec,
+    register_detector,
+)
 
 RD4AD_LOSSES = ("flat", "pixel")
 
@@ -248,3 +254,26 @@ class RD4AD(AnomalyDetector):
                                 image_size: tuple[int, int]) -> Tensor:
         combined = combine_levels(self.level_maps(output), tuple(image_size), "sum")
         return gaussian_blur(combined, self.sigma)
+
+
+# options shared with the hybrid's reverse student
+WIDTH_OPTION = OptionSpec("float", 1.0, "multiplier of the OCBE/decoder inner widths "
+                          "(1 = official)")
+OCBE_BLOCKS_OPTION = OptionSpec("int", 3, "residual blocks in the OCBE compression")
+OCBE_WIDTH_OPTION = OptionSpec("float", None, "multiplier of the OCBE blocks' inner width only; "
+                               "null = width (official); 0.5 = anomalib's OCBE", nullable=True)
+DECODER_BLOCKS_OPTION = OptionSpec("int3", (6, 4, 3), "decoder blocks per teacher level "
+                                   "(level 1, 2, 3); official (6, 4, 3)")
+
+register_detector(DetectorSpec(
+    "rd4ad", RD4AD,
+    {
+        "width": WIDTH_OPTION,
+        "ocbe_blocks": OCBE_BLOCKS_OPTION,
+        "ocbe_width": OCBE_WIDTH_OPTION,
+        "decoder_blocks": DECODER_BLOCKS_OPTION,
+        "loss": OptionSpec("str", "flat", "cosine over flattened C*H*W per sample (official) "
+                           "or per pixel along channels", RD4AD_LOSSES),
+        "sigma": SIGMA_OPTION,
+    },
+    "reverse distillation through a one-class bottleneck (Deng & Li, CVPR 2022)"))

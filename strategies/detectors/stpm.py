@@ -35,6 +35,7 @@ from strategies.detectors.maps import (
     cosine_distance_map,
     gaussian_blur,
 )
+from strategies.detectors.registry import SIGMA_OPTION, DetectorSpec, register_detector
 
 
 def normalized_distance_maps(teacher: list[Tensor], student: list[Tensor]) -> list[Tensor]:
@@ -90,3 +91,8 @@ class STPM(AnomalyDetector):
                                 image_size: tuple[int, int]) -> Tensor:
         combined = combine_levels(self.level_maps(output), tuple(image_size), "product")
         return gaussian_blur(combined, self.sigma)
+
+
+register_detector(DetectorSpec(
+    "stpm", STPM, {"sigma": SIGMA_OPTION},
+    "forward distillation into a copy of the teacher (Wang et al., BMVC 2021)"))

@@ -33,7 +33,12 @@ from torch import Tensor
 
 from strategies.detectors.base import DetectorOutput
 from strategies.routing.router import RouterKind, TaskRouter, pooled_descriptor
-from strategies.teacher_cache import CachedTeacher, FeatureStore, attach_teacher_cache
+from strategies.teacher_cache import (
+    CachedTeacher,
+    FeatureStore,
+    attach_teacher_cache,
+    detach_teacher_cache,
+)
 
 #: metrics the plugin adds to a step's records: per seen task and pooled over the seen tasks
 ROUTING_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb")
@@ -136,15 +141,14 @@ class RoutingPlugin(SupervisedPlugin):
         if not self.experts:  # the untrained row: no expert yet
             with strategy._autocast():
                 return detector(images)
-        holder = detector._teacher_holder
-        own_cache = not isinstance(holder[0], CachedTeacher)
+        own_cache = not isinstance(detector.teacher, CachedTeacher)
         if own_cache:  # one teacher pass per batch even when the run's cache is off
             attach_teacher_cache(detector, FeatureStore(max_mb=1e9, dtype=torch.float32))
         try:
             return self._score(strategy, images)
         finally:
             if own_cache:
-                holder[0] = holder[0].teacher
+                detach_teacher_cache(detector)
 
     def _score(self, strategy, images: Tensor) -> ScoredOutput:
         detector = strategy.detector

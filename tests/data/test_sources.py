@@ -150,12 +150,9 @@ def test_experiment_configs_name_the_protocol_tasks():
     assert both.data.order == "alphabetical" and both.data.root is None
 
 
-def test_sweeps_resolve_reversed_over_task_names(two_roots):
-    from cl_bench.sweep.execute import run_categories
-    from cl_bench.sweep.orders import reversed_order
-
-    mvtec, visa = two_roots
-    raw = _raw(sources=[{"name": "mvtec", "root": str(mvtec)}, {"name": "visa", "root": str(visa)}])
-    names = run_categories(raw, log=lambda _: None)
-    assert names == ["mvtec/bottle", "mvtec/cable", "visa/candle", "visa/pcb1"]
-    assert reversed_order(names) == names[::-1]  # sources listed alphabetically (docs say so)
+def test_reversed_runs_the_task_names_backwards(two_roots):
+    names = ["mvtec/bottle", "mvtec/cable", "visa/candle", "visa/pcb1"]
+    assert _bench(_sources(two_roots), order="reversed").categories == names[::-1]
+    chosen = _bench(_sources(two_roots), order="reversed", categories=["visa/pcb1", "mvtec/cable",
+                                                                         "mvtec/bottle"])
+    assert chosen.categories == ["visa/pcb1", "mvtec/cable", "mvtec/bottle"]

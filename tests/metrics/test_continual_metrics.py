@@ -21,6 +21,7 @@ from cl_bench.metrics import (
     lower_triangle_average,
     mean_retention,
     pooled_image_auroc,
+    pooled_image_metrics,
     retention,
     retention_ratio,
     summarize,
@@ -153,6 +154,17 @@ def test_pooled_image_auroc_ranks_tasks_together() -> None:
     # pairs (defect, good): task1 defects beat all 4 goods (8), task0 defects beat 2 of 4 (4)
     assert pooled_image_auroc(scores, labels, upto=1) == pytest.approx(12 / 16)
     assert pooled_image_auroc(list(scores.values()), list(labels.values()), 1) == 12 / 16
+
+
+def test_pooled_image_metrics_are_the_runs_pooled_records() -> None:
+    scores = {0: np.array([0.1, 0.2, 0.3, 0.4], np.float32), 2: np.array([1.1, 1.2, 1.3, 1.4])}
+    labels = {0: np.array([0, 0, 1, 1]), 2: np.array([0, 0, 1, 1])}
+    pooled = pooled_image_metrics(scores, labels, upto=2)
+    assert pooled["image_auroc"] == pytest.approx(12 / 16)
+    # AP: ranked 1.4 1.3 (defects) 1.2 1.1 (goods) 0.4 0.3 (defects): (1 + 1 + 3/5 + 4/6) / 4
+    assert pooled["image_ap"] == pytest.approx((2 + 3 / 5 + 4 / 6) / 4)
+    assert pooled_image_metrics(scores, labels, upto=0)["image_auroc"] == 1.0
+    assert pooled_image_metrics(scores, labels, upto=-1) == {}
 
 
 @pytest.mark.filterwarnings("ignore::cl_bench.metrics.UndefinedMetricWarning")

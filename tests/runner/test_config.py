@@ -45,7 +45,7 @@ def test_unknown_strategy_lists_allowed() -> None:
 
 
 def test_unknown_method_lists_allowed() -> None:
-    msg = _error({"model": {"methods": ["hybrid", "patchcore"]}})
+    msg = _error({"model": {"methods": ["hybrid", "padim"]}})
     assert "model.methods[1]" in msg and "stpm" in msg
 
 

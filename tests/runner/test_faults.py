@@ -24,13 +24,13 @@ def test_nan_loss_stops_with_task_and_epoch_and_keeps_records(tiny_config, tmp_p
     def diverging(self, output):
         calls["n"] += 1
         result = original(self, output)
-        if calls["n"] > 1:  # task 0 trains (one batch); task 1 diverges
+        if calls["n"] > 1:  # the first task trains (one batch); the second diverges
             return LossResult(result.total * float("nan"), result.parts)
         return result
 
     monkeypatch.setattr(STPM, "compute_loss", diverging)
     out = tmp_path / "results"
-    with pytest.raises(DivergedError, match=r"task 1, epoch 1"):
+    with pytest.raises(DivergedError, match=r"task 2, epoch 1"):
         run_experiment(tiny_config(), out_root=out, log=lambda _: None, progress=False)
     run_dir = next(out.glob("tiny/*"))
     manifest = json.loads((run_dir / "manifest.json").read_text())

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from cl_bench.config import STRATEGIES
 from cl_bench.errors import RunError
 from cl_bench.runner import run_experiment
 from strategies.checkpoint import load_detector_state
 from strategies.detectors import build_detector
+from strategies.registry import get_strategy, strategy_names
 
 DETECTORS = ("stpm", "rd4ad", "hybrid")
 
@@ -22,7 +22,7 @@ def _run(cfg, tmp_path):
     return run_experiment(cfg, out_root=tmp_path / "results", log=lambda _: None, progress=False)
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", strategy_names())
 def test_every_strategy_runs_with_every_detector(strategy, tiny_config, tmp_path) -> None:
     cfg = tiny_config(**{"strategy.name": strategy, "model.methods": list(DETECTORS)})
     run_dir = _run(cfg, tmp_path)
@@ -31,10 +31,10 @@ def test_every_strategy_runs_with_every_detector(strategy, tiny_config, tmp_path
     assert manifest["status"] == "complete"
     assert set(records["method"]) == set(DETECTORS)
     assert set(records["strategy"]) == {strategy}
-    assert records["task_aware"].all() == (strategy == "independent")
+    assert records["task_aware"].all() == get_strategy(strategy).task_aware
     per_task = records[records["eval_task"] != "pooled"]
     steps = sorted(per_task["step"].unique())
-    assert steps == ([-1, 1] if strategy == "joint" else [-1, 0, 1])
+    assert steps == ([-1, 1] if get_strategy(strategy).stream == "joint" else [-1, 0, 1])
     final = per_task[(per_task["step"] == 1) & (per_task["metric"] == "pixel_auroc")]
     assert sorted(final["eval_index"]) == [0, 0, 0, 1, 1, 1]
     assert final["value"].between(0, 1).all()

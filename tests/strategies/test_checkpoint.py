@@ -36,7 +36,7 @@ def test_round_trip_gives_identical_maps(tmp_path) -> None:
     path = save_detector(detector, tmp_path / "ckpt" / "task0.pt", {"task": 0, "name": "x"})
     assert not list(path.parent.glob("*.tmp"))
     fresh = hybrid(1)
-    fresh._teacher_holder[0] = detector.teacher  # random teachers differ; share the same one
+    fresh.set_teacher(detector.teacher)  # random teachers differ; share the same one
     extra = load_detector_state(fresh, path)
     assert extra == {"task": 0, "name": "x"}
     assert torch.equal(fresh.weighting.log_variances, detector.weighting.log_variances)

@@ -96,7 +96,7 @@ def test_one_teacher_pass_per_batch_serves_routing_and_scoring(tasks) -> None:
     strategy, _ = _strategy(plugin)
     _train(strategy, tasks, 1)
     calls = []
-    teacher = strategy.detector._teacher_holder[0]
+    teacher = strategy.detector.teacher
     original = teacher.forward
     teacher.forward = lambda x: calls.append(x.shape[0]) or original(x)
     strategy.eval([tasks.test_stream[0]])  # 4 images, one batch, no run cache attached

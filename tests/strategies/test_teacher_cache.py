@@ -183,7 +183,7 @@ def test_teachers_with_other_weights_do_not_share_entries():
 
 
 def test_attach_rejects_a_module_without_hidden_teacher():
-    with pytest.raises(TeacherCacheError, match="_teacher_holder"):
+    with pytest.raises(TeacherCacheError, match="set_teacher"):
         attach_teacher_cache(torch.nn.Linear(2, 2), FeatureStore(max_mb=1))
 
 

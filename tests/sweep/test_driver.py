@@ -18,7 +18,6 @@ from cl_bench.sweep.execute import (
     CellResult,
     execute_cell,
     install_returned_files,
-    relabel_order,
 )
 
 FAIL_EPOCHS = 7  # the stand-in runner fails cells with this many epochs
@@ -169,16 +168,6 @@ def test_execute_cell_never_raises(tmp_path: Path, fake_runner: FakeRunner) -> N
     assert result.status == "failed" and result.wall_s >= 0
 
 
-def test_relabel_order_names_explicit_orders(tmp_path: Path) -> None:
-    writer = RecordWriter(tmp_path / "records.csv")
-    writer.append([Record("r", "stpm", "naive", False, 0, "custom:b>a", 0, "b", "a", 1, "m", 0.25)])
-    (tmp_path / "manifest.json").write_text('{"order": "custom:b>a"}')
-    relabel_order(tmp_path, "reversed")
-    (row,) = writer.read()
-    assert row["order"] == "reversed" and float(row["value"]) == 0.25
-    assert json.loads((tmp_path / "manifest.json").read_text())["order"] == "reversed"
-
-
 def test_returned_files_replace_the_run_folder(tmp_path: Path) -> None:
     old = tmp_path / "cell-1"
     old.mkdir()
@@ -210,3 +199,12 @@ def test_backend_options_are_checked(tmp_path: Path) -> None:
     (cell,) = spec.cells
     (cpu_cell,) = sweep({"seeds": [0]}, device="cpu").cells
     assert [cell_gpus(cell, 2), cell_gpus(cell, 0), cell_gpus(cpu_cell, 2)] == [1, 0, 0]
+
+
+def test_old_folders_with_the_written_out_reversed_order_still_match() -> None:
+    from cl_bench.sweep.execute import config_differences
+
+    wanted = {"data": {"order": "reversed", "order_seed": 0}, "seeds": [0]}
+    assert config_differences({"data": {"order": ["b", "a"]}, "seeds": [0]}, wanted) == []
+    assert config_differences({"data": {"order": ["a", "b"]}, "seeds": [0]}, wanted) == [
+        "data.order: ['a', 'b'] in the folder, 'reversed' now"]
