@@ -95,8 +95,24 @@ def evaluate_stream(strategy, test_stream, ctx, upto: int, progress: bool | None
         result.per_task[j] = read_experience_metrics(last, j)
     if upto >= 0:
         result.pooled = pooled_image_metrics(result.scores, result.labels, upto)
+    add_plugin_metrics(strategy, result)
     collector.keep_maps = 0
     return result
+
+
+def add_plugin_metrics(strategy, result: EvalResult) -> None:
+    """Merge what plugins measured in this evaluation into ``result``: a plugin with
+    ``eval_metrics() -> (per_task, pooled)`` (e.g. routing's task-identification accuracy and
+    memory, :data:`strategies.routing.plugin.ROUTING_METRICS`) adds metrics to the tasks'
+    and to the pooled rows; they are written to records.csv like the anomaly metrics."""
+    for plugin in strategy.plugins:
+        measure = getattr(plugin, "eval_metrics", None)
+        if not callable(measure):
+            continue
+        per_task, pooled = measure()
+        for j, values in per_task.items():
+            result.per_task.setdefault(j, {}).update(values)
+        result.pooled.update(pooled)
 
 
 def save_maps(ctx, method: str, seed: int, result: EvalResult) -> None:

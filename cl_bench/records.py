@@ -36,6 +36,11 @@ class Record:
 
 COLUMNS = [f.name for f in fields(Record)]
 POOLED = "pooled"
+#: metrics a strategy's plugin may add (``eval_metrics()``, cl_bench.evaluation), not anomaly
+#: metrics (no R matrix of their own); a plugin metric is written only when listed here:
+#: the routing strategy's task-identification accuracy (all, good, defective test images of the
+#: seen tasks) and memory held (MB; per task: its expert and key, pooled: everything held)
+SIDE_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb")
 
 
 class RecordWriter:

@@ -15,7 +15,7 @@ import torch
 
 from cl_bench.config import ExperimentConfig
 from cl_bench.manifest import Manifest
-from cl_bench.records import POOLED, Record, RecordWriter
+from cl_bench.records import POOLED, SIDE_METRICS, Record, RecordWriter
 from cl_bench.run_layout import RunLayout
 
 Log = Callable[[str], None]
@@ -82,7 +82,9 @@ def make_records(ctx: RunContext, method: str, seed: int, step: int, train_task:
                   step=step, train_task=train_task)
     rows = []
     for j in sorted(per_task):
-        for metric in ctx.cfg.eval.metrics:
+        # the configured anomaly metrics, then what plugins measured (records.SIDE_METRICS)
+        extra = [m for m in SIDE_METRICS if m in per_task[j]]
+        for metric in [*ctx.cfg.eval.metrics, *extra]:
             if metric in per_task[j]:
                 rows.append(Record(**common, eval_task=ctx.categories[j], eval_index=j,
                                    metric=metric, value=per_task[j][metric]))

@@ -136,6 +136,10 @@ def finish_step(ctx: RunContext, method: str, seed: int, step: int, train_task: 
     entry: StepEntry = {"method": method, "seed": seed, "step": step,
                              "train_task": train_task, **{f"{k}_s": v for k, v in seconds.items()},
                              "peak_rss_mb": round(peak_rss_mb(), 1), **(memory or {})}
+    images = sum(len(scores) for scores in result.scores.values())
+    if images and "eval" in seconds:  # inference cost, comparable across strategies
+        entry["eval_images"] = images
+        entry["eval_ms_per_image"] = round(1000 * seconds["eval"] / images, 3)
     if ctx.cfg.performance.teacher_cache:
         entry["teacher_cache"] = ctx.feature_store().stats()
     if ctx.device.type == "cuda":

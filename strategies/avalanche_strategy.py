@@ -154,12 +154,25 @@ class DistillationStrategy(SupervisedTemplate):
         if self.channels_last:
             self.mbatch[0] = self.mbatch[0].contiguous(memory_format=torch.channels_last)
 
+    def eval_scorer(self):
+        """The first plugin with ``score_batch(strategy, images) -> DetectorOutput`` (it scores
+        in evaluation instead of the detector, e.g. routing between experts), or None."""
+        return next((p for p in self.plugins if callable(getattr(p, "score_batch", None))), None)
+
     def forward(self) -> DetectorOutput:
-        with self._autocast():
-            output = self.model(self.mb_x)
+        scorer = None if self.is_training else self.eval_scorer()
+        if scorer is not None:
+            output = scorer.score_batch(self, self.mb_x)
+        else:
+            with self._autocast():
+                output = self.model(self.mb_x)
         if not self.is_training:
-            # outside autocast: maps and their smoothing in float32 (maps.py enforces it too)
-            maps = self.detector.anomaly_map_from_output(output, tuple(self.mb_x.shape[-2:]))
+            # outside autocast: maps and their smoothing in float32 (maps.py enforces it too);
+            # a scorer may hand back maps it computed itself (each image by its own expert)
+            maps = getattr(output, "anomaly_map", None)
+            if maps is None:
+                maps = self.detector.anomaly_map_from_output(output,
+                                                             tuple(self.mb_x.shape[-2:]))
             self.mb_anomaly_map = maps.float()
             self.mb_image_score = self.detector.image_scores(self.mb_anomaly_map)
             self.mb_mask = self.mbatch[2] if len(self.mbatch) > 2 else None

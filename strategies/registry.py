@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 
 from strategies import ewc, feature_distillation, replay, si
 from strategies.errors import StrategyRegistryError
+from strategies.routing import options as routing
 from strategies.spec import STREAM_KINDS, StrategyOptions, StrategySpec, StreamKind
 
 __all__ = [
@@ -45,7 +46,8 @@ INDEPENDENT = StrategySpec(
 
 #: cl-bench's own strategies, in the order they are listed
 BUILTIN_SPECS: tuple[StrategySpec, ...] = (
-    NAIVE, replay.SPEC, ewc.SPEC, si.SPEC, feature_distillation.SPEC, JOINT, INDEPENDENT,
+    NAIVE, replay.SPEC, ewc.SPEC, si.SPEC, feature_distillation.SPEC, routing.SPEC, JOINT,
+    INDEPENDENT,
 )
 
 _specs: dict[str, StrategySpec] = {}

@@ -22,7 +22,7 @@ from scipy import stats
 from cl_bench.errors import DataError
 from cl_bench.metrics.continual import chance_level, summarize
 from cl_bench.metrics.inputs import MetricInputError
-from cl_bench.records import POOLED
+from cl_bench.records import POOLED, SIDE_METRICS
 from cl_bench.report.strategy_kinds import is_reference, is_task_aware, reference_rank, stream_of
 
 #: metrics in the order tables and figures show them; the F1-max keys are those of
@@ -44,8 +44,15 @@ QUANTITY_LABELS = {
     "fwt": "FWT", "retention": "Retention", "intransigence": "Intransigence",
     "pooled": "Pooled (final)",
 }
+#: per-run quantities read from side metrics (strategies that record them, e.g. routing):
+#: the pooled value after the final step; memory divided by the number of tasks
+SIDE_QUANTITIES = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective",
+                   "memory_mb_per_task")
+QUANTITY_LABELS.update({"task_id_acc": "Task-ID acc (final)", "task_id_acc_good": "Task-ID good",
+                        "task_id_acc_defective": "Task-ID defective",
+                        "memory_mb_per_task": "Memory/task (MB)"})
 #: True where a smaller value is better
-LOWER_IS_BETTER = {"fm": True, "intransigence": True}
+LOWER_IS_BETTER = {"fm": True, "intransigence": True, "memory_mb_per_task": True}
 #: significance level of the paired tests (bold where the Holm-adjusted p is below it)
 ALPHA = 0.05
 KNOWN_METHODS = ("stpm", "rd4ad", "hybrid")
@@ -87,7 +94,7 @@ def config_sort_key(config: tuple) -> tuple:
 
 def metrics_present(df: pd.DataFrame, wanted: Sequence[str] | None = None) -> list[str]:
     """The metrics to report: ``wanted`` (checked against the records) or all present."""
-    present = set(df["metric"])
+    present = set(df["metric"]) - set(SIDE_METRICS)  # no R matrix: summary columns, a plot
     if wanted:
         unknown = [m for m in wanted if m not in present]
         if unknown:
@@ -280,6 +287,44 @@ def per_run_summary(matrices: Iterable[RunMatrix]) -> pd.DataFrame:
                          "status": matrix.status, "run_dir": matrix.run_dir,
                          "fpr_limit": matrix.fpr_limit})
     return pd.DataFrame(rows)
+
+
+def side_quantities(df: pd.DataFrame, per_run: pd.DataFrame) -> pd.DataFrame:
+    """Per-run rows of :data:`SIDE_QUANTITIES` for every metric of ``per_run``: the pooled
+    side metric (:data:`cl_bench.records.SIDE_METRICS`) after each run's final step; memory per
+    task = memory held / number of tasks. Empty where no run recorded side metrics."""
+    side = df[df["metric"].isin(SIDE_METRICS) & (df["eval_task"] == POOLED)]
+    if side.empty or per_run.empty:
+        return per_run.iloc[0:0]
+    keys = list(RUN_KEY)
+    final = side[side["step"] == side.groupby(keys)["step"].transform("max")]
+    rows = []
+    template = per_run[per_run["quantity"] == "acc"]
+    for _, run in template.iterrows():
+        mine = final
+        for key in keys:
+            mine = mine[mine[key] == run[key]]
+        values = dict(zip(mine["metric"], mine["value"].astype(float), strict=True))
+        n_tasks = int(mine["step"].max()) + 1 if len(mine) else 0
+        for quantity in SIDE_QUANTITIES:
+            metric = "memory_mb" if quantity == "memory_mb_per_task" else quantity
+            if metric not in values:
+                continue
+            value = values[metric] / n_tasks if quantity == "memory_mb_per_task" else values[metric]
+            rows.append({**run.to_dict(), "quantity": quantity, "value": value})
+    return pd.DataFrame(rows, columns=per_run.columns)
+
+
+def task_id_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Task-identification accuracy after each step (pooled over the seen tasks' test images),
+    mean, std and count over seeds and orders, per (method, strategy) and kind (all, good,
+    defective). Empty where no run recorded it."""
+    kinds = [m for m in SIDE_METRICS if m.startswith("task_id_acc")]
+    rows = df[df["metric"].isin(kinds) & (df["eval_task"] == POOLED) & (df["step"] >= 0)]
+    if rows.empty:
+        return pd.DataFrame(columns=[*CONFIG_KEY, "metric", "step", "mean", "std", "count"])
+    rows = rows.assign(value=rows["value"].astype(float))
+    return aggregate(rows, by=(*CONFIG_KEY, "metric", "step"))
 
 
 def aggregate(per_run: pd.DataFrame, by: Sequence[str] = (*CONFIG_KEY, "metric", "quantity"),

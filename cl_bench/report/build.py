@@ -23,7 +23,9 @@ from cl_bench.report.aggregate import (
     metrics_present,
     paired_comparison,
     per_run_summary,
+    side_quantities,
     step_curves,
+    task_id_curves,
 )
 from cl_bench.report.load import MapSet, RunInfo, load_runs_with_info, read_map_file
 from cl_bench.report.report_data import ReportData, SavedFigure
@@ -85,6 +87,7 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         per_run = per_run_summary(matrices)
+    per_run = pd.concat([per_run, side_quantities(df, per_run)], ignore_index=True)
     notes += list(dict.fromkeys(str(w.message) for w in caught))
     summary = aggregate(per_run)
     final = aggregate(final_per_task(matrices), by=(*CONFIG_KEY, "metric", "task"))
@@ -231,6 +234,13 @@ def write_figures(data: ReportData, out_dir: Path) -> list[SavedFigure]:
              f"final_per_task_{metric}",
              f"Final {label} of each task (after the last task), one bar per method/strategy, "
              "error bar = std over seeds and orders.")
+    task_id = task_id_curves(data.records)
+    if not task_id.empty:
+        save(plots.plot_task_id_accuracy(task_id, colors), "task_id_accuracy",
+             "Task-identification accuracy after each training step (strategies that route "
+             "between experts): share of the test images of the tasks seen so far sent to their "
+             "own task's expert; all, defect-free and defective images apart. Line = mean over "
+             "seeds and orders, band = ± std.")
     map_sets = load_map_sets(data.runs)
     if map_sets:
         save(plots.plot_map_grid(map_sets, colors), "anomaly_maps",

@@ -158,6 +158,44 @@ def plot_average_curves(curves: pd.DataFrame, metric: str, colors: dict[str, str
     return fig
 
 
+def plot_task_id_accuracy(curves: pd.DataFrame, colors: dict[str, str]) -> Figure:
+    """Task-identification accuracy per step: panels all / good / defective images, one line
+    per method/strategy. ``curves``: :func:`cl_bench.report.aggregate.task_id_curves`."""
+    kinds = [k for k in ("task_id_acc", "task_id_acc_good", "task_id_acc_defective")
+             if (curves["metric"] == k).any()]
+    titles = {"task_id_acc": "all test images", "task_id_acc_good": "defect-free images",
+              "task_id_acc_defective": "defective images"}
+    fig = Figure(figsize=(4.2 * len(kinds), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(kinds), squeeze=False)[0]
+    configs = sorted({(m, s, bool(t)) for m, s, t in
+                      curves[["method", "strategy", "task_aware"]].itertuples(index=False)},
+                     key=config_sort_key)
+    linestyles = _styles([c[1] for c in configs], _LINESTYLES)
+    for ax, kind in zip(axes, kinds, strict=True):
+        part = curves[curves["metric"] == kind]
+        for method, strategy, task_aware in configs:
+            line = part[(part["method"] == method) & (part["strategy"] == strategy)
+                        & (part["task_aware"] == task_aware)].sort_values("step")
+            x = line["step"].to_numpy() + 1
+            mean, std = line["mean"].to_numpy(float), line["std"].to_numpy(float)
+            ax.plot(x, mean, color=colors.get(method, "black"), ls=linestyles[strategy],
+                    marker="o", ms=3, label=config_label(method, strategy, task_aware))
+            band = np.isfinite(std)
+            if band.any():
+                ax.fill_between(x[band], (mean - std)[band], (mean + std)[band],
+                                color=colors.get(method, "black"), alpha=0.15, lw=0)
+        ax.set_title(titles[kind], fontsize=9)
+        ax.set_ylim(-0.02, 1.02)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("number of tasks trained")
+        ax.set_ylabel("task-ID accuracy (seen tasks)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Task-identification accuracy over the training steps (mean ± std)",
+                 fontsize=10)
+    return fig
+
+
 def plot_heatmaps(aggs: Sequence[MatrixAggregate], colors: dict[str, str]) -> Figure:
     """R-matrix heatmaps (mean over seeds, values written in), one panel per method/strategy.
 

@@ -20,6 +20,7 @@ from cl_bench.report.aggregate import (
     LOWER_IS_BETTER,
     QUANTITIES,
     QUANTITY_LABELS,
+    SIDE_QUANTITIES,
     WILCOXON_TOO_FEW,
     MatrixAggregate,
     config_label,
@@ -216,7 +217,7 @@ def _configs(frame: pd.DataFrame) -> list[tuple[str, str, bool]]:
 
 
 def summary_table(agg: pd.DataFrame, metric: str, fpr_limit: float = DEFAULT_FPR_LIMIT,
-                  quantities: Sequence[str] = QUANTITIES) -> Table:
+                  quantities: Sequence[str] = (*QUANTITIES, *SIDE_QUANTITIES)) -> Table:
     """Method x strategy rows; ACC, FM, BWT, FWT, retention, intransigence (with a joint run)
     and final pooled columns. ``fpr_limit``: eval.pro_fpr_limit of the runs (AU-PRO's label and
     chance level)."""
@@ -241,6 +242,10 @@ def summary_table(agg: pd.DataFrame, metric: str, fpr_limit: float = DEFAULT_FPR
         f"c = {chance:g} (NaN where the tasks learnt on average less than {RETENTION_MARGIN:g} "
         "above c)" if chance is not None else
         "retention is undefined for this metric (its chance level is the share of positives)")
+    side_note = ("; task-ID acc = share of the seen tasks' test images routed to their own "
+                 "task's expert after the final task (good/defective: those images only); "
+                 "memory/task = MB of experts and keys held after the final task / T"
+                 if any(q in SIDE_QUANTITIES for q in present) else "")
     intransigence_note = (
         "intransigence = mean_j (R*_j - R[j,j]), R*_j = final value of the joint model of the "
         "same detector on task j (Chaudhry et al. 2018; lower is better); "
@@ -252,7 +257,7 @@ def summary_table(agg: pd.DataFrame, metric: str, fpr_limit: float = DEFAULT_FPR
                  "(R[l,j] - R[T-1,j]) (lower is better); BWT = mean_{j<T-1} (R[T-1,j] - R[j,j]); "
                  f"FWT = mean_{{j>=1}} (R[j-1,j] - b_j); {retention_note}; "
                  f"{intransigence_note}pooled = task-agnostic metric over all test sets after the "
-                 "final task. Bold: best continual method per column (joint and the "
+                 f"final task{side_note}. Bold: best continual method per column (joint and the "
                  "task-aware oracle are references and do not compete)."),
         row_header="method / strategy", rows=[config_label(*c) for c in configs],
         columns=[QUANTITY_LABELS.get(q, q) for q in present], column_ids=present, mean=mean,

@@ -21,7 +21,8 @@ from strategies.registry import (
     strategy_names,
 )
 
-BUILT_IN = ["naive", "replay", "ewc", "si", "feature_distillation", "joint", "independent"]
+BUILT_IN = ["naive", "replay", "ewc", "si", "feature_distillation", "routing", "joint",
+            "independent"]
 
 
 class ToyOptions(StrategyOptions):

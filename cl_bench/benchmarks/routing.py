@@ -1,0 +1,114 @@
+"""Which task router to ship: task-identification accuracy of each router kind, measured.
+
+``python -m cl_bench.benchmarks.routing [--data synthetic|PATH] [--size 128]``
+
+For every category of the data set (alphabetical), the frozen teacher's pooled descriptors of
+its **training** images build that task's key (:class:`strategies.routing.router.TaskRouter`);
+after each step t (tasks 0..t seen) every test image of a seen task is routed and counted as
+right when it lands on its own task. Test labels serve only to split the count into good and
+defective images. Printed per kind: accuracy over all steps' seen-task images (good, defective),
+the accuracy after the last step, and the worst step. No training: the router needs the teacher
+only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from strategies.backbones import build_teacher
+from strategies.routing.router import ROUTER_KINDS, TaskRouter, pooled_descriptor
+
+
+def _descriptors(teacher, dataset, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    from torch.utils.data import DataLoader
+
+    parts, labels = [], []
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            parts.append(pooled_descriptor(teacher(batch[0])))
+            labels.append(batch[1])
+    return torch.cat(parts), torch.cat(labels)
+
+
+def measure(root, image_size: int, backbone: str = "efficientnet_lite0",
+            weights: str = "imagenet") -> dict[str, dict[str, float]]:
+    """Per router kind: accuracies (all steps pooled, last step, worst step), good/defective."""
+    from cl_bench.data import build_benchmark
+
+    tasks = build_benchmark(root, image_size=image_size)
+    teacher = build_teacher(backbone, weights)
+    train = [_descriptors(teacher, d)[0] for d in tasks.train_datasets]
+    test = [_descriptors(teacher, d) for d in tasks.test_datasets]
+    results = {}
+    for kind in ROUTER_KINDS:
+        router = TaskRouter(kind, teacher.channels)
+        right = {"good": 0, "defective": 0}
+        total = {"good": 0, "defective": 0}
+        per_step = []
+        ratios: list[torch.Tensor] = []
+        for step, z in enumerate(train):
+            router.add_task(z)
+            step_right = step_total = 0
+            last = {"good": [0, 0], "defective": [0, 0]}
+            for j in range(step + 1):
+                z_test, y = test[j]
+                dist = router.distances(z_test)
+                hit = dist.argmin(dim=1) == j
+                if step == len(train) - 1:
+                    others = torch.cat([dist[:, :j], dist[:, j + 1:]], dim=1)
+                    if others.shape[1]:
+                        ratios.append(others.min(dim=1).values / dist[:, j].clamp_min(1e-12))
+                for name, mask in (("good", y == 0), ("defective", y == 1)):
+                    right[name] += int(hit[mask].sum())
+                    total[name] += int(mask.sum())
+                    last[name][0] += int(hit[mask].sum())
+                    last[name][1] += int(mask.sum())
+                step_right += int(hit.sum())
+                step_total += len(hit)
+            per_step.append(step_right / step_total)
+        results[kind] = {
+            "all_steps_good": right["good"] / total["good"],
+            "all_steps_defective": right["defective"] / total["defective"],
+            "last_step_good": last["good"][0] / last["good"][1],
+            "last_step_defective": last["defective"][0] / last["defective"][1],
+            "worst_step": min(per_step),
+            # after the last step: nearest other task's distance / own task's distance, the
+            # smallest over the test images (> 1: every image routed right, with that margin)
+            "min_margin_ratio": float(torch.cat(ratios).min()) if ratios else float("nan"),
+        }
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="synthetic",
+                        help="'synthetic' (the default generated set) or a dataset folder")
+    parser.add_argument("--size", type=int, default=128, help="image size (pixels)")
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--categories", type=int, default=5, help="synthetic categories (<= 12)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    if args.data == "synthetic":
+        from cl_bench.data import ensure_synthetic
+
+        root = ensure_synthetic(n_categories=args.categories, n_train=20, n_test=20,
+                                size=args.size, seed=0)
+    else:
+        root = Path(args.data)
+    results = measure(root, args.size, args.backbone)
+    print(f"data {args.data}, {args.size} px, teacher {args.backbone}")
+    print("| router | all steps good | all steps defective | last step good | "
+          "last step defective | worst step | min margin ratio |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for kind, r in results.items():
+        print(f"| {kind} | {r['all_steps_good']:.3f} | {r['all_steps_defective']:.3f} | "
+              f"{r['last_step_good']:.3f} | {r['last_step_defective']:.3f} | "
+              f"{r['worst_step']:.3f} | {r['min_margin_ratio']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""The ``routing`` strategy: one expert per task, chosen at test time by a task router.
+
+After each task the trained students (the detector's ``state_dict``; the frozen teacher is
+shared and never stored) are kept as that task's *expert*, optionally in float16, and the task's
+key is added to the :class:`~strategies.routing.router.TaskRouter` from the teacher's features of
+the task's training images. The next task trains from the previous expert (``init: warm``,
+the default) or from the untrained initial students (``init: fresh``: then every expert is
+trained exactly as the ``independent`` oracle trains its detector for that task).
+
+In evaluation, :meth:`RoutingPlugin.score_batch` replaces the detector
+(:meth:`strategies.avalanche_strategy.DistillationStrategy.forward` calls the first plugin that
+has it): one teacher pass per batch serves routing and scoring (the teacher is read through the
+teacher cache; without the run's cache a cache for the batch is attached for the call), each
+image goes to the expert of its nearest key, and its features, anomaly map and image score come
+from that expert (its own calibration included). Before the first task is trained (the
+untrained row) there is no expert and the detector scores as for every strategy.
+
+Task-identification counts (routed to its own task or not, good and defective images apart)
+are kept per evaluated task for the tasks that have an expert; :meth:`eval_metrics` returns
+them with the memory held, for the records (metric names in :data:`ROUTING_METRICS`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from avalanche.training.plugins import SupervisedPlugin
+from torch import Tensor
+
+from strategies.detectors.base import DetectorOutput
+from strategies.routing.router import RouterKind, TaskRouter, pooled_descriptor
+from strategies.teacher_cache import (
+    CachedTeacher,
+    FeatureStore,
+    attach_teacher_cache,
+    detach_teacher_cache,
+)
+
+#: metrics the plugin adds to a step's records: per seen task and pooled over the seen tasks
+ROUTING_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb")
+_MB = 1024 * 1024
+
+
+@dataclass
+class ScoredOutput(DetectorOutput):
+    """A :class:`DetectorOutput` whose anomaly maps are already computed (by each image's own
+    expert); the strategy uses ``anomaly_map`` instead of its detector's map function."""
+
+    anomaly_map: Tensor | None = None
+
+
+def _stored(state: dict[str, Tensor], dtype: torch.dtype | None) -> dict[str, Tensor]:
+    """A CPU copy of a state dict; floating tensors cast to ``dtype`` when given."""
+    out = {}
+    for key, value in state.items():
+        value = value.detach().to("cpu", copy=True)
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        out[key] = value
+    return out
+
+
+def _nbytes(tensors: Iterable[Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+class RoutingPlugin(SupervisedPlugin):
+    """Experts per task plus a task router (module docstring).
+
+    ``router``: the key kind (:data:`strategies.routing.router.ROUTER_KINDS`);
+    ``init``: ``warm`` (each expert starts from the previous one) or ``fresh`` (from the
+    untrained students); ``expert_dtype``: ``float32`` or ``float16`` (storage only: an expert is
+    cast back to the detector's dtype when it scores).
+    """
+
+    def __init__(self, router: RouterKind = "prototype_cosine",
+                 init: Literal["warm", "fresh"] = "warm",
+                 expert_dtype: Literal["float32", "float16"] = "float32") -> None:
+        super().__init__()
+        if init not in ("warm", "fresh"):
+            raise ValueError(f"routing init {init!r}: use 'warm' or 'fresh'")
+        if expert_dtype not in ("float32", "float16"):
+            raise ValueError(f"routing expert_dtype {expert_dtype!r}: use float32 or float16")
+        self.router_kind = router
+        self.init = init
+        self.expert_dtype = expert_dtype
+        self.router: TaskRouter | None = None
+        self.experts: list[dict[str, Tensor]] = []
+        self.initial: dict[str, Tensor] | None = None  # fresh: the untrained students
+        self._scorer = None  # a copy of the detector (shared teacher) that experts load into
+        self._loaded: int | None = None  # the expert now in the scorer
+        self._counts: dict[int, list[int]] = {}  # task -> [good right, good, defect right, defect]
+
+    # ---- training ---------------------------------------------------------------------------
+    def before_training_exp(self, strategy, **kwargs) -> None:
+        if self.init != "fresh":
+            return
+        if self.initial is None:
+            self.initial = _stored(strategy.model.state_dict(), None)
+        else:
+            strategy.model.load_state_dict(self.initial)
+
+    def after_training_exp(self, strategy, **kwargs) -> None:
+        """Keep the trained students as this task's expert and add the task's key (after the
+        strategy's own calibration, which runs first)."""
+        dtype = torch.float16 if self.expert_dtype == "float16" else None
+        self.experts.append(_stored(strategy.model.state_dict(), dtype))
+        self._router(strategy).add_task(self._training_descriptors(strategy))
+        self._loaded = None
+
+    def _router(self, strategy) -> TaskRouter:
+        if self.router is None:
+            self.router = TaskRouter(self.router_kind, strategy.detector.teacher.channels)
+        return self.router
+
+    @torch.no_grad()
+    def _training_descriptors(self, strategy) -> Tensor:
+        from torch.utils.data import DataLoader
+
+        teacher = strategy.detector.teacher
+        parts = []
+        loader = DataLoader(strategy.experience.dataset, batch_size=strategy.eval_mb_size,
+                            shuffle=False)
+        with strategy._autocast():
+            for batch in loader:
+                parts.append(pooled_descriptor(teacher(batch[0].to(strategy.device))))
+        return torch.cat(parts)
+
+    # ---- evaluation ---------------------------------------------------------------------------
+    def before_eval(self, strategy, **kwargs) -> None:
+        self._counts = {}
+
+    @torch.no_grad()
+    def score_batch(self, strategy, images: Tensor) -> DetectorOutput:
+        """Route each image to its expert and score it there (one teacher pass)."""
+        detector = strategy.detector
+        if not self.experts:  # the untrained row: no expert yet
+            with strategy._autocast():
+                return detector(images)
+        own_cache = not isinstance(detector.teacher, CachedTeacher)
+        if own_cache:  # one teacher pass per batch even when the run's cache is off
+            attach_teacher_cache(detector, FeatureStore(max_mb=1e9, dtype=torch.float32))
+        try:
+            return self._score(strategy, images)
+        finally:
+            if own_cache:
+                detach_teacher_cache(detector)
+
+    def _score(self, strategy, images: Tensor) -> ScoredOutput:
+        detector = strategy.detector
+        with strategy._autocast():
+            teacher = detector.teacher(images)
+        routed = self._router(strategy).route(pooled_descriptor(teacher)).to(images.device)
+        self._count(strategy, routed)
+        scorer = self._scorer_for(strategy)
+        size = tuple(images.shape[-2:])
+        maps = torch.empty((images.shape[0], 1, *size), device=images.device)
+        students: dict[str, list[Tensor]] = {}
+        parts: list[tuple[Tensor, DetectorOutput]] = []
+        for expert in routed.unique().tolist():
+            index = (routed == expert).nonzero().flatten()
+            if self._loaded != expert:
+                scorer.load_state_dict(self.experts[expert])
+                self._loaded = expert
+            with strategy._autocast():
+                out = scorer(images[index])
+            maps[index] = scorer.anomaly_map_from_output(out, size).float()
+            parts.append((index, out))
+        for branch in parts[0][1].students:
+            levels = []
+            for level, reference in enumerate(parts[0][1].students[branch]):
+                full = reference.new_empty((images.shape[0], *reference.shape[1:]))
+                for index, out in parts:
+                    full[index] = out.students[branch][level]
+                levels.append(full)
+            students[branch] = levels
+        return ScoredOutput(teacher=list(teacher), students=students, anomaly_map=maps)
+
+    def _scorer_for(self, strategy):
+        if self._scorer is None or self._scorer[0] is not strategy.model:
+            scorer = copy.deepcopy(strategy.model)  # shares the frozen (cached) teacher
+            scorer.eval()
+            self._scorer = (strategy.model, scorer)
+            self._loaded = None
+        return self._scorer[1]
+
+    def _count(self, strategy, routed: Tensor) -> None:
+        task = int(strategy.experience.current_experience)
+        if task >= len(self.experts):  # no expert yet: its images cannot be routed right
+            return
+        labels = strategy.mb_y.to(routed.device)
+        right = routed == task
+        counts = self._counts.setdefault(task, [0, 0, 0, 0])
+        for offset, mask in ((0, labels == 0), (2, labels != 0)):
+            counts[offset] += int(right[mask].sum())
+            counts[offset + 1] += int(mask.sum())
+
+    # ---- records ----------------------------------------------------------------------------
+    def memory_bytes(self) -> dict[int, int]:
+        """Bytes held per task: its expert plus its key."""
+        router = self.router
+        return {t: _nbytes(e.values()) + (router.key_nbytes(t) if router else 0)
+                for t, e in enumerate(self.experts)}
+
+    def eval_metrics(self) -> tuple[dict[int, dict[str, float]], dict[str, float]]:
+        """(per task, pooled over the seen tasks) task-identification accuracy of the last
+        evaluation (all, good, defective images) and memory held (MB). Per task: the expert and
+        key of that task; pooled: everything held (with ``init: fresh`` the initial students
+        too). Accuracies are left out where a task has no image of the kind."""
+        def accuracies(c: list[int]) -> dict[str, float]:
+            out = {}
+            if c[1] + c[3]:
+                out["task_id_acc"] = (c[0] + c[2]) / (c[1] + c[3])
+            if c[1]:
+                out["task_id_acc_good"] = c[0] / c[1]
+            if c[3]:
+                out["task_id_acc_defective"] = c[2] / c[3]
+            return out
+
+        memory = self.memory_bytes()
+        per_task = {t: {**accuracies(c), "memory_mb": memory.get(t, 0) / _MB}
+                    for t, c in self._counts.items()}
+        pooled: dict[str, float] = {}
+        if self._counts:
+            pooled.update(accuracies([sum(c[k] for c in self._counts.values())
+                                      for k in range(4)]))
+        if self.experts:
+            held = sum(memory.values()) + (_nbytes(self.initial.values()) if self.initial else 0)
+            pooled["memory_mb"] = held / _MB
+        return per_task, pooled
+
+    # ---- resumable state ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"router_kind": self.router_kind, "init": self.init,
+                "expert_dtype": self.expert_dtype,
+                "experts": [dict(e) for e in self.experts],
+                "router": self.router.state_dict() if self.router is not None else None,
+                "initial": dict(self.initial) if self.initial is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any], strategy=None) -> None:
+        for key in ("router_kind", "init", "expert_dtype"):
+            if state[key] != getattr(self, key):
+                raise ValueError(f"saved routing state has {key}={state[key]!r}, this run "
+                                 f"{getattr(self, key)!r}; resume with the configuration the "
+                                 "run started with")
+        self.experts = [{k: v.cpu() for k, v in e.items()} for e in state["experts"]]
+        self.initial = ({k: v.cpu() for k, v in state["initial"].items()}
+                        if state["initial"] is not None else None)
+        self.router = None
+        if state["router"] is not None:
+            self.router = TaskRouter(state["router"]["kind"], state["router"]["channels"])
+            self.router.load_state_dict(state["router"])
+        self._scorer = None
+        self._loaded = None
