@@ -126,3 +126,28 @@ def test_example_strategy_through_plugins(installed_example, fresh_registry, mon
     assert spec.source == "cl_bench_example.strategy"
     (plugin,) = spec.build_plugins(cfg.strategy.l2_anchor, 0)
     assert plugin.alpha == 0.5
+
+
+def test_example_strategy_changes_the_loss(installed_example, fresh_registry,
+                                           monkeypatch) -> None:
+    """l2_anchor adds alpha * ||theta - theta*||^2 once an anchor exists (not a no-op)."""
+    import types
+
+    import torch
+
+    monkeypatch.syspath_prepend(str(installed_example))
+    validate({"plugins": ["cl_bench_example.strategy"]})
+    (plugin,) = strategy_registry.get_strategy("l2_anchor").build_plugins(
+        strategy_registry.get_strategy("l2_anchor").options(alpha=2.0), 0)
+    model = torch.nn.Linear(3, 1)
+    strategy = types.SimpleNamespace(model=model, loss=torch.tensor(1.0), device="cpu")
+    plugin.before_backward(strategy)
+    assert float(strategy.loss) == 1.0  # no anchor before the first task ends
+    plugin.after_training_exp(strategy)
+    with torch.no_grad():
+        model.weight += 0.5  # 3 weights moved by 0.5: penalty 2 * 3 * 0.25 = 1.5
+    plugin.before_backward(strategy)
+    assert float(strategy.loss) == pytest.approx(2.5)
+    restored = type(plugin)(2.0)
+    restored.load_state_dict(plugin.state_dict(), strategy)
+    assert set(restored.anchor) == {"weight", "bias"}
