@@ -58,6 +58,9 @@ class StepEntry(TypedDict, total=False):
     peak_rss_mb: float
     peak_cuda_mb: float
     teacher_cache: dict[str, float]
+    state_mb: float  # the detector's state after the step (memory_stats)
+    memory_bank_patches: int  # PatchCore
+    memory_bank_mb: float  # PatchCore
 
 
 class ManifestData(TypedDict, total=False):

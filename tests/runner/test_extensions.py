@@ -18,6 +18,7 @@ from cl_bench import extensions
 from cl_bench.cli import main
 from cl_bench.config import validate
 from cl_bench.errors import ConfigError
+from strategies import registry as strategy_registry
 from strategies.detectors import detector_names, get_detector
 from strategies.detectors import registry as detector_registry
 
@@ -29,9 +30,12 @@ def fresh_registry(monkeypatch):
     """Entry points looked up again; what a test registers is removed afterwards."""
     monkeypatch.setattr(extensions, "_loaded_groups", set())
     before = dict(detector_registry._REGISTRY)
+    strategies_before = dict(strategy_registry._specs)
     yield
     detector_registry._REGISTRY.clear()
     detector_registry._REGISTRY.update(before)
+    strategy_registry._specs.clear()
+    strategy_registry._specs.update(strategies_before)
     for name in [m for m in sys.modules if m.startswith(("cl_bench_example", "my_tiny_plugin"))]:
         del sys.modules[name]
 
@@ -72,6 +76,16 @@ def test_example_detector_is_listed_run_and_reported(installed_example, fresh_re
     tables = "\n".join(p.read_text() for p in (run_dir / "report").rglob("*.md"))
     assert "mean_distance" in tables
 
+    # a sweep of the plugin detector over two seeds: two cells, one combined report
+    sweep = {**raw, "model": {**raw["model"], "methods": ["mean_distance"]},
+             "grid": {"seeds": [0, 1]}}
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text(yaml.safe_dump(sweep))
+    assert main(["sweep", str(sweep_file), "--out", str(tmp_path / "sweep")]) == 0
+    assert len(list((tmp_path / "sweep").glob("*/*/records.csv"))) == 2
+    combined = (tmp_path / "sweep" / "tiny" / "report" / "report.md").read_text()
+    assert "mean_distance" in combined
+
 
 def test_plugins_module_registers_before_validation(fresh_registry, monkeypatch,
                                                     tmp_path) -> None:
@@ -102,9 +116,38 @@ def test_plugin_import_errors_name_the_module_and_cause(fresh_registry, monkeypa
 
 
 def test_example_strategy_through_plugins(installed_example, fresh_registry, monkeypatch) -> None:
-    pytest.importorskip("strategies.registry", reason="the strategy registry (issue 15) is "
-                        "not on this branch yet")
     monkeypatch.syspath_prepend(str(installed_example))
+    with pytest.raises(ConfigError, match="l2_anchor"):
+        validate({"strategy": {"name": "l2_anchor"}})  # not imported: unknown
     cfg = validate({"plugins": ["cl_bench_example.strategy"],
-                    "strategy": {"name": "l2_anchor"}})
+                    "strategy": {"name": "l2_anchor", "l2_anchor": {"alpha": 0.5}}})
     assert cfg.strategy.name == "l2_anchor"
+    spec = strategy_registry.get_strategy("l2_anchor")
+    assert spec.source == "cl_bench_example.strategy"
+    (plugin,) = spec.build_plugins(cfg.strategy.l2_anchor, 0)
+    assert plugin.alpha == 0.5
+
+
+def test_example_strategy_changes_the_loss(installed_example, fresh_registry,
+                                           monkeypatch) -> None:
+    """l2_anchor adds alpha * ||theta - theta*||^2 once an anchor exists (not a no-op)."""
+    import types
+
+    import torch
+
+    monkeypatch.syspath_prepend(str(installed_example))
+    validate({"plugins": ["cl_bench_example.strategy"]})
+    (plugin,) = strategy_registry.get_strategy("l2_anchor").build_plugins(
+        strategy_registry.get_strategy("l2_anchor").options(alpha=2.0), 0)
+    model = torch.nn.Linear(3, 1)
+    strategy = types.SimpleNamespace(model=model, loss=torch.tensor(1.0), device="cpu")
+    plugin.before_backward(strategy)
+    assert float(strategy.loss) == 1.0  # no anchor before the first task ends
+    plugin.after_training_exp(strategy)
+    with torch.no_grad():
+        model.weight += 0.5  # 3 weights moved by 0.5: penalty 2 * 3 * 0.25 = 1.5
+    plugin.before_backward(strategy)
+    assert float(strategy.loss) == pytest.approx(2.5)
+    restored = type(plugin)(2.0)
+    restored.load_state_dict(plugin.state_dict(), strategy)
+    assert set(restored.anchor) == {"weight", "bias"}

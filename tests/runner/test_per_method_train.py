@@ -43,8 +43,8 @@ def test_config_yaml_holds_the_resolved_settings_and_reloads_identically() -> No
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ({"train.per_method": {"stfpm": {"epochs": 2}}},
-     "train.per_method.stfpm: unknown method; allowed: hybrid, "),
+    ({"train.per_method": {"padim": {"epochs": 2}}},
+     "train.per_method.padim: unknown method; allowed: hybrid, patchcore, rd4ad, stpm"),
     ({"train.per_method": {"stpm": {"epoch": 2}}},
      "train.per_method.stpm.epoch: unknown key; allowed keys here: batch_size, epochs, "
      "optimizer, reset_optimizer, schedule"),

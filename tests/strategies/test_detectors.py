@@ -163,6 +163,6 @@ def test_option_validation() -> None:
     with pytest.raises(DetectorOptionError, match="must be one of"):
         build_detector("hybrid", "efficientnet_lite0", "none", weighting="gradnorm")
     with pytest.raises(DetectorOptionError, match="unknown detector"):
-        build_detector("patchcore", "efficientnet_lite0", "none")
+        build_detector("padim", "efficientnet_lite0", "none")
     with pytest.raises(DetectorOptionError, match="fusion_alpha"):
         build_detector("hybrid", "efficientnet_lite0", "none", fusion_alpha=2.0)
