@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from strategies import ewc, feature_distillation, replay, si
+from strategies import agem, cumulative, ewc, feature_distillation, mas, replay, si
 from strategies.errors import StrategyRegistryError
 from strategies.routing import options as routing
 from strategies.spec import STREAM_KINDS, StrategyOptions, StrategySpec, StreamKind
@@ -47,7 +47,7 @@ INDEPENDENT = StrategySpec(
 #: cl-bench's own strategies, in the order they are listed
 BUILTIN_SPECS: tuple[StrategySpec, ...] = (
     NAIVE, replay.SPEC, ewc.SPEC, si.SPEC, feature_distillation.SPEC, routing.SPEC, JOINT,
-    INDEPENDENT,
+    INDEPENDENT, cumulative.SPEC, mas.SPEC, agem.SPEC,
 )
 
 _specs: dict[str, StrategySpec] = {}

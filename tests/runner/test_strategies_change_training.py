@@ -13,8 +13,8 @@ from cl_bench.cell import build_strategy
 from cl_bench.data import build_benchmark, ensure_synthetic
 from cl_bench.runner import RunContext, run_experiment
 
-REGULARISED = ("ewc", "si", "feature_distillation")
-STRATEGIES = ("replay", *REGULARISED)
+REGULARISED = ("ewc", "si", "feature_distillation", "mas")
+STRATEGIES = ("replay", "cumulative", "agem", *REGULARISED)
 #: three epochs of one step each per task: a penalty and its gradient are 0 at the first step
 #: of a task (weights = previous weights); they act from the second step on
 TRAIN = {"train.epochs": 3, "eval.metrics": ["image_auroc", "pixel_auroc"],

@@ -22,7 +22,7 @@ from strategies.registry import (
 )
 
 BUILT_IN = ["naive", "replay", "ewc", "si", "feature_distillation", "routing", "joint",
-            "independent"]
+            "independent", "cumulative", "mas", "agem"]
 
 
 class ToyOptions(StrategyOptions):
