@@ -276,3 +276,18 @@ def test_incomplete_runs_are_not_paired_and_duplicates_are_an_error() -> None:
     with pytest.raises(DataError, match=r"hybrid/naive seed 0 order alphabetical.*"
                                         r"/results/x/hybrid-alphabetical-0, /results/x/again"):
         paired_comparison(pd.concat([per_run, twin]))
+
+
+def test_independent_run_is_complete_with_its_lower_triangle(tmp_path: Path) -> None:
+    """One detector per task: after step i only tasks j <= i have a detector to test."""
+    run = write_run(tmp_path / "exp", "oracle", "hybrid", 0, strategy="independent",
+                    task_aware=True)
+    records = pd.read_csv(run / "records.csv")
+    upper = (records["step"] >= 0) & (records["eval_index"] > records["step"])
+    records[~upper].to_csv(run / "records.csv", index=False)
+    (m,) = build_matrices(load_runs(tmp_path / "exp"), ["image_auroc"])
+    assert m.complete and m.steps_done == 3
+    lower = (records["step"] == 2) & (records["eval_index"] == 1)
+    records[~upper & ~lower].to_csv(run / "records.csv", index=False)
+    (m,) = build_matrices(load_runs(tmp_path / "exp"), ["image_auroc"])
+    assert not m.complete
