@@ -119,6 +119,8 @@ def test_existing_option_keys_keep_working() -> None:
     text = to_yaml(cfg)
     sections = [line.strip() for line in text.split("strategy:\n", 1)[1].splitlines()
                 if line.startswith("  ") and not line.startswith("    ")]
+    assert "per_method: {}" in sections  # strategy.per_method, empty unless given
+    sections.remove("per_method: {}")
     assert sections[:5] == ["name: ewc", "replay:", "ewc:", "si:", "feature_distillation:"]
     assert validate(cfg.model_dump(mode="json")) == cfg  # config.yaml reads back
 
