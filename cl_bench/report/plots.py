@@ -134,19 +134,8 @@ def plot_average_curves(curves: pd.DataFrame, metric: str, colors: dict[str, str
                      key=config_sort_key)
     linestyles = _styles([c[1] for c in configs], _LINESTYLES)
     for ax, quantity in zip(axes, panels, strict=True):
-        part = frame[frame["quantity"] == quantity]
-        for method, strategy, task_aware in configs:
-            line = part[(part["method"] == method) & (part["strategy"] == strategy)
-                        & (part["task_aware"] == task_aware)].sort_values("step")
-            line = line[line["mean"].notna()]
-            x, mean, std = (line["step"].to_numpy() + 1, line["mean"].to_numpy(),
-                            line["std"].to_numpy())
-            ax.plot(x, mean, color=colors.get(method, "black"), ls=linestyles[strategy],
-                    marker="o", ms=3, label=config_label(method, strategy, task_aware))
-            band = np.isfinite(std)
-            if band.any():
-                ax.fill_between(x[band], (mean - std)[band], (mean + std)[band],
-                                color=colors.get(method, "black"), alpha=0.15, lw=0)
+        _mean_std_lines(ax, frame[frame["quantity"] == quantity], configs, colors, linestyles,
+                        skip_missing=True)
         ax.set_title(titles[quantity], fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("number of tasks trained")
@@ -156,6 +145,25 @@ def plot_average_curves(curves: pd.DataFrame, metric: str, colors: dict[str, str
     fig.suptitle(f"{label} over the training steps (mean ± std over seeds and "
                  "orders)", fontsize=10)
     return fig
+
+
+def _mean_std_lines(ax, part: pd.DataFrame, configs, colors: dict[str, str],
+                    linestyles: dict[str, str], skip_missing: bool) -> None:
+    """One line per (method, strategy, task_aware) of ``part`` (columns step, mean, std) with a
+    +- std band; ``skip_missing`` joins the line over steps without a mean."""
+    for method, strategy, task_aware in configs:
+        line = part[(part["method"] == method) & (part["strategy"] == strategy)
+                    & (part["task_aware"] == task_aware)].sort_values("step")
+        if skip_missing:
+            line = line[line["mean"].notna()]
+        x = line["step"].to_numpy() + 1
+        mean, std = line["mean"].to_numpy(float), line["std"].to_numpy(float)
+        ax.plot(x, mean, color=colors.get(method, "black"), ls=linestyles[strategy],
+                marker="o", ms=3, label=config_label(method, strategy, task_aware))
+        band = np.isfinite(std)
+        if band.any():
+            ax.fill_between(x[band], (mean - std)[band], (mean + std)[band],
+                            color=colors.get(method, "black"), alpha=0.15, lw=0)
 
 
 def plot_task_id_accuracy(curves: pd.DataFrame, colors: dict[str, str]) -> Figure:
@@ -172,18 +180,8 @@ def plot_task_id_accuracy(curves: pd.DataFrame, colors: dict[str, str]) -> Figur
                      key=config_sort_key)
     linestyles = _styles([c[1] for c in configs], _LINESTYLES)
     for ax, kind in zip(axes, kinds, strict=True):
-        part = curves[curves["metric"] == kind]
-        for method, strategy, task_aware in configs:
-            line = part[(part["method"] == method) & (part["strategy"] == strategy)
-                        & (part["task_aware"] == task_aware)].sort_values("step")
-            x = line["step"].to_numpy() + 1
-            mean, std = line["mean"].to_numpy(float), line["std"].to_numpy(float)
-            ax.plot(x, mean, color=colors.get(method, "black"), ls=linestyles[strategy],
-                    marker="o", ms=3, label=config_label(method, strategy, task_aware))
-            band = np.isfinite(std)
-            if band.any():
-                ax.fill_between(x[band], (mean - std)[band], (mean + std)[band],
-                                color=colors.get(method, "black"), alpha=0.15, lw=0)
+        _mean_std_lines(ax, curves[curves["metric"] == kind], configs, colors, linestyles,
+                        skip_missing=False)
         ax.set_title(titles[kind], fontsize=9)
         ax.set_ylim(-0.02, 1.02)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
