@@ -34,7 +34,7 @@ from cl_bench.sweep.execute import (
     SKIPPED,
     CellResult,
     cell_state,
-    config_differences,
+    run_config_differences,
 )
 from cl_bench.sweep.grid import Cell, Sweep
 
@@ -83,7 +83,7 @@ def stored_config_mismatch(cell: Cell, run_dir: Path) -> str | None:
     stored = yaml.safe_load(path.read_text()) or {}
     wanted = validate(cell.config, source=f"cell {cell.run_id}").model_dump(mode="json")
     wanted["data"].pop("order_name", None)
-    diffs = config_differences(stored, wanted)
+    diffs = run_config_differences(stored, wanted)
     if not diffs:
         return None
     return (f"{run_dir} is complete but was made with a different configuration "

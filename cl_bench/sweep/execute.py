@@ -85,6 +85,13 @@ def config_differences(stored: dict, wanted: dict, prefix: str = "") -> list[str
     return diffs
 
 
+def run_config_differences(stored: dict, wanted: dict) -> list[str]:
+    """:func:`config_differences` of what each configuration runs with
+    (:func:`cl_bench.config.relevant_to_run`): a strength of another strategy, or one written
+    for another detector, never makes a finished cell "another configuration"."""
+    return config_differences(relevant_to_run(stored), relevant_to_run(wanted))
+
+
 def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -170,7 +177,7 @@ def check_same_config(run_dir: Path, cfg: Any) -> None:
         return
     stored = yaml.safe_load(path.read_text()) or {}
     wanted = cfg.model_dump(mode="json")
-    diffs = config_differences(relevant_to_run(stored), relevant_to_run(wanted))
+    diffs = run_config_differences(stored, wanted)
     if diffs:
         raise RunError(
             f"{run_dir} was made with a different configuration ({'; '.join(diffs[:5])}); "

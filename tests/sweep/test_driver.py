@@ -125,6 +125,29 @@ def test_complete_cell_with_another_config_is_not_reused(
     assert len(fake_runner.calls) == 1  # the completed folder was left alone
 
 
+def test_complete_cell_is_reused_when_only_another_strategys_strength_changed(
+        tmp_path: Path, fake_runner: FakeRunner) -> None:
+    from cl_bench.sweep.driver import plan
+
+    def fd_sweep(ewc_lambda: float, alpha: float):
+        per_method = {"stpm": {"ewc": {"ewc_lambda": ewc_lambda},
+                               "feature_distillation": {"alpha": alpha}}}
+        return sweep({"seeds": [0]}, strategy={"name": "feature_distillation",
+                                               "per_method": per_method})
+
+    run_sweep(fd_sweep(1.0, 10.0), tmp_path, report=False, log=lambda _: None)
+    # the EWC strength cannot change a feature-distillation cell: skipped, not refused
+    (planned,) = plan(fd_sweep(0.1, 10.0), tmp_path)
+    assert planned.action == "skip (complete)"
+    outcome = run_sweep(fd_sweep(0.1, 10.0), tmp_path, report=False, log=lambda _: None)
+    assert [r.status for r in outcome.results.values()] == ["skipped"]
+    # its own strength does
+    (planned,) = plan(fd_sweep(1.0, 1.0), tmp_path)
+    assert planned.action == "fail (other config)"
+    assert "alpha: 10.0 in the folder, 1.0 now" in planned.mismatch
+    assert len(fake_runner.calls) == 1
+
+
 def test_dry_run_and_exit_code(tmp_path: Path, fake_runner: FakeRunner,
                                capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "s.yaml"
