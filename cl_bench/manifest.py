@@ -166,6 +166,45 @@ class Manifest:
     def status(self) -> str:
         return self.data.get("status", "unknown")
 
+    @property
+    def run_id(self) -> str | None:
+        return self.data.get("run_id")
+
+    @property
+    def cells(self) -> dict[str, CellEntry]:
+        """Every cell started so far, by key ``<method>/seed<s>`` (empty before the first)."""
+        return self.data.get("cells", {})
+
+    @property
+    def categories(self) -> list[str]:
+        return list(self.data.get("categories") or [])
+
+    def describe_run(self, **fields: Any) -> None:
+        """Set the run-level facts learnt once the run is prepared (device, data, order, ...)."""
+        self.data.update(fields)  # type: ignore[typeddict-item]
+
+    def add_time(self, seconds: float) -> None:
+        """Add ``seconds`` of wall time to ``total_s`` (summed over the run's sessions)."""
+        self.data["total_s"] = self.data.get("total_s", 0.0) + seconds
+
+    def note_resumed(self) -> None:
+        """A new session resumes the run: keep the last error among ``earlier_errors``, forget
+        what interrupted it and add the time to ``resumed``."""
+        if self.data.get("error"):
+            self.data.setdefault("earlier_errors", []).append(self.data["error"])
+        self.data.pop("interrupted_by", None)
+        self.data.setdefault("resumed", []).append(utc_now())
+
+    def mark_interrupted(self, signal_name: str) -> None:
+        """Status ``interrupted``, with the signal that stopped the run (saved)."""
+        self.data["interrupted_by"] = signal_name
+        self.mark("interrupted")
+
+    def mark_complete(self) -> None:
+        """Status ``complete`` with the time it finished (saved)."""
+        self.data["finished"] = utc_now()
+        self.mark("complete")
+
     def start_cell(self, key: str) -> CellEntry:
         """The entry of cell ``key`` (``<method>/seed<s>``); made (running, no step) when new."""
         return self.data.setdefault("cells", {}).setdefault(

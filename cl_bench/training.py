@@ -20,7 +20,7 @@ import torch
 
 from cl_bench.config import TrainSettings
 from cl_bench.metrics import image_auroc, pixel_auroc
-from cl_bench.run_context import seed_everything, step_seed
+from cl_bench.seeding import seed_everything, step_seed
 from strategies.avalanche_strategy import DistillationStrategy
 from strategies.detectors.base import AnomalyDetector
 from strategies.optimizers import build_optimizer

@@ -32,7 +32,7 @@ def test_import_contracts_are_kept():
     from importlinter.api import read_configuration
 
     contracts = read_configuration(str(ROOT / "pyproject.toml"))["contracts_options"]
-    assert len(contracts) >= 5, contracts
+    assert len(contracts) >= 6, contracts
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     proc = subprocess.run([_lint_imports(), "--no-cache", "--no-logo", "pyproject.toml"],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cl_bench.errors import DataError
-from cl_bench.run_layout import MapName, RunLayout, map_file_name, parse_map_name
+from cl_bench.run.layout import MapName, RunLayout, map_file_name, parse_map_name
 
 
 def test_paths_of_a_run_folder(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import torch
 from cl_bench.commands.train_one import predict
 from cl_bench.config import validate
 from cl_bench.data import MVTecDataset, ensure_synthetic
-from cl_bench.runner import run_experiment
+from cl_bench.run.experiment import run_experiment
 from cl_bench.training import (
     image_and_pixel_auroc,
     seed_for_build,

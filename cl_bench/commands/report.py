@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from cl_bench.errors import ConfigError
-from cl_bench.run_layout import REPORT
+from cl_bench.run.layout import REPORT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cl_bench.errors import ConfigError
 from cl_bench.progress_settings import DEFAULT_INTERVAL_S, MODES
-from cl_bench.run_layout import RunLayout
+from cl_bench.run.layout import RunLayout
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from cl_bench.config import load_config
     from cl_bench.progress_settings import resolve_progress
-    from cl_bench.runner import run_experiment
+    from cl_bench.run.experiment import run_experiment
 
     if args.resume:
         if args.config or args.overrides:

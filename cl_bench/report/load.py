@@ -22,7 +22,7 @@ import yaml
 
 from cl_bench.errors import DataError
 from cl_bench.records import COLUMNS
-from cl_bench.run_layout import OUTPUT_DIRS, RECORDS, RunLayout, parse_map_name
+from cl_bench.run.layout import OUTPUT_DIRS, RECORDS, RunLayout, parse_map_name
 
 #: the columns of ``records.csv`` in the order the runner writes them (:mod:`cl_bench.records`)
 RECORD_COLUMNS = tuple(COLUMNS)

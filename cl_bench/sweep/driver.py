@@ -23,7 +23,7 @@ import yaml
 from cl_bench.config import validate
 from cl_bench.errors import ConfigError, DataError
 from cl_bench.io import atomic_write_json
-from cl_bench.run_layout import RunLayout
+from cl_bench.run.layout import RunLayout
 from cl_bench.sweep.execute import (
     COMPLETE,
     DONE,

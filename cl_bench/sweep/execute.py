@@ -24,7 +24,7 @@ from typing import Any
 from cl_bench.config import relevant_to_run
 from cl_bench.data.orders import same_order
 from cl_bench.errors import RunError
-from cl_bench.run_layout import CHECKPOINTS, RunLayout
+from cl_bench.run.layout import CHECKPOINTS, RunLayout
 from cl_bench.sweep.grid import Cell
 
 #: the state of a cell folder before the sweep runs it
@@ -148,7 +148,7 @@ def execute_cell(cell: Cell, out_root: str, echo: Callable[[str], None] | None =
 
 
 def _run(cell: Cell, out_root: Path, run_dir: Path, log: Callable[[str], None]) -> str:
-    from cl_bench.runner import run_experiment
+    from cl_bench.run.experiment import run_experiment
 
     cfg = resolve_cell_config(cell)
     state = cell_state(run_dir)

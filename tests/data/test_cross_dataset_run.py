@@ -13,7 +13,7 @@ from layout_fixtures import make_visa
 from cl_bench.config import validate
 from cl_bench.report.build import write_report
 from cl_bench.report.load import load_runs, read_map_file
-from cl_bench.runner import run_experiment
+from cl_bench.run.experiment import run_experiment
 
 VISA = {"candle": {"train": ["0000", "0001", "0002", "0003"], "test_normal": ["0004", "0005"],
                    "test_anomaly": ["000", "001"]}}

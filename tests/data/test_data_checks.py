@@ -80,7 +80,7 @@ def test_prepare_run_says_empty_masks_on_the_console_and_for_the_manifest(tiny_r
     """A run states every empty mask of a defective image before training: on the console and
     in the notes that the runner writes into ``manifest.json`` (``warnings``)."""
     from cl_bench.config import validate
-    from cl_bench.runner import prepare_run
+    from cl_bench.run.experiment import prepare_run
 
     mask = write_image(tiny_root / "widget/ground_truth/scratch/001_mask.png",
                        np.zeros((24, 24), dtype=np.uint8))

@@ -9,7 +9,7 @@ from layout_fixtures import VISA_PLAN, make_btad, make_visa
 from cl_bench.config import validate
 from cl_bench.data import ImageCache, Source, Sources, build_benchmark, list_categories
 from cl_bench.errors import ConfigError, DataError
-from cl_bench.runner import data_root
+from cl_bench.run.experiment import data_root
 
 
 @pytest.fixture

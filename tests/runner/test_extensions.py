@@ -1,12 +1,16 @@
 """The extension API: the out-of-tree example package (examples/cl_bench_example), installed
-with pip into a temporary folder, is found through its entry point, listed, validated, run and
-reported; a run config's ``plugins`` modules are imported first, and an import error names the
-module and its cause."""
+with pip (into a temporary folder, and editable with ``pip install -e`` into a fresh virtual
+environment), is found through its entry point, listed, validated, run and reported; a run
+config's ``plugins`` modules are imported first, and an import error names the module and its
+cause."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pandas as pd
@@ -151,3 +155,34 @@ def test_example_strategy_changes_the_loss(installed_example, fresh_registry,
     restored = type(plugin)(2.0)
     restored.load_state_dict(plugin.state_dict(), strategy)
     assert set(restored.anchor) == {"weight", "bias"}
+
+
+def test_example_installed_editable_in_a_fresh_environment_is_listed(tmp_path) -> None:
+    """``pip install -e`` as a researcher does it, into a new virtual environment that sees this
+    one's packages (torch, Avalanche, cl-bench) through a ``.pth`` file: the detector is found
+    through its entry point, and imported from the source folder (editable, not a copy)."""
+    source = tmp_path / "example"  # not the package name: cwd would import it as a namespace
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    env_dir = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
+                              "print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    here = [sysconfig.get_paths()["purelib"], str(EXAMPLE.parents[1])]
+    (Path(purelib) / "cl_bench_parent.pth").write_text("\n".join(here) + "\n")
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "-e", str(source),
+         "--no-deps", "--no-build-isolation", "--no-index", "--quiet"],
+        capture_output=True, text=True, timeout=600)
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ""}
+    listed = subprocess.run([str(python), "-m", "cl_bench.cli", "list"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert listed.returncode == 0, listed.stderr
+    line = next(row for row in listed.stdout.splitlines() if "mean_distance" in row)
+    assert "cl_bench_example.detector:SPEC" in line
+    where = subprocess.run([str(python), "-c", "import cl_bench_example; "
+                            "print(cl_bench_example.__file__)"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert Path(where.stdout.strip()).resolve().is_relative_to(source.resolve()), where

@@ -10,7 +10,7 @@ import torch
 from fault_helpers import cli, fake_run, snapshot, write_config
 
 from cl_bench.errors import ConfigError
-from cl_bench.runner import run_experiment
+from cl_bench.run.experiment import run_experiment
 from strategies.detectors.base import LossResult
 from strategies.detectors.stpm import STPM
 from strategies.errors import DivergedError
@@ -51,8 +51,8 @@ def test_missing_data_root_names_the_key(synthetic_cache, tmp_path) -> None:
 
 def test_teacher_not_in_ewc_or_si_state(tiny_config, tmp_path) -> None:
     """EWC's importances and SI's data cover the students only (memory scales with them)."""
-    from cl_bench.cell import build_strategy
-    from cl_bench.runner import RunContext
+    from cl_bench.run.experiment import RunContext
+    from cl_bench.run.steps import build_strategy
 
     for name in ("ewc", "si"):
         cfg = tiny_config(**{"strategy.name": name, "model.methods": ["rd4ad"]})
@@ -158,12 +158,12 @@ def test_failure_after_the_start_marks_failed_with_the_error(capsys, tmp_path, m
                                                              synthetic_cache) -> None:
     import errno
 
-    import cl_bench.cell
+    import cl_bench.run.sequential
 
     def disk_full(ctx, strategy, method, seed, step):
         raise OSError(errno.ENOSPC, "No space left on device", str(ctx.run_dir / "x.pt"))
 
-    monkeypatch.setattr(cl_bench.cell, "save_step", disk_full)
+    monkeypatch.setattr(cl_bench.run.sequential, "save_step", disk_full)
     config = write_config(tmp_path / "tiny.yaml")
     status, said = cli(capsys, "run", str(config), "--out", str(tmp_path / "out"),
                        "--progress", "off")
@@ -178,14 +178,14 @@ def test_failure_after_the_start_marks_failed_with_the_error(capsys, tmp_path, m
 def test_interrupt_marks_interrupted_and_names_the_resume_command(tiny_config, tmp_path,
                                                                   monkeypatch) -> None:
     """In process (the real-signal version is tests/runner/test_signals.py)."""
-    import cl_bench.cell
+    import cl_bench.run.experiment
     from cl_bench.errors import RunInterrupted, Stopped
-    from cl_bench.run_lock import RunLock
+    from cl_bench.run.lock import RunLock
 
     def stopped(*args, **kwargs):
         raise Stopped(15)
 
-    monkeypatch.setattr(cl_bench.cell, "run_cell", stopped)
+    monkeypatch.setattr(cl_bench.run.experiment, "run_cell", stopped)
     with pytest.raises(RunInterrupted) as err:
         run_experiment(tiny_config(), out_root=tmp_path, log=lambda _: None, progress=False)
     run_dir = next((tmp_path / "tiny").iterdir())

@@ -12,10 +12,10 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 from runner_helpers import tiny_raw
 
-from cl_bench.cell import build_strategy
 from cl_bench.config import validate
 from cl_bench.data import build_benchmark, ensure_synthetic
-from cl_bench.runner import RunContext, run_experiment
+from cl_bench.run.experiment import RunContext, run_experiment
+from cl_bench.run.steps import build_strategy
 from strategies.agem import SeededAGEMPlugin
 from strategies.checkpoint import read_checkpoint
 

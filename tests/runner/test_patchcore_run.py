@@ -12,7 +12,7 @@ from runner_helpers import tiny_raw
 
 from cl_bench.cli import main
 from cl_bench.config import validate
-from cl_bench.runner import run_experiment
+from cl_bench.run.experiment import run_experiment
 
 
 def _raw(**options) -> dict:

@@ -10,7 +10,7 @@ import yaml
 from runner_helpers import tiny_raw
 
 from cl_bench.config import ConfigError, to_yaml, validate
-from cl_bench.runner import run_experiment
+from cl_bench.run.experiment import run_experiment
 
 
 def test_per_method_replaces_only_the_named_keys_for_that_detector() -> None:

@@ -12,7 +12,7 @@ import yaml
 from runner_helpers import tiny_raw
 
 from cl_bench.config import ConfigError, load_config, to_yaml, validate
-from cl_bench.runner import run_experiment
+from cl_bench.run.experiment import run_experiment
 
 SGD = {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}
 

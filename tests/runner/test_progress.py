@@ -8,7 +8,7 @@ import pytest
 
 from cl_bench.progress import ProgressPlugin
 from cl_bench.progress_settings import Progress, resolve_progress
-from cl_bench.runner import run_experiment
+from cl_bench.run.experiment import run_experiment
 
 
 def _run(tiny_config, tmp_path, interval: float, **overrides) -> list[str]:

@@ -16,7 +16,7 @@ import yaml
 from runner_helpers import tiny_raw
 
 from cl_bench.config import validate
-from cl_bench.runner import run_experiment
+from cl_bench.run.experiment import run_experiment
 
 
 def _wait_for_step(run_root: Path, proc: subprocess.Popen, timeout: float = 600) -> Path:
@@ -108,7 +108,7 @@ def test_resume_keeps_the_optimizer_of_a_run_written_before_fused_existed(tmp_pa
     """A config saved before ``train.optimizer.fused`` existed resumes with foreach Adam (what
     its version ran), says so and records it, instead of switching to the new default."""
     from cl_bench.config import to_yaml
-    from cl_bench.runner import load_run_for_resume
+    from cl_bench.run.experiment import load_run_for_resume
 
     old = yaml.safe_load(to_yaml(validate(tiny_raw())))
     del old["train"]["optimizer"]["fused"]
@@ -133,7 +133,7 @@ def test_resume_of_a_run_written_before_si_was_reimplemented(tmp_path, name) -> 
     regulariser changed, is refused with a message instead of resuming under another one."""
     from cl_bench.config import to_yaml
     from cl_bench.errors import RunError
-    from cl_bench.runner import load_run_for_resume
+    from cl_bench.run.experiment import load_run_for_resume
 
     old = yaml.safe_load(to_yaml(validate(tiny_raw())))
     old["strategy"]["name"] = name

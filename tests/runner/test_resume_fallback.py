@@ -13,7 +13,7 @@ import pytest
 from runner_helpers import tiny_raw
 
 from cl_bench.config import validate
-from cl_bench.runner import run_experiment
+from cl_bench.run.experiment import run_experiment
 
 
 @pytest.fixture(scope="module")

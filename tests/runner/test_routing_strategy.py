@@ -11,7 +11,7 @@ import pandas as pd
 from runner_helpers import tiny_raw
 
 from cl_bench.config import validate
-from cl_bench.runner import run_experiment
+from cl_bench.run.experiment import run_experiment
 
 
 def _raw(strategy: str, **overrides) -> dict:

@@ -14,7 +14,7 @@ import pytest
 from fault_helpers import fake_run
 
 from cl_bench.errors import DataError, RunLockedError
-from cl_bench.run_lock import OWNER_NAME, RunLock
+from cl_bench.run.lock import OWNER_NAME, RunLock
 
 
 def test_second_writer_fails_at_once_naming_the_holder(tmp_path) -> None:
@@ -32,7 +32,7 @@ def test_second_writer_fails_at_once_naming_the_holder(tmp_path) -> None:
 def test_lock_of_a_killed_process_never_blocks(tmp_path) -> None:
     run_dir = fake_run(tmp_path / "tiny" / "run1")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from cl_bench.run_lock import RunLock; "
+        [sys.executable, "-c", "import time; from cl_bench.run.lock import RunLock; "
          f"lock = RunLock({str(run_dir)!r}); lock.acquire(); print('locked', flush=True); "
          "time.sleep(600)"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})

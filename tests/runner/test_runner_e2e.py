@@ -11,7 +11,7 @@ import torch
 
 from cl_bench.errors import RunError
 from cl_bench.records import SIDE_METRICS
-from cl_bench.runner import run_experiment
+from cl_bench.run.experiment import run_experiment
 from strategies.checkpoint import load_detector_state
 from strategies.detectors import build_detector
 from strategies.registry import get_strategy, strategy_names

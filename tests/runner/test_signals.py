@@ -16,7 +16,7 @@ import yaml
 from runner_helpers import tiny_raw
 
 from cl_bench.config import validate
-from cl_bench.runner import run_experiment
+from cl_bench.run.experiment import run_experiment
 
 LINES = ["--no-report", "--progress", "lines", "--progress-interval", "0"]
 

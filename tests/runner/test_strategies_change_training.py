@@ -9,9 +9,9 @@ import pytest
 import torch
 from avalanche.training.plugins import SupervisedPlugin
 
-from cl_bench.cell import build_strategy
 from cl_bench.data import build_benchmark, ensure_synthetic
-from cl_bench.runner import RunContext, run_experiment
+from cl_bench.run.experiment import RunContext, run_experiment
+from cl_bench.run.steps import build_strategy
 
 REGULARISED = ("ewc", "si", "feature_distillation", "mas")
 STRATEGIES = ("replay", "cumulative", "agem", *REGULARISED)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import cl_bench.runner
+import cl_bench.run.experiment
 from cl_bench.cli import main as cli_main
 from cl_bench.config import to_yaml, validate
 from cl_bench.errors import RunError
@@ -57,7 +57,7 @@ class FakeRunner:
 @pytest.fixture
 def fake_runner(monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
     fake = FakeRunner()
-    monkeypatch.setattr(cl_bench.runner, "run_experiment", fake)
+    monkeypatch.setattr(cl_bench.run.experiment, "run_experiment", fake)
     return fake
 
 

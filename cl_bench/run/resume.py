@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from cl_bench.run_context import RunContext
+    from cl_bench.run.context import RunContext
 
 def _step_problem(ctx: RunContext, method: str, seed: int, step: int) -> str | None:
     """Why the state after ``step`` cannot be restored (``None``: it can)."""
@@ -48,7 +48,7 @@ def fall_back_to_intact_steps(ctx: RunContext) -> None:
     :func:`_drop_incomplete_rows` and those steps trained again, which reproduces them exactly
     (every step re-seeds from (seed, step)). Said on the console and in the manifest.
     """
-    cells = ctx.manifest.data.get("cells", {})
+    cells = ctx.manifest.cells
     T = len(ctx.categories)
     candidates = [T - 1] if ctx.cfg.strategy.spec().stream == "joint" else list(range(T))
     changed = False

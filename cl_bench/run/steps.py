@@ -14,7 +14,8 @@ from cl_bench.evaluation import EvalResult, ScoreCollector
 from cl_bench.manifest import StepEntry, peak_rss_mb
 from cl_bench.metrics.avalanche import anomaly_metrics
 from cl_bench.progress import ProgressPlugin
-from cl_bench.run_context import RunContext, make_records, seed_everything, step_seed
+from cl_bench.run.context import RunContext, make_records
+from cl_bench.seeding import seed_everything, step_seed
 from cl_bench.training import optimizer_for, schedule_for
 from strategies.avalanche_strategy import DistillationStrategy
 from strategies.checkpoint import save_detector

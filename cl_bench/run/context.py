@@ -1,7 +1,9 @@
-"""What every step of a run shares: the run's context, per-step seeding and the records of a step.
+"""What every step of a run shares: the run's context and the records of a step.
 
-Below :mod:`cl_bench.runner`, :mod:`cl_bench.cell` and :mod:`cl_bench.independent`, so that all
-three import it and none imports another back.
+Below :mod:`cl_bench.run.experiment`, :mod:`cl_bench.run.sequential` and
+:mod:`cl_bench.run.per_task`, so that all three import it and none imports another back.
+Per-step seeding lives in :mod:`cl_bench.seeding`, below the run package, because
+``cl-bench train-one`` seeds the same way without a run.
 """
 
 from __future__ import annotations
@@ -10,32 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from cl_bench.config import ExperimentConfig
 from cl_bench.manifest import Manifest
 from cl_bench.records import POOLED, SIDE_METRICS, Record, RecordWriter
-from cl_bench.run_layout import RunLayout
+from cl_bench.run.layout import RunLayout
 
 Log = Callable[[str], None]
-
-
-def step_seed(seed: int, step: int, salt: int = 0) -> int:
-    """The seed every generator gets at the start of ``step`` (-1 for the untrained model)."""
-    return int(np.random.SeedSequence([seed, step + 1, salt]).generate_state(1)[0])
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA) with ``seed``.
-
-    The one seeding function of cl-bench: runs call it at every step with :func:`step_seed`,
-    ``cl-bench train-one`` with its ``--seed``."""
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
 
 
 @dataclass

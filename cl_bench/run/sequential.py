@@ -1,13 +1,15 @@
-"""One cell of a run: one method, one seed, the whole task sequence (or its remainder on resume)."""
+"""One strategy trained task after task: the sequential, joint and cumulative streams of one
+method and one seed (or the remainder of them on resume), tested on every task after each step."""
 
 from __future__ import annotations
 
 import time
 
 from cl_bench.evaluation import evaluate_stream, save_maps
-from cl_bench.run_context import RunContext, seed_everything, step_seed
-from cl_bench.steps import build_strategy, save_step
-from cl_bench.steps import finish_step as _finish_step
+from cl_bench.run.context import RunContext
+from cl_bench.run.steps import build_strategy, save_step
+from cl_bench.run.steps import finish_step as _finish_step
+from cl_bench.seeding import seed_everything, step_seed
 from strategies.avalanche_strategy import DistillationStrategy
 from strategies.checkpoint import load_detector_state
 from strategies.plugins import load_plugin_state, restore_from_stream
@@ -25,32 +27,10 @@ def restore_step(ctx: RunContext, strategy: DistillationStrategy, tasks, method:
     strategy.clock.train_exp_counter = int(extra["train_exp_counter"])
 
 
-def run_cell(ctx: RunContext, tasks, method: str, seed: int, progress: bool | None = None) -> None:
-    cells = ctx.manifest.data["cells"]
-    cell = cells.setdefault(ctx.cell_key(method, seed), {"completed_step": -2,
-                                                          "status": "running"})
-    if cell.get("status") == "complete":
-        ctx.log(f"[{method} seed {seed}] already complete, skipped")
-        return
-    # what this method trains with, shared settings and train.per_method resolved
-    cell["train"] = ctx.cfg.train.for_method(method).model_dump(mode="json")
-    options = ctx.cfg.strategy.options_for(method)  # strategy.per_method resolved
-    if options is not None:
-        cell["strategy_options"] = options.model_dump(mode="json")
-    if ctx.cfg.strategy.spec().stream == "per_task":
-        from cl_bench.independent import run_independent_cell
-
-        run_independent_cell(ctx, tasks, method, seed, progress)
-    else:
-        _run_sequential_cell(ctx, tasks, method, seed, progress)
-    cell["status"] = "complete"
-    ctx.manifest.save()
-
-
-def _run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
+def run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
                          progress: bool | None) -> None:
     cfg = ctx.cfg
-    cell = ctx.manifest.data["cells"][ctx.cell_key(method, seed)]
+    cell = ctx.manifest.cell(ctx.cell_key(method, seed))
     strategy = build_strategy(ctx, method, seed, progress)
     cell["trainable_parameters"] = strategy.detector.num_trainable_parameters()
     cell["learns_without_gradients"] = strategy.detector.learns_without_gradients

@@ -17,9 +17,10 @@ import numpy as np
 from cl_bench.evaluation import EvalResult, evaluate_stream, save_maps
 from cl_bench.io import atomic_write
 from cl_bench.metrics import pooled_image_metrics
-from cl_bench.run_context import RunContext, seed_everything, step_seed
-from cl_bench.steps import build_strategy, save_step
-from cl_bench.steps import finish_step as _finish_step
+from cl_bench.run.context import RunContext
+from cl_bench.run.steps import build_strategy, save_step
+from cl_bench.run.steps import finish_step as _finish_step
+from cl_bench.seeding import seed_everything, step_seed
 
 
 def _scores_path(ctx: RunContext, method: str, seed: int, task: int):
@@ -57,7 +58,7 @@ def _load_previous(ctx, method, seed, last: int) -> tuple[dict, EvalResult]:
 
 def run_independent_cell(ctx: RunContext, tasks, method: str, seed: int,
                          progress: bool | None) -> None:
-    cell = ctx.manifest.data["cells"][ctx.cell_key(method, seed)]
+    cell = ctx.manifest.cell(ctx.cell_key(method, seed))
     last = cell["completed_step"]
     keep = ctx.cfg.eval.saved_maps_per_task
     test_stream = tasks.benchmark.test_stream

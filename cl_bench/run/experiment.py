@@ -41,9 +41,11 @@ from cl_bench.io import atomic_write_text
 from cl_bench.manifest import Manifest
 from cl_bench.progress_settings import Progress, resolve_progress
 from cl_bench.records import RecordWriter
-from cl_bench.run_context import Log, RunContext
-from cl_bench.run_layout import RunLayout
-from cl_bench.run_lock import RunLock
+from cl_bench.run.cells import run_cell
+from cl_bench.run.context import Log, RunContext
+from cl_bench.run.layout import RunLayout
+from cl_bench.run.lock import RunLock
+from cl_bench.run.resume import fall_back_to_intact_steps
 from strategies.errors import DivergedError
 
 
@@ -319,10 +321,10 @@ def load_run_for_resume(run_dir: Path, log: Log = print) -> tuple[ExperimentConf
     except ValueError as exc:
         raise RunError(f"{manifest_path}: not valid JSON ({exc}); restore it or start a new "
                        "run") from None
-    if not isinstance(manifest.data, dict) or not manifest.data.get("run_id"):
+    if not isinstance(manifest.data, dict) or not manifest.run_id:
         raise RunError(f"{manifest_path}: not a cl-bench manifest (no run_id); restore it or "
                        "start a new run")
-    if manifest.data.get("status") == "complete":
+    if manifest.status == "complete":
         raise RunError(f"--resume {run_dir}: the run is already complete; nothing to resume")
     if filled:
         message = (f"{config_path.name} predates {', '.join(filled)}: resumed with the "
@@ -365,7 +367,7 @@ def run_experiment(
     ``run_id`` names the run folder (default: a timestamp and a random suffix); sweeps pass a
     name derived from the cell so that a restarted sweep finds its completed cells. Device, data
     and weights are checked (:func:`prepare_run`) before the run folder is created or, on resume,
-    changed; the folder is locked (:class:`~cl_bench.run_lock.RunLock`) while this writes it.
+    changed; the folder is locked (:class:`~cl_bench.run.lock.RunLock`) while this writes it.
     A signal ends in :class:`~cl_bench.errors.RunInterrupted` with the run marked
     ``interrupted``; any other error marks it ``failed`` and propagates.
     """
@@ -378,16 +380,12 @@ def run_experiment(
         with RunLock(run_dir):
             _import_avalanche()
             cfg, manifest = load_run_for_resume(run_dir, log)
-            run_id = manifest.data["run_id"]
-            if manifest.data.get("status") == "running":
+            run_id = manifest.run_id
+            if manifest.status == "running":
                 log(f"note: {run_dir} says 'running' but no process holds it: the process that "
                     "wrote it was killed")
             prepared = prepare_run(cfg, log)
-            if manifest.data.get("error"):
-                manifest.data.setdefault("earlier_errors", []).append(manifest.data["error"])
-            manifest.data.pop("interrupted_by", None)
-            manifest.data.setdefault("resumed", []).append(
-                datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            manifest.note_resumed()
             manifest.mark("running")
             log(f"resuming run {run_id} in {run_dir}")
             return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=True)
@@ -418,13 +416,12 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
     started = time.perf_counter()
 
     def add_time() -> None:
-        manifest.data["total_s"] = (manifest.data.get("total_s", 0.0)
-                                    + time.perf_counter() - started)
+        manifest.add_time(time.perf_counter() - started)
 
     try:
         device = prepared.device
-        manifest.data.update(device=str(device), device_name=prepared.device_name,
-                             torch_threads=torch.get_num_threads())
+        manifest.describe_run(device=str(device), device_name=prepared.device_name,
+                              torch_threads=torch.get_num_threads())
         for message in prepared.warnings:
             manifest.warn(message)
         if cfg.deterministic:
@@ -435,20 +432,16 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
         ctx = RunContext(cfg, run_dir, run_id, device, manifest,
                          RecordWriter(RunLayout(run_dir).records), log, order_label(cfg),
                          list(tasks.categories))
-        manifest.data.update(data_root=str(prepared.root), categories=ctx.categories,
-                             order=ctx.order_name, seeds=cfg.seeds, methods=cfg.model.methods,
-                             strategy=cfg.strategy.name)
+        manifest.describe_run(data_root=str(prepared.root), categories=ctx.categories,
+                              order=ctx.order_name, seeds=cfg.seeds, methods=cfg.model.methods,
+                              strategy=cfg.strategy.name)
         manifest.save()
         if resumed:
-            from cl_bench.resume import fall_back_to_intact_steps
-
             fall_back_to_intact_steps(ctx)
             _drop_incomplete_rows(ctx)
         shown = resolve_progress(progress, task_names=tuple(ctx.categories),
                                  joint=cfg.strategy.spec().stream == "joint",
                                  log=_flushed(log))
-        from cl_bench.cell import run_cell
-
         for method in cfg.model.methods:
             for seed in cfg.seeds:
                 run_cell(ctx, tasks, method, seed, progress=shown)
@@ -456,8 +449,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
         signum = getattr(exc, "signum", signal.SIGINT)
         with _signals_held():
             add_time()
-            manifest.data["interrupted_by"] = signal.Signals(signum).name
-            manifest.mark("interrupted")
+            manifest.mark_interrupted(signal.Signals(signum).name)
         raise RunInterrupted(
             f"interrupted by {signal.Signals(signum).name}; {run_dir} is marked 'interrupted' "
             f"and keeps every completed step ({_progress_summary(manifest)}). "
@@ -469,9 +461,8 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
         with suppress(AttributeError, TypeError):
             exc.run_hint = _failure_hint(exc, run_dir)  # type: ignore[attr-defined]
         raise
-    manifest.data["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     add_time()
-    manifest.mark("complete")
+    manifest.mark_complete()
     return run_dir
 
 
@@ -484,8 +475,8 @@ def _flushed(log: Log) -> Log:
 
 
 def _progress_summary(manifest: Manifest) -> str:
-    cells = manifest.data.get("cells", {})
-    categories = manifest.data.get("categories") or []
+    cells = manifest.cells
+    categories = manifest.categories
     parts = []
     for key, cell in cells.items():
         done = cell.get("completed_step", -2) + 1
@@ -506,7 +497,7 @@ def _failure_hint(exc: BaseException, run_dir: Path) -> str:
 
 def _drop_incomplete_rows(ctx: RunContext) -> None:
     """Before resuming: drop the rows of steps that had not completed (cut by the kill)."""
-    cells = ctx.manifest.data.get("cells", {})
+    cells = ctx.manifest.cells
 
     def keep(row: dict[str, str]) -> bool:
         done = cells.get(ctx.cell_key(row["method"], int(row["seed"])), {})
