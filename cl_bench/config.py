@@ -281,6 +281,12 @@ class PerformanceConfig(_Section):
     teacher_cache_dtype: Literal["float32", "float16"] = "float32"
     autocast_bf16: bool = False
     channels_last: bool = False
+    #: ``all``: the students after every step stay in ``checkpoints/`` (a resume whose last
+    #: checkpoint is damaged falls back to the step before); ``last``: each step's checkpoint
+    #: replaces the previous one once the step is recorded, so a run keeps one per cell (a
+    #: strategy that keeps one expert per task, such as routing, otherwise writes T(T+1)/2
+    #: expert copies), and a damaged last checkpoint means the cell restarts from the seed
+    keep_checkpoints: Literal["all", "last"] = "all"
 
 
 class ExperimentConfig(_Section):

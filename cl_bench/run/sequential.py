@@ -64,4 +64,14 @@ def run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
             save_maps(ctx, method, seed, result)
         _finish_step(ctx, method, seed, step, train_task, result,
                      {"train": t1 - t0, "eval": t2 - t1}, strategy.detector.memory_stats())
+        if cfg.performance.keep_checkpoints == "last":
+            drop_checkpoints_before(ctx, method, seed, step)
+
+
+def drop_checkpoints_before(ctx: RunContext, method: str, seed: int, step: int) -> None:
+    """Delete the checkpoints of ``method`` x ``seed`` older than ``step`` (``keep_checkpoints:
+    last``); called only after ``step`` is recorded, so a kill in between leaves a resumable
+    cell."""
+    for earlier in range(step):
+        ctx.checkpoint_path(method, seed, earlier).unlink(missing_ok=True)
 

@@ -147,3 +147,22 @@ def test_resume_of_a_run_written_before_si_was_reimplemented(tmp_path, name) -> 
     else:
         with pytest.raises(RunError, match="re-implemented"):
             load_run_for_resume(tmp_path / "old", said.append)
+
+
+def test_keep_checkpoints_last_keeps_one_per_cell_and_the_same_records(
+        tmp_path, synthetic_cache) -> None:
+    """``performance.keep_checkpoints: last``: the routing strategy (one expert per task) keeps
+    only the last step's checkpoint, and records exactly what ``all`` records."""
+    runs = {}
+    for keep in ("all", "last"):
+        raw = tiny_raw(**{"model.methods": ["rd4ad"], "strategy.name": "routing",
+                          "data.synthetic.categories": 3, "eval.saved_maps_per_task": 0,
+                          "performance.keep_checkpoints": keep})
+        runs[keep] = run_experiment(validate(raw), out_root=tmp_path / keep,
+                                    log=lambda _: None, progress=False)
+    kept = {keep: sorted(p.name for p in (run / "checkpoints" / "rd4ad" / "seed0").iterdir())
+            for keep, run in runs.items()}
+    assert kept == {"all": ["step00.pt", "step01.pt", "step02.pt"], "last": ["step02.pt"]}
+    got = pd.read_csv(runs["last"] / "records.csv", dtype=str).drop(columns="run_id")
+    want = pd.read_csv(runs["all"] / "records.csv", dtype=str).drop(columns="run_id")
+    pd.testing.assert_frame_equal(got, want)
