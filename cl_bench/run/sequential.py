@@ -74,4 +74,3 @@ def drop_checkpoints_before(ctx: RunContext, method: str, seed: int, step: int) 
     cell."""
     for earlier in range(step):
         ctx.checkpoint_path(method, seed, earlier).unlink(missing_ok=True)
-
