@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 
 def tiny_raw(**overrides) -> dict:
     """Two synthetic tasks of 4 train / 4 test images at 32 px, one epoch: seconds per cell."""
@@ -22,3 +26,18 @@ def tiny_raw(**overrides) -> dict:
             node = node.setdefault(part, {})
         node[last] = value
     return raw
+
+
+def resume_cut_copy(full: Path, where: Path, cell: str, done: int) -> Path:
+    """A copy of the complete run ``full`` under ``where`` that pretends the process died after
+    step ``done`` of ``cell`` (``<method>/seed<s>``), resumed to the end; returns the copy."""
+    from cl_bench.run.experiment import run_experiment
+
+    copy = where / f"cut{done}" / full.name
+    shutil.copytree(full, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["status"] = "running"
+    manifest["cells"][cell].update(status="running", completed_step=done)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    run_experiment(None, resume=copy, log=lambda _: None, progress=False)
+    return copy

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from avalanche.training.plugins import SupervisedPlugin
-from runner_helpers import tiny_raw
+from runner_helpers import resume_cut_copy, tiny_raw
 
 from cl_bench.config import validate
 from cl_bench.data import build_benchmark, ensure_synthetic
@@ -133,13 +133,7 @@ def test_resume_after_each_step_gives_identical_records(tmp_path, synthetic_cach
         importance = read_checkpoint(path)["extra"]["plugins"][0]["importance"]["__dict__"]
         assert sum(float(v["data"].abs().sum()) for _, v in importance) > 0
     for done in (0, 1):
-        copy = tmp_path / f"cut{done}" / full.name
-        shutil.copytree(full, copy)
-        manifest = json.loads((copy / "manifest.json").read_text())
-        manifest["status"] = "running"
-        manifest["cells"]["stpm/seed0"].update(status="running", completed_step=done)
-        (copy / "manifest.json").write_text(json.dumps(manifest))
-        run_experiment(None, resume=copy, log=lambda _: None, progress=False)
+        copy = resume_cut_copy(full, tmp_path, "stpm/seed0", done)
         got = pd.read_csv(copy / "records.csv", dtype=str)
         want = pd.read_csv(full / "records.csv", dtype=str)
         pd.testing.assert_frame_equal(got, want)

@@ -4,11 +4,10 @@ and an interrupted run resumes to identical records."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 import yaml
-from runner_helpers import tiny_raw
+from runner_helpers import resume_cut_copy, tiny_raw
 
 from cl_bench.cli import main
 from cl_bench.config import validate
@@ -52,11 +51,5 @@ def test_resume_after_each_step_is_identical(tmp_path, synthetic_cache) -> None:
     assert [s.get("memory_bank_patches") for s in steps] == [None, 51, 80, 80]
     want = pd.read_csv(full / "records.csv", dtype=str)
     for done in (0, 1):
-        copy = tmp_path / f"cut{done}" / full.name
-        shutil.copytree(full, copy)
-        manifest = json.loads((copy / "manifest.json").read_text())
-        manifest["status"] = "running"
-        manifest["cells"]["patchcore/seed0"].update(status="running", completed_step=done)
-        (copy / "manifest.json").write_text(json.dumps(manifest))
-        run_experiment(None, resume=copy, log=lambda _: None, progress=False)
+        copy = resume_cut_copy(full, tmp_path, "patchcore/seed0", done)
         pd.testing.assert_frame_equal(pd.read_csv(copy / "records.csv", dtype=str), want)

@@ -4,12 +4,11 @@ resume, sweeps (``--set``) and ``train-one``; schedules in runs and on resume.""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
 import yaml
-from runner_helpers import tiny_raw
+from runner_helpers import resume_cut_copy, tiny_raw
 
 from cl_bench.config import ConfigError, load_config, to_yaml, validate
 from cl_bench.run.experiment import run_experiment
@@ -134,13 +133,7 @@ def test_resume_with_schedule_and_kept_optimizer_gives_identical_records(
                             weights_only=True)
     assert checkpoint["extra"]["lr_scheduler"]["last_epoch"] == 2  # 4 images / batch 2, 1 epoch
     for done in (0, 1):
-        copy = tmp_path / f"cut{done}" / full.name
-        shutil.copytree(full, copy)
-        manifest = json.loads((copy / "manifest.json").read_text())
-        manifest["status"] = "running"
-        manifest["cells"]["stpm/seed0"].update(status="running", completed_step=done)
-        (copy / "manifest.json").write_text(json.dumps(manifest))
-        run_experiment(None, resume=copy, log=lambda _: None, progress=False)
+        copy = resume_cut_copy(full, tmp_path, "stpm/seed0", done)
         pd.testing.assert_frame_equal(_records(copy), _records(full))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from runner_helpers import tiny_raw
+from runner_helpers import resume_cut_copy, tiny_raw
 
 from cl_bench.config import validate
 from cl_bench.run.experiment import run_experiment
@@ -69,7 +69,6 @@ def test_sigkill_then_resume_gives_identical_records(tmp_path, synthetic_cache) 
 def test_resume_after_each_step_with_kept_optimizer_state(tmp_path, synthetic_cache) -> None:
     """In process: pretend the run died after step 0 and again after step 1 (replay buffer,
     SI importances and Adam state carried over tasks must all be restored)."""
-    import shutil
 
     from strategies.checkpoint import read_checkpoint
 
@@ -83,13 +82,7 @@ def test_resume_after_each_step_with_kept_optimizer_state(tmp_path, synthetic_ca
         omega = read_checkpoint(path)["extra"]["plugins"][0]["omega"]
         assert omega and sum(float(t.abs().sum()) for t in omega.values()) > 0
     for done in (0, 1):
-        copy = tmp_path / f"cut{done}" / full.name
-        shutil.copytree(full, copy)
-        manifest = json.loads((copy / "manifest.json").read_text())
-        manifest["status"] = "running"
-        manifest["cells"]["rd4ad/seed0"].update(status="running", completed_step=done)
-        (copy / "manifest.json").write_text(json.dumps(manifest))
-        run_experiment(None, resume=copy, log=lambda _: None, progress=False)
+        copy = resume_cut_copy(full, tmp_path, "rd4ad/seed0", done)
         got = pd.read_csv(copy / "records.csv", dtype=str)
         want = pd.read_csv(full / "records.csv", dtype=str)
         pd.testing.assert_frame_equal(got, want)

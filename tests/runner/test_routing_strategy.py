@@ -3,12 +3,9 @@ right, task-ID records, and a resumed run identical to an uninterrupted one."""
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import numpy as np
 import pandas as pd
-from runner_helpers import tiny_raw
+from runner_helpers import resume_cut_copy, tiny_raw
 
 from cl_bench.config import validate
 from cl_bench.run.experiment import run_experiment
@@ -63,13 +60,7 @@ def test_resume_after_each_step_gives_identical_records(tmp_path, synthetic_cach
     full = run_experiment(validate(raw), out_root=tmp_path / "full", log=lambda _: None,
                           progress=False)
     for done in (0, 1):
-        copy = tmp_path / f"cut{done}" / full.name
-        shutil.copytree(full, copy)
-        manifest = json.loads((copy / "manifest.json").read_text())
-        manifest["status"] = "running"
-        manifest["cells"]["stpm/seed0"].update(status="running", completed_step=done)
-        (copy / "manifest.json").write_text(json.dumps(manifest))
-        run_experiment(None, resume=copy, log=lambda _: None, progress=False)
+        copy = resume_cut_copy(full, tmp_path, "stpm/seed0", done)
         got = pd.read_csv(copy / "records.csv", dtype=str)
         want = pd.read_csv(full / "records.csv", dtype=str)
         pd.testing.assert_frame_equal(got, want)
