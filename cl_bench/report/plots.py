@@ -129,10 +129,7 @@ def plot_average_curves(curves: pd.DataFrame, metric: str, colors: dict[str, str
               "pooled": "pooled over the test sets seen so far (task-agnostic)"}
     fig = Figure(figsize=(5.2 * len(panels), 3.8), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    configs = sorted({(m, s, bool(t)) for m, s, t in
-                      frame[["method", "strategy", "task_aware"]].itertuples(index=False)},
-                     key=config_sort_key)
-    linestyles = _styles([c[1] for c in configs], _LINESTYLES)
+    configs, linestyles = _configs_and_linestyles(frame)
     for ax, quantity in zip(axes, panels, strict=True):
         _mean_std_lines(ax, frame[frame["quantity"] == quantity], configs, colors, linestyles,
                         skip_missing=True)
@@ -145,6 +142,15 @@ def plot_average_curves(curves: pd.DataFrame, metric: str, colors: dict[str, str
     fig.suptitle(f"{label} over the training steps (mean ± std over seeds and "
                  "orders)", fontsize=10)
     return fig
+
+
+def _configs_and_linestyles(frame: pd.DataFrame) -> tuple[list[tuple], dict[str, str]]:
+    """The (method, strategy, task_aware) lines of ``frame`` in report order, and a line style
+    per strategy."""
+    configs = sorted({(m, s, bool(t)) for m, s, t in
+                      frame[["method", "strategy", "task_aware"]].itertuples(index=False)},
+                     key=config_sort_key)
+    return configs, _styles([c[1] for c in configs], _LINESTYLES)
 
 
 def _mean_std_lines(ax, part: pd.DataFrame, configs, colors: dict[str, str],
@@ -175,10 +181,7 @@ def plot_task_id_accuracy(curves: pd.DataFrame, colors: dict[str, str]) -> Figur
               "task_id_acc_defective": "defective images"}
     fig = Figure(figsize=(4.2 * len(kinds), 3.6), layout="constrained")
     axes = fig.subplots(1, len(kinds), squeeze=False)[0]
-    configs = sorted({(m, s, bool(t)) for m, s, t in
-                      curves[["method", "strategy", "task_aware"]].itertuples(index=False)},
-                     key=config_sort_key)
-    linestyles = _styles([c[1] for c in configs], _LINESTYLES)
+    configs, linestyles = _configs_and_linestyles(curves)
     for ax, kind in zip(axes, kinds, strict=True):
         _mean_std_lines(ax, curves[curves["metric"] == kind], configs, colors, linestyles,
                         skip_missing=False)
