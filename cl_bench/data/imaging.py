@@ -3,8 +3,9 @@
 Images become ``uint8`` arrays (S, S, 3): single-channel, palette and alpha images are converted
 to three channels, 16-bit images are scaled to 8 bits, and every image is resized directly to
 S x S (bilinear, antialiased), as the MVTec AD literature does (non-square images are stretched).
-Masks are resized with the nearest neighbour and binarised afterwards (> 0), so a foreground value
-of 254 (MVTec 3D-AD) or 1 counts like 255. Normalisation uses the ImageNet statistics:
+Masks are binarised on their own values first (any pixel != 0 is defect, whatever the bit depth:
+1, 8 or 16 bits), then resized with the nearest neighbour, so a foreground value of 254 (MVTec
+3D-AD), 1, or 255 in a 16-bit file counts like 255. Normalisation uses the ImageNet statistics:
 ``x_c = (v_c / 255 - mean_c) / std_c``.
 """
 
@@ -109,23 +110,28 @@ def decode_image(path: Path, size: int) -> Decoded:
 
 
 def decode_mask(path: Path, size: int) -> Decoded:
-    """``path`` decoded as a ground-truth mask: (size, size) ``uint8`` in {0, 1}, foreground > 0."""
+    """``path`` decoded as a ground-truth mask: (size, size) ``uint8`` in {0, 1}, foreground != 0.
+
+    The mask is binarised on its own values, before any scaling, whatever its bit depth: a
+    1-bit, 8-bit or 16-bit pixel that is not 0 is defect (a 16-bit mask whose foreground is
+    255 or 1 is as defective as one whose foreground is 65535). The binary mask is then resized
+    with the nearest neighbour, which picks pixels, so the order of the two steps does not
+    change an 8-bit mask's result.
+    """
     image = open_image(path)
     mode, original_size = image.mode, image.size
     if image.mode in ("LA", "La"):  # drop the alpha channel: it is not the mask
         image = image.convert("L")
     elif image.mode not in ("1", "L", "I", "F", *_SIXTEEN_BIT):
         image = image.convert("RGB")
-    array = _to_uint8(image, path)
+    array = np.asarray(image)
     if array.ndim == 3:  # colour masks: foreground where any colour channel is set
         array = array.max(axis=2)
-    if array.dtype == bool:
-        array = array.astype(np.uint8)
-    foreground = bool((array > 0).any())
-    if array.shape != (size, size):
-        array = np.asarray(Image.fromarray(array).resize((size, size), _RESAMPLE_MASK))
-    binary = np.ascontiguousarray((array > 0).astype(np.uint8))
-    return Decoded(binary, original_size, mode, foreground)
+    binary = (array != 0).astype(np.uint8)
+    foreground = bool(binary.any())
+    if binary.shape != (size, size):
+        binary = np.asarray(Image.fromarray(binary).resize((size, size), _RESAMPLE_MASK))
+    return Decoded(np.ascontiguousarray(binary), original_size, mode, foreground)
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:
