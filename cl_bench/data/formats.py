@@ -35,7 +35,8 @@ class Layout(Protocol):
 
     def check_category(self, root: Path, category: str) -> None: ...
 
-    def scan_split(self, root: Path, category: str, split: str) -> list[Sample]: ...
+    def scan_split(self, root: Path, category: str, split: str,
+                   problems: list[str] | None = None) -> list[Sample]: ...
 
 
 class MVTecLayout:
@@ -54,8 +55,9 @@ class MVTecLayout:
     def check_category(self, root: Path, category: str) -> None:
         mvtec_layout.category_dir(root, category)
 
-    def scan_split(self, root: Path, category: str, split: str) -> list[Sample]:
-        return mvtec_layout.scan_split(root, category, split)
+    def scan_split(self, root: Path, category: str, split: str,
+                   problems: list[str] | None = None) -> list[Sample]:
+        return mvtec_layout.scan_split(root, category, split, problems)
 
 
 def _subfolders(root: Path) -> list[Path]:

@@ -47,6 +47,7 @@ def test_list_categories_ignores_files_hidden_and_unrelated_folders(tiny_root):
     (tiny_root / "license.txt").write_text("x")
     (tiny_root / ".hidden" / "train").mkdir(parents=True)
     (tiny_root / "docs").mkdir()
+    (tiny_root / "docs" / "readme.md").write_text("x")  # a completely empty folder is an error
     assert list_categories(tiny_root) == ["gadget", "widget"]
 
 
