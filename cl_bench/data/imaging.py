@@ -12,6 +12,8 @@ Masks are binarised on their own values first (any pixel != 0 is defect, whateve
 from __future__ import annotations
 
 import contextlib
+import errno
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +51,7 @@ class Decoded:
 
 
 @contextlib.contextmanager
-def _strict_truncation() -> Iterator[None]:
+def strict_truncation() -> Iterator[None]:
     """Make Pillow raise on truncated files even if another library switched that off."""
     previous = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -59,22 +61,36 @@ def _strict_truncation() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
+#: what Pillow raises for a file it cannot open, verify or decode
+READ_ERRORS = (OSError, SyntaxError, ValueError, struct.error, Image.DecompressionBombError)
+
+
+def open_error(path: Path, exc: BaseException) -> DataError:
+    """The ``DataError`` for file ``path`` that could not be opened or decoded (``exc``)."""
+    if isinstance(exc, FileNotFoundError):
+        return DataError(
+            f"{path}: file not found; it was listed when the dataset was built, so it was "
+            f"removed since. Restore it or rebuild the dataset."
+        )
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        return DataError(
+            f"{path}: a symbolic link that loops (too many levels of symbolic links); point it "
+            f"at the real file or remove it"
+        )
+    return DataError(
+        f"{path}: unreadable or truncated image file ({type(exc).__name__}: {exc}). "
+        f"Re-download or re-extract the dataset, or delete this file (and its mask)."
+    )
+
+
 def open_image(path: Path) -> Image.Image:
     """Open and fully decode ``path``; a missing, foreign or truncated file raises ``DataError``."""
     try:
-        with _strict_truncation(), Image.open(path) as handle:
+        with strict_truncation(), Image.open(path) as handle:
             handle.load()
             image = handle.convert("RGBA") if handle.mode in ("P", "PA") else handle.copy()
-    except FileNotFoundError:
-        raise DataError(
-            f"{path}: file not found; it was listed when the dataset was built, so it was "
-            f"removed since. Restore it or rebuild the dataset."
-        ) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(
-            f"{path}: unreadable or truncated image file ({type(exc).__name__}: {exc}). "
-            f"Re-download or re-extract the dataset, or delete this file (and its mask)."
-        ) from None
+    except READ_ERRORS as exc:
+        raise open_error(path, exc) from None
     return image
 
 
