@@ -234,6 +234,10 @@ def _missing_masks(defect: str, missing: list[tuple[Path, Path]]) -> list[str]:
                 f"The folder {mask.parent} does not exist."]
     found = []
     for image, mask in missing:
+        link = broken_link(mask)
+        if link:
+            found.append(f"the mask of defective test image {image}: {link}")
+            continue
         other = sorted(p.name for p in mask.parent.glob(f"{image.stem}*"))
         hint = f" Found {', '.join(other[:3])} instead: rename it to {mask.name}." if other else ""
         found.append(f"defective test image {image} has no mask: expected {mask}. {advice}{hint}")

@@ -69,9 +69,14 @@ def test_a_truncated_jpeg_is_named_before_the_run_folder_exists(category_factory
 def test_a_symlink_loop_is_named_as_a_loop_not_as_a_removed_file(tiny_root, tmp_path, capsys):
     loop = tiny_root / "widget/train/good/zzz.png"
     os.symlink(loop, loop)  # points at itself
+    mask = tiny_root / "gadget/ground_truth/dent/000_mask.png"
+    mask.unlink()
+    os.symlink(mask.with_name("other.png"), mask)
+    mask.with_name("other.png").symlink_to(mask)  # a loop of two links
     status, said, out = _run(capsys, tmp_path, tiny_root)
     assert status == 2 and not out.exists()
     assert str(loop) in said and "loops" in said
+    assert f"{mask} is a symbolic link that loops" in said
     assert "removed since" not in said and "--resume" not in said
 
 
