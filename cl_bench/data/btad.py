@@ -97,7 +97,14 @@ class BTADLayout:
             samples += [Sample(p, 0, "good", None) for p in _nonempty(test / OK, found)]
         if (test / KO).is_dir():
             masks = _masks_by_stem(folder / "ground_truth" / KO, found)
-            for image in _nonempty(test / KO, found):
+            images = _nonempty(test / KO, found)
+            stems = {p.stem for p in images}
+            unmatched = sorted(m.name for stem, ms in masks.items() for m in ms
+                               if stem not in stems)
+            listed = ", ".join(unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
+            hint = (f" ground_truth/{KO} holds masks that match no image ({listed}): if one is "
+                    f"this image's, rename it to {{stem}}.<png|bmp>.") if unmatched else ""
+            for image in images:
                 matches = masks.get(image.stem, [])
                 if len(matches) > 1:
                     found.append(f"defective image {image} has {len(matches)} masks "
@@ -107,7 +114,7 @@ class BTADLayout:
                         f"defective image {image} has no mask: expected "
                         f"{folder / 'ground_truth' / KO / image.stem}.png (or .bmp). Every "
                         f"defective BTAD image needs ground_truth/ko/<its stem>.<png|bmp>; add "
-                        f"the mask (or rename the mask that belongs to it) or remove the image.")
+                        f"the mask or remove the image.{hint.format(stem=image.stem)}")
                 else:
                     samples.append(Sample(image, 1, KO, matches[0]))
         claimed = {m for ms in masks.values() if len(ms) > 1 for m in ms}  # named above

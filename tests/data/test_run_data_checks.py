@@ -149,6 +149,8 @@ def test_a_btad_mask_whose_stem_differs_from_its_image_is_named(tmp_path):
         MVTecDataset(root, "01", "test", 16, cache=ImageCache(max_mb=0), format="btad")
     assert str(renamed) in str(err.value) and "has no image" in str(err.value)
     assert "has no mask" in str(err.value)
+    assert f"match no image ({renamed.name})" in str(err.value)
+    assert f"rename it to {mask.stem}.<png|bmp>" in str(err.value)
 
 
 def test_the_quick_check_accepts_the_real_data(tmp_path):
