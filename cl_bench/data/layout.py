@@ -141,7 +141,11 @@ def list_categories(root: str | Path) -> list[str]:
 
 def check_no_empty_folders(root: Path, noun: str) -> None:
     """``DataError`` naming every completely empty folder under ``root`` (hidden files aside):
-    most likely a {noun} whose files were never extracted, which would otherwise be skipped."""
+    most likely a {noun} whose files were never extracted, which would otherwise be skipped;
+    or every symbolic link there that loops or points to nothing."""
+    links = [problem for p in _visible(root) if (problem := broken_link(p))]
+    if links:
+        raise problems_error(links, str(root))
     empty = [p for p in _visible(root) if p.is_dir() and not _visible(p)]
     if empty:
         names = ", ".join(str(p) for p in empty)

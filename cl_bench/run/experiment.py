@@ -117,6 +117,9 @@ def _not_a_folder(root: Path, source: str | None = None) -> str:
     """What ``root``, which is not a folder, is instead: a file (an archive not extracted?) or
     nothing; ``source`` names the data source it belongs to."""
     of = f" (source {source!r})" if source else ""
+    if root.is_symlink() and not root.exists():
+        return (f"{root}{of} is a symbolic link that loops or points to nothing; point it at "
+                "the dataset's folder")
     if root.exists():
         return (f"{root}{of} is a file, not a folder (an archive not yet extracted?); extract "
                 "it and give the folder")

@@ -48,12 +48,14 @@ def test_every_bad_file_is_named_before_the_run_folder_exists(tiny_root, tmp_pat
     zero.write_bytes(b"")
     wrong = write_image(tiny_root / "widget/ground_truth/scratch/001_mask.png",
                         np.full((12, 12), 255, dtype=np.uint8))
+    truncated_mask = tiny_root / "gadget/ground_truth/hole/001_mask.png"
+    _truncate(truncated_mask)
     status, said, out = _run(capsys, tmp_path, tiny_root)
     assert status == 2 and "Traceback" not in said
     assert not out.exists()  # no run folder, so nothing to mark failed or resume
-    for path in (truncated, zero, wrong):
+    for path in (truncated, zero, wrong, truncated_mask):
         assert str(path) in said
-    assert "3 problems" in said and "12x12" in said and "re-extract" in said
+    assert "4 problems" in said and "12x12" in said and "re-extract" in said
     assert "--resume" not in said
 
 
@@ -77,6 +79,15 @@ def test_a_symlink_loop_is_named_as_a_loop_not_as_a_removed_file(tiny_root, tmp_
     assert status == 2 and not out.exists()
     assert str(loop) in said and "loops" in said
     assert f"{mask} is a symbolic link that loops" in said
+    category = tiny_root / "bottle"
+    category.symlink_to(category)  # a category folder that loops
+    status, said, out = _run(capsys, tmp_path, tiny_root)
+    assert status == 2 and f"{category} is a symbolic link that loops" in said
+    root = tmp_path / "root_link"
+    root.symlink_to(root)
+    status, said, out = _run(capsys, tmp_path, root)
+    assert status == 2 and f"{root} is a symbolic link that loops" in said
+    assert "does not exist" not in said
     assert "removed since" not in said and "--resume" not in said
 
 
