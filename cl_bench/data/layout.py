@@ -103,6 +103,9 @@ def _visible(folder: Path) -> list[Path]:
 def check_root(root: str | Path) -> Path:
     """``root`` as a Path; raises ``DataError`` when it is not an existing folder."""
     path = Path(root).expanduser()
+    link = broken_link(path)
+    if link:
+        raise DataError(f"dataset root {link}")
     if not path.exists():
         raise DataError(
             f"dataset root {path} does not exist; download the dataset and extract it there "

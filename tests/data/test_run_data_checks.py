@@ -88,6 +88,8 @@ def test_a_symlink_loop_is_named_as_a_loop_not_as_a_removed_file(tiny_root, tmp_
     status, said, out = _run(capsys, tmp_path, root)
     assert status == 2 and f"{root} is a symbolic link that loops" in said
     assert "does not exist" not in said
+    with pytest.raises(DataError, match="symbolic link that loops"):
+        list_categories(root)
     assert "removed since" not in said and "--resume" not in said
 
 
