@@ -113,6 +113,7 @@ def build_benchmark(
     cache: ImageCache | None = None,
     format: str = AUTO,
     cumulative: bool = False,
+    problems: list[str] | None = None,
 ) -> TaskBenchmark:
     """Avalanche benchmark over ``categories`` of ``root`` (all found when None), one task each.
 
@@ -126,7 +127,9 @@ def build_benchmark(
     training images (the upper bound); the test stream keeps one experience per task.
     ``cumulative=True``: train experience i holds the training images of tasks 0..i, in task
     order (Avalanche's ``Cumulative`` strategy, here built into the stream); its ``category`` is
-    task i, the task it adds. All datasets share ``image_size`` and ``cache``.
+    task i, the task it adds. All datasets share ``image_size`` and ``cache``. ``problems``: a
+    list that collects the folder scans' problems of every task (the files concerned are left
+    out) instead of raising at the first task that has some.
     """
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 
@@ -142,7 +145,7 @@ def build_benchmark(
     def dataset(name: str, split: str) -> MVTecDataset:
         task = tasks[name]
         return MVTecDataset(task.source.root, task.category, split, image_size, cache,
-                            format=task.source.format, task=name)
+                            format=task.source.format, task=name, problems=problems)
 
     train = [dataset(c, "train") for c in ordered]
     test = [dataset(c, "test") for c in ordered]
