@@ -49,6 +49,7 @@ class CellInbox:
     def __init__(self, experiment_dir: str) -> None:
         self.experiment_dir = Path(experiment_dir)
         self.attempts: dict[str, list[dict[str, Any]]] = {}
+        self.largest_chunk = 0  # bytes: what the object store held at most for one cell
 
     def begin(self, run_id: str, node_id: str, host: str) -> int:
         """Record a new attempt of ``run_id``; its number (1, 2, ...)."""
@@ -67,10 +68,14 @@ class CellInbox:
         """Write ``data`` at ``offset`` of file ``rel`` of this attempt's staging folder."""
         target = staging_dir(self.experiment_dir, run_id, attempt) / rel
         target.parent.mkdir(parents=True, exist_ok=True)
+        self.largest_chunk = max(self.largest_chunk, len(data))
         with target.open("r+b" if offset else "wb") as fh:
             fh.seek(offset)
             fh.write(data)
         return len(data)
+
+    def largest_chunk_received(self) -> int:
+        return self.largest_chunk
 
 
 def files_to_return(experiment_dir: Path, run_id: str) -> Iterator[tuple[str, Path]]:

@@ -29,6 +29,7 @@ import yaml
 
 from cl_bench.sweep import run_sweep, sweep_from_dict
 from cl_bench.sweep.ray_backend import RayOptions, cell_resources, run_ray
+from cl_bench.sweep.ray_transfer import CHUNK_BYTES, CellInbox, file_digest, land_files, send_folder
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
 from ray.cluster_utils import Cluster  # noqa: E402
@@ -326,3 +327,30 @@ def test_each_cell_asks_for_a_whole_gpu_unless_told_otherwise(cluster: LocalClus
     first, second = sorted((r.attempts[0] for r in results), key=lambda a: a["started"])
     assert first["node_id"] == second["node_id"] == node.node_id
     assert first["ended"] <= second["started"]
+
+
+def test_a_run_folder_larger_than_the_object_store_comes_home(cluster: LocalCluster,
+                                                              tmp_path: Path) -> None:
+    size = 150 * MB  # more than any node's object store (100 MB)
+    inbox = ray.remote(CellInbox).options(num_cpus=0).remote(str(tmp_path))
+
+    def send_from_a_worker(inbox) -> dict:
+        import shutil
+
+        scratch = Path(tempfile.mkdtemp())
+        maps = scratch / "cell-1" / "maps"
+        maps.mkdir(parents=True)
+        with (maps / "big.npy").open("wb") as fh:
+            for _ in range(size // MB):
+                fh.write(os.urandom(MB))
+        try:
+            return send_folder(ray, inbox, scratch, "cell-1", 1)
+        finally:
+            shutil.rmtree(scratch)
+
+    listing = ray.get(ray.remote(num_cpus=1)(send_from_a_worker).remote(inbox))
+    land_files(tmp_path, "cell-1", 1, listing)
+    landed = tmp_path / "cell-1" / "maps" / "big.npy"
+    assert landed.stat().st_size == size
+    assert file_digest(landed) == listing["cell-1/maps/big.npy"]["sha256"]
+    assert ray.get(inbox.largest_chunk_received.remote()) == CHUNK_BYTES

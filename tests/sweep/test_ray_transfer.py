@@ -112,3 +112,15 @@ def test_gpus_per_cell_is_a_share_of_one_gpu(share: float) -> None:
     with pytest.raises(ConfigError, match=rf"--gpus-per-cell {share:g}: give a share of one GPU"):
         RayOptions(gpus_per_cell=share).check()
     assert RayOptions(gpus_per_cell=0.5).check().gpus_per_cell == 0.5
+
+
+def test_a_bad_gpu_share_stops_the_sweep_before_anything_is_written(tmp_path: Path) -> None:
+    from cl_bench.sweep import run_sweep, sweep_from_dict
+
+    spec = sweep_from_dict({"experiment": "unit", "model": {"methods": ["stpm"]},
+                            "grid": {"seeds": [0]}}, "unit.yaml")
+    with pytest.raises(ConfigError, match="--gpus-per-cell 2: give a share of one GPU"):
+        run_sweep(spec, tmp_path, backend="ray", gpus_per_cell=2)
+    with pytest.raises(ConfigError, match="--gpus-per-cell apply to --backend ray only"):
+        run_sweep(spec, tmp_path, backend="local", gpus_per_cell=0.5)
+    assert not (tmp_path / "unit").exists()
