@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cl_bench.sweep import run_sweep, sweep_from_dict
+from cl_bench.sweep import load_sweep, run_sweep, sweep_from_dict
 from cl_bench.sweep.ray_backend import RayOptions, cell_resources, run_ray
 from cl_bench.sweep.ray_transfer import CHUNK_BYTES, CellInbox, file_digest, land_files, send_folder
 
@@ -109,6 +110,7 @@ class LocalCluster:
     """The head and the worker nodes; ``replace`` starts a fresh worker for a killed one."""
 
     def __init__(self) -> None:
+        self.private_dirs: list[str] = []
         self.cluster = Cluster(initialize_head=True, head_node_args={
             **NODE, "num_cpus": 0, "_system_config": FAST_HEALTH_CHECKS})
         self.workers = [self.add_worker() for _ in range(2)]
@@ -116,6 +118,7 @@ class LocalCluster:
 
     def add_worker(self, **args):
         private = tempfile.mkdtemp(prefix="cl-ray-node-")  # short: Ray's socket paths
+        self.private_dirs.append(private)
         env = {"CL_BENCH_SCRATCH": private, "TMPDIR": private, "OMP_NUM_THREADS": "1",
                "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
         return self.cluster.add_node(**{**NODE, "temp_dir": private, "env_vars": env, **args})
@@ -138,6 +141,8 @@ def cluster():
     finally:
         ray.shutdown()
         local.cluster.shutdown()
+        for folder in local.private_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -276,9 +281,12 @@ def test_driver_killed_and_run_again(cluster: LocalCluster, reference: pd.DataFr
         assert not (experiment_dir / cut).exists()  # nothing half-landed
     (gate / "release").touch()
 
-    again = cli_sweep(cluster, sweep_file, tmp_path / "out", mode)
-    output, _ = again.communicate(timeout=LIMIT_S)
-    assert again.returncode == 0, output
+    # the same sweep again, from this process (already a driver of the cluster: no second
+    # interpreter and no fresh workers to start on a 2-core machine)
+    lines: list[str] = []
+    again = run_sweep(load_sweep(sweep_file), tmp_path / "out", backend="ray", ray_results=mode,
+                      report=False, log=lines.append)
+    assert not again.failed, lines
     story = status(experiment_dir)
     assert story["counts"] == {"complete": 1, "skipped": 1, "failed": 0, "pending": 0}
     pd.testing.assert_frame_equal(
