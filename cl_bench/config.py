@@ -77,18 +77,28 @@ class DataConfig(_Section):
     image_size: int = Field(128, ge=32, le=1024)
     cache_mb: int = Field(2048, ge=0)
 
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _known_tasks(cls, value: Any) -> Any:
+        """A split name or a list of non-empty tasks, each category in one task
+        (:func:`cl_bench.data.splits.check_tasks`), checked before the type so that the
+        message says what is wrong with the tasks."""
+        if value is None:
+            return value
+        from cl_bench.data.splits import check_tasks
+
+        try:
+            check_tasks(value, where="tasks")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @model_validator(mode="after")
     def _tasks_alone(self) -> DataConfig:
         if self.tasks is None:
             if self.allow_unused_categories:
                 raise ValueError("data.allow_unused_categories applies to data.tasks only")
             return self
-        from cl_bench.data.splits import check_tasks
-
-        try:
-            check_tasks(self.tasks)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
         for key in ("categories", "sources"):
             if getattr(self, key) is not None:
                 raise ValueError(f"give data.tasks or data.{key}, not both (data.tasks names "

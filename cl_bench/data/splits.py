@@ -106,10 +106,10 @@ def check_tasks(tasks: Any, where: str = "data.tasks") -> list[list[str]]:
     resolved: list[list[str]] = []
     owner: dict[str, int] = {}
     for k, task in enumerate(tasks):
-        if isinstance(task, str):
-            task = [task]
         if not isinstance(task, (list, tuple)) or not all(isinstance(c, str) for c in task):
-            raise ConfigError(f"{where}[{k}]: a task is a list of category names, got {task!r}")
+            raise ConfigError(f"{where}[{k}]: a task is a list of category names, got {task!r}; "
+                              "write [[bottle], [cable]] for one category per task or "
+                              "[[bottle, cable]] for one task of both")
         if not task:
             raise ConfigError(f"{where}[{k}]: task {k} is empty; give it at least one category "
                               "or remove it")
