@@ -74,3 +74,16 @@ def test_bad_splits_fail_before_training_with_one_message(tasks, extra, said, ca
     status, text = cli(capsys, "run", str(config), "--out", str(tmp_path / "out"))
     assert status == 2 and said in text
     assert "Traceback" not in text and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("strategy", ["replay", "independent"])
+def test_a_split_run_cut_after_its_first_task_resumes_to_the_same_records(strategy, tmp_path,
+                                                                          synthetic_cache):
+    from runner_helpers import resume_cut_copy
+
+    run_dir, records = _run(tmp_path, strategy)
+    resumed = resume_cut_copy(run_dir, tmp_path / "cut", "stpm/seed0", 0)
+    again = pd.read_csv(resumed / "records.csv")
+    key = ["step", "eval_index", "metric"]
+    pd.testing.assert_frame_equal(again.sort_values(key).reset_index(drop=True),
+                                  records.sort_values(key).reset_index(drop=True))
