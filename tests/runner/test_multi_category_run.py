@@ -87,3 +87,15 @@ def test_a_split_run_cut_after_its_first_task_resumes_to_the_same_records(strate
     key = ["step", "eval_index", "metric"]
     pd.testing.assert_frame_equal(again.sort_values(key).reset_index(drop=True),
                                   records.sort_values(key).reset_index(drop=True))
+
+
+def test_the_x_y_sweep_has_one_cell_per_split_detector_strategy_and_seed(capsys):
+    from pathlib import Path
+
+    sweep = Path(__file__).resolve().parents[2] / "experiments" / "mvtec_x_y.yaml"
+    status, text = cli(capsys, "sweep", str(sweep), "--dry-run")
+    assert status == 0
+    cells = [line for line in text.splitlines() if "data.tasks=" in line]
+    assert len(cells) == 4 * 4 * 4 * 3
+    for split in ("mvtec_14_1", "mvtec_10_5", "mvtec_3x5", "mvtec_10_1x5"):
+        assert sum(f"tasks={split}-" in line for line in cells) == 48
