@@ -67,11 +67,46 @@ class DataConfig(_Section):
     sources: list[DataSource] | None = Field(None, min_length=1)
     synthetic: SyntheticData = SyntheticData()
     categories: list[str] | None = None
+    #: tasks of several categories: a named split (cl_bench.data.splits) or a list of lists
+    tasks: str | list[list[str]] | None = None
+    #: with ``tasks``: run although some categories of the data are in no task (opt-in)
+    allow_unused_categories: bool = False
     order: Literal["alphabetical", "reversed", "random"] | list[str] = "alphabetical"
     order_seed: int = 0
     order_name: str | None = None  # the label of the order in records (sweeps set it)
     image_size: int = Field(128, ge=32, le=1024)
     cache_mb: int = Field(2048, ge=0)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _known_tasks(cls, value: Any) -> Any:
+        """A split name or a list of non-empty tasks, each category in one task
+        (:func:`cl_bench.data.splits.check_tasks`), checked before the type so that the
+        message says what is wrong with the tasks."""
+        if value is None:
+            return value
+        from cl_bench.data.splits import check_tasks
+
+        try:
+            check_tasks(value, where="tasks")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _tasks_alone(self) -> DataConfig:
+        if self.tasks is None:
+            if self.allow_unused_categories:
+                raise ValueError("data.allow_unused_categories applies to data.tasks only")
+            return self
+        for key in ("categories", "sources"):
+            if getattr(self, key) is not None:
+                raise ValueError(f"give data.tasks or data.{key}, not both (data.tasks names "
+                                 "the categories)")
+        if isinstance(self.order, list):
+            raise ValueError("with data.tasks, write the tasks in the order wanted; data.order "
+                             "takes alphabetical (as given), reversed or random")
+        return self
 
     @model_validator(mode="after")
     def _one_kind_of_source(self) -> DataConfig:

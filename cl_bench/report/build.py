@@ -27,6 +27,7 @@ from cl_bench.report.aggregate import (
     step_curves,
     task_id_curves,
 )
+from cl_bench.report.literature import literature_section
 from cl_bench.report.load import MapSet, RunInfo, load_runs_with_info, read_map_file
 from cl_bench.report.report_data import ReportData, SavedFigure
 from cl_bench.report.tables import (
@@ -37,6 +38,7 @@ from cl_bench.report.tables import (
     matrix_table,
     summary_table,
 )
+from cl_bench.report.task_level import fold_categories
 from cl_bench.report.variants import label_variants
 
 
@@ -80,6 +82,8 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
     df, variant_notes = label_variants(df, {str(run.path): run.config for run in runs})
     notes += variant_notes
     check_duplicate_runs(df)
+    literature = literature_section(df, [r for r in runs if r.complete])
+    df = fold_categories(df, runs)  # tasks of several categories: one column per task
     chosen = metrics_present(df, metrics)
     fpr_limit, fpr_notes = _common_fpr_limit(df, [r for r in runs if r.complete], chosen)
     notes += fpr_notes
@@ -107,7 +111,7 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
     return ReportData(records=df, runs=runs, metrics=chosen, matrices=matrices, per_run=per_run,
                       summary=summary, final=final, curves=curves,
                       paired=paired_comparison(per_run), sequences=sequences, notes=notes,
-                      fpr_limit=fpr_limit, excluded=excluded)
+                      fpr_limit=fpr_limit, excluded=excluded, literature=literature)
 
 
 def _status_text(run: RunInfo) -> str:

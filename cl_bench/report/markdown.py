@@ -260,6 +260,7 @@ def render_report(data: ReportData, tables: dict[str, Table | TextTable],
     else:
         lines += ["No paired comparison of the hybrid: it needs the hybrid and a baseline with "
                   "the same strategy over at least 3 seeds.", ""]
+    lines += data.literature
     lines += ["## Final value of each task", ""]
     for metric in data.metrics:
         lines += _table_block(tables[f"final_per_task_{metric}"], out_dir, tables_dir)

@@ -176,7 +176,8 @@ def prepare_run(cfg: ExperimentConfig, log: Log) -> Prepared:
         root, categories=cfg.data.categories, order=cfg.data.order, seed=cfg.data.order_seed,
         image_size=cfg.data.image_size, joint=cfg.strategy.spec().stream == "joint",
         cumulative=cfg.strategy.spec().stream == "cumulative",
-        cache=ImageCache(max_mb=cfg.data.cache_mb), problems=problems,
+        cache=ImageCache(max_mb=cfg.data.cache_mb), problems=problems, tasks=cfg.data.tasks,
+        allow_unused=cfg.data.allow_unused_categories,
     )
     problems += benchmark_problems([*tasks.train_datasets, *tasks.test_datasets])
     if problems:  # every file is checked, every problem named, before the run folder exists
@@ -451,7 +452,10 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
         tasks = prepared.tasks
         ctx = RunContext(cfg, run_dir, run_id, device, manifest,
                          RecordWriter(RunLayout(run_dir).records), log, order_label(cfg),
-                         list(tasks.categories))
+                         list(tasks.categories), tasks.task_columns or [])
+        if tasks.task_columns:  # tasks of several categories (data.tasks): their composition
+            manifest.describe_run(tasks=[[ctx.categories[j] for j in cols]
+                                         for cols in ctx.groups])
         manifest.describe_run(data_root=str(prepared.root), categories=ctx.categories,
                               order=ctx.order_name, seeds=cfg.seeds, methods=cfg.model.methods,
                               strategy=cfg.strategy.name)
@@ -459,7 +463,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
         if resumed:
             fall_back_to_intact_steps(ctx)
             _drop_incomplete_rows(ctx)
-        shown = resolve_progress(progress, task_names=tuple(ctx.categories),
+        shown = resolve_progress(progress, task_names=tuple(ctx.task_names),
                                  joint=cfg.strategy.spec().stream == "joint",
                                  log=_flushed(log))
         for method in cfg.model.methods:
@@ -496,14 +500,14 @@ def _flushed(log: Log) -> Log:
 
 def _progress_summary(manifest: Manifest) -> str:
     cells = manifest.cells
-    categories = manifest.categories
+    n_tasks = len(manifest.data.get("tasks") or manifest.categories)
     parts = []
     for key, cell in cells.items():
         done = cell.get("completed_step", -2) + 1
         if cell.get("status") == "complete":
             parts.append(f"{key} complete")
         else:
-            parts.append(f"{key} {max(done, 0)} of {len(categories)} tasks")
+            parts.append(f"{key} {max(done, 0)} of {n_tasks} tasks")
     return ", ".join(parts) or "nothing completed yet"
 
 
