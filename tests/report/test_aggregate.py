@@ -291,3 +291,52 @@ def test_independent_run_is_complete_with_its_lower_triangle(tmp_path: Path) -> 
     records[~upper & ~lower].to_csv(run / "records.csv", index=False)
     (m,) = build_matrices(load_runs(tmp_path / "exp"), ["image_auroc"])
     assert not m.complete
+
+
+def test_wilcoxon_guard_counts_the_non_zero_differences() -> None:
+    """Six pairs, one with a zero difference: the signed-rank test drops it, leaving 5 non-zero
+    differences whose smallest p is 2 / 2**5 = 0.0625 > 0.05, so the table says "n too small"
+    (counting all six pairs would report p = 0.0625 instead)."""
+    values = _sweep_values()
+    values[("hybrid", "reversed", 2)] = values[("stpm", "reversed", 2)]
+    row = paired_comparison(fabricated_per_run(values)).iloc[0]
+    assert row["n"] == 6
+    assert np.isnan(row["wilcoxon_pvalue"]) and row["wilcoxon_note"] == WILCOXON_TOO_FEW
+
+
+def _holm_by_definition(pvalues: list[float]) -> list[float]:
+    """Holm (1979) written out step by step, independently of ``holm_adjust``: the k-th
+    smallest of m p-values gets max_{i <= k} min(1, (m - i + 1) p_(i)) (1-based i)."""
+    m = len(pvalues)
+    ranked = sorted(range(m), key=lambda index: pvalues[index])
+    adjusted = [0.0] * m
+    running = 0.0
+    for i, index in enumerate(ranked, start=1):
+        running = max(running, min(1.0, (m - i + 1) * pvalues[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def test_holm_over_the_table_equals_the_definition_with_its_running_maximum() -> None:
+    """Holm's p of every t-test in a table of several strategies, computed by hand; the data
+    are such that the running maximum changes at least one adjusted p (removing it fails)."""
+    frames = []
+    # naive and ewc have nearly equal p (ewc's a little smaller): 4 p_ewc > 3 p_naive, so
+    # naive's Holm p is ewc's, raised by the running maximum
+    for strategy, shift in (("naive", 0.0), ("ewc", 0.0005), ("replay", -0.008),
+                            ("si", -0.015)):
+        values = {("stpm", o, s): v for (o, s), v in STPM.items()}
+        values.update({("hybrid", o, s): STPM[(o, s)] + DIFF[(o, s)] + shift
+                       for (o, s) in STPM})
+        frames.append(fabricated_per_run(values, strategy=strategy).assign(
+            run_id=lambda f, name=strategy: f["run_id"] + name,
+            run_dir=lambda f, name=strategy: f["run_dir"] + name))
+    paired = paired_comparison(pd.concat(frames, ignore_index=True))
+    raw = paired["t_pvalue"].tolist()
+    assert len(raw) == 4 and all(np.isfinite(raw))
+    expected = _holm_by_definition(raw)
+    m = len(raw)
+    scaled = {index: min(1.0, (m - rank) * raw[index])
+              for rank, index in enumerate(sorted(range(m), key=lambda i: raw[i]))}
+    assert any(expected[i] > scaled[i] for i in range(m)), "data must exercise the running max"
+    np.testing.assert_allclose(paired["t_pvalue_holm"], expected, rtol=1e-12)
