@@ -61,8 +61,10 @@ def test_per_run_metrics_match_hand_computation(per_run) -> None:
     assert rows["fm"] == pytest.approx(((0.90 - 0.75) + (0.92 - 0.85)) / 2)
     assert rows["bwt"] == pytest.approx(((0.75 - 0.90) + (0.85 - 0.92)) / 2)
     assert rows["fwt"] == pytest.approx(((0.60 - 0.52) + (0.60 - 0.48)) / 2)
-    # ratio of sums over j < T-1: (0.25 + 0.35) / (0.40 + 0.42)
-    assert rows["retention"] == pytest.approx((0.25 + 0.35) / (0.40 + 0.42))
+    # f_j = kept / learnt = (0.25/0.40, 0.35/0.42), weights w_j = learnt - 0.05 = (0.35, 0.37)
+    assert rows["retention"] == pytest.approx(
+        (0.35 * 0.25 / 0.40 + 0.37 * 0.35 / 0.42) / (0.35 + 0.37))
+    assert rows["retention_excluded"] == 0
     assert rows["pooled"] == pytest.approx(known_pooled("hybrid", 0, 2))
 
 
@@ -157,19 +159,40 @@ def test_f1_max_metrics_have_labels_and_an_order() -> None:
     assert METRIC_ORDER.index("image_f1_max") < METRIC_ORDER.index("pixel_f1_max")
 
 
-def test_intransigence_against_the_joint_run_of_the_same_detector(tmp_path: Path) -> None:
+def test_intransigence_against_the_cumulative_run_of_the_same_seed_and_order(
+        tmp_path: Path) -> None:
+    """R*_k = R[k, k] of the cumulative run (tasks 0..k) of the same detector, seed and order;
+    a joint run is never substituted; runs without their cumulative run get no value and are
+    named in a warning (the report's notes)."""
     exp = make_experiment(tmp_path, seeds=(0, 1), maps=False)
-    write_run(exp, "joint-hybrid", "hybrid", 5, strategy="joint")
-    per_run = per_run_summary(build_matrices(load_runs(exp), ["image_auroc"]))
+    write_run(exp, "cumulative-hybrid-1", "hybrid", 1, strategy="cumulative", shift=0.03)
+    write_run(exp, "cumulative-hybrid-1-other-order", "hybrid", 1, strategy="cumulative",
+              order="reversed", shift=0.2)
+    write_run(exp, "joint-hybrid-0", "hybrid", 0, strategy="joint", shift=0.04)
+    with pytest.warns(UserWarning, match="These runs have none") as caught:
+        per_run = per_run_summary(build_matrices(load_runs(exp), ["image_auroc"]))
+    named = str(caught[0].message).split("no intransigence: ")[1].split("; add")[0].split(", ")
+    assert sorted(named) == ["hybrid/naive seed 0 order alphabetical",
+                             "stpm/naive seed 0 order alphabetical",
+                             "stpm/naive seed 1 order alphabetical"]
     intransigence = per_run[per_run["quantity"] == "intransigence"]
-    # only hybrid has a joint run; joint itself is the reference
-    assert set(intransigence["method"]) == {"hybrid"}
-    assert set(intransigence["strategy"]) == {"naive"}
-    # R* = final row of the joint run (seed 5): [.75,.85,.95] + .05; hybrid seed 1 diagonal:
-    # [.90,.92,.95] + .01
-    seed1 = _value(intransigence, seed=1)
-    r_star = np.array([0.75, 0.85, 0.95]) + 0.05
-    assert seed1["value"] == pytest.approx(np.mean(r_star - (np.array([0.9, 0.92, 0.95]) + 0.01)))
+    # only hybrid seed 1 has a cumulative run; references (cumulative, joint) get none
+    assert list(zip(intransigence["method"], intransigence["strategy"], intransigence["seed"],
+                    strict=True)) == [("hybrid", "naive", 1)]
+    # by hand: the cumulative run's diagonal minus the naive run's diagonal, mean over k
+    cumulative_diagonal = np.diag(known_matrix("hybrid", 1)) + 0.03
+    naive_diagonal = np.diag(known_matrix("hybrid", 1))
+    assert intransigence["value"].iloc[0] == pytest.approx(
+        np.mean(cumulative_diagonal - naive_diagonal))
+    assert intransigence["value"].iloc[0] == pytest.approx(0.03)
+
+
+def test_without_a_cumulative_run_there_is_no_intransigence_and_a_note(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path, seeds=(0, 1), maps=False)
+    write_run(exp, "joint-hybrid-0", "hybrid", 0, strategy="joint")
+    with pytest.warns(UserWarning, match="No run has one, so the column is absent"):
+        per_run = per_run_summary(build_matrices(load_runs(exp), ["image_auroc"]))
+    assert "intransigence" not in set(per_run["quantity"])
 
 
 # ---------------------------------------------------------------- the paired tests, fabricated
