@@ -258,8 +258,9 @@ def render_report(data: ReportData, tables: dict[str, Table | TextTable],
     if "comparison" in tables:
         lines += _table_block(tables["comparison"], out_dir, tables_dir)
     else:
-        lines += ["No paired comparison of the hybrid: it needs the hybrid and a baseline with "
-                  "the same strategy over at least 3 seeds.", ""]
+        lines += ["No paired comparison: a pair (report.compare, or by default the hybrid "
+                  "against each detector, each strategy against naive, routing against "
+                  "independent) needs both sides over at least 3 seeds.", ""]
     lines += ["## Final value of each task", ""]
     for metric in data.metrics:
         lines += _table_block(tables[f"final_per_task_{metric}"], out_dir, tables_dir)

@@ -218,11 +218,14 @@ def _configs(frame: pd.DataFrame) -> list[tuple[str, str, bool]]:
 
 
 def summary_table(agg: pd.DataFrame, metric: str, fpr_limit: float = DEFAULT_FPR_LIMIT,
-                  quantities: Sequence[str] = (*QUANTITIES, *RETENTION_DETAILS,
-                                               *SIDE_QUANTITIES)) -> Table:
+                  quantities: Sequence[str] | None = None) -> Table:
     """Method x strategy rows; ACC, FM, BWT, FWT, retention, intransigence (with a joint run)
     and final pooled columns. ``fpr_limit``: eval.pro_fpr_limit of the runs (AU-PRO's label and
-    chance level)."""
+    chance level). ``quantities``: the columns (default: every quantity, retention's interval and
+    excluded count beside it, then the side quantities)."""
+    if quantities is None:
+        at = QUANTITIES.index("retention") + 1
+        quantities = (*QUANTITIES[:at], *RETENTION_DETAILS, *QUANTITIES[at:], *SIDE_QUANTITIES)
     frame = agg[agg["metric"] == metric]
     configs = _configs(frame)
     # a quantity no run defines (the pooled value of a pixel metric) gets no column
@@ -236,6 +239,7 @@ def summary_table(agg: pd.DataFrame, metric: str, fpr_limit: float = DEFAULT_FPR
                         dtype=bool).reshape(shape)
     if not eligible.any():
         eligible[:] = True
+    eligible[:, [q in RETENTION_DETAILS for q in present]] = False  # details, not rankings
     bold = best_cells(mean, [LOWER_IS_BETTER.get(q, False) for q in present], eligible)
     label = metric_label(metric, fpr_limit)
     chance = chance_level(metric, fpr_limit)
