@@ -279,8 +279,8 @@ def cumulative_references(matrices: Iterable[RunMatrix],
 INTRANSIGENCE_NOTE = (
     "intransigence I_k = R*_k - R[k, k] needs R*_k, the score of a model trained on tasks 0..k "
     "together (Chaudhry et al., ECCV 2018): the diagonal of a `cumulative` run of the same "
-    "detector, seed and task order in the same report. {what}; add `cumulative` to "
-    "strategy.name with the same seeds and orders to report it")
+    "detector, seed and task order in the same report. {what}; run the experiment once more "
+    "with strategy.name: cumulative and the same seeds and orders to report it")
 
 
 def per_run_summary(matrices: Iterable[RunMatrix]) -> pd.DataFrame:
