@@ -171,7 +171,8 @@ def test_intransigence_against_the_cumulative_run_of_the_same_seed_and_order(
     write_run(exp, "joint-hybrid-0", "hybrid", 0, strategy="joint", shift=0.04)
     with pytest.warns(UserWarning, match="These runs have none") as caught:
         per_run = per_run_summary(build_matrices(load_runs(exp), ["image_auroc"]))
-    named = str(caught[0].message).split("no intransigence: ")[1].split("; add")[0].split(", ")
+    named = (str(caught[0].message).split("no intransigence: ")[1]
+             .split("; run the experiment")[0].split(", "))
     assert sorted(named) == ["hybrid/naive seed 0 order alphabetical",
                              "stpm/naive seed 0 order alphabetical",
                              "stpm/naive seed 1 order alphabetical"]
