@@ -324,6 +324,77 @@ class PerformanceConfig(_Section):
     keep_checkpoints: Literal["all", "last"] = "all"
 
 
+class ComparePair(_Section):
+    """One paired comparison of the report (docs/statistics.md, "Comparisons"): either two
+    ``strategies`` within each detector (or the ``within`` one), or two ``detectors`` within
+    each strategy (or the ``within`` one); the difference is first minus second."""
+
+    strategies: tuple[str, str] | None = None
+    detectors: tuple[str, str] | None = None
+    within: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ComparePair:
+        if (self.strategies is None) == (self.detectors is None):
+            raise ValueError("give either strategies: [A, B] (A against B within a detector) or "
+                             "detectors: [A, B] (A against B within a strategy)")
+        pair = self.strategies or self.detectors
+        if pair[0] == pair[1]:
+            raise ValueError(f"a pair compares two different names, got {pair[0]} twice")
+        return self
+
+
+class ReportConfig(_Section):
+    """``report.compare``: the pairs of the report's paired comparison; ``null`` (the default)
+    takes the hybrid against each baseline, each strategy against naive and routing against
+    independent (:mod:`cl_bench.report.compare`)."""
+
+    compare: list[ComparePair] | None = None
+
+
+def resolve_train_defaults(data: Any) -> Any:
+    """Lay each detector's paper training defaults (``train_defaults`` of its registration,
+    :class:`strategies.detectors.registry.DetectorSpec`) under the experiment's own settings.
+
+    For every detector of ``model.methods`` that has defaults, ``train.per_method.<detector>``
+    becomes: its paper defaults, then the keys the experiment's ``train`` section sets, then the
+    keys of its own ``train.per_method.<detector>`` entry (each merged key by key, a section
+    that names another ``name`` starting from that kind's defaults). So an experiment that says
+    nothing trains each detector as its paper did; a shared ``train.optimizer`` overrides every
+    detector's; ``train.per_method`` overrides one. Raw (unvalidated) data in, raw data out.
+    """
+    if not isinstance(data, dict):
+        return data
+    train = data.get("train", {})
+    model = data.get("model", {})
+    if not isinstance(train, dict) or not isinstance(model, dict):
+        return data
+    methods = model.get("methods", ModelConfig().methods)
+    if not isinstance(methods, list):
+        return data
+    from strategies.detectors import detector_names, get_detector
+
+    known = set(detector_names())
+    given = {k: v for k, v in train.items() if k != "per_method"}
+    per_method = train.get("per_method") or {}
+    if not isinstance(per_method, dict):
+        return data
+    resolved = dict(per_method)
+    for method in methods:
+        if not isinstance(method, str) or method not in known:
+            continue  # reported by the registry check, naming the allowed methods
+        defaults = dict(get_detector(method).train_defaults)
+        if not defaults:
+            continue
+        own = per_method.get(method) or {}
+        if not isinstance(own, dict):
+            continue  # reported at train.per_method.<method>
+        resolved[method] = _overlay(_overlay(defaults, given), own)
+    if resolved == per_method:
+        return data
+    return {**data, "train": {**train, "per_method": resolved}}
+
+
 class ExperimentConfig(_Section):
     experiment: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -333,12 +404,18 @@ class ExperimentConfig(_Section):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     performance: PerformanceConfig = PerformanceConfig()
+    report: ReportConfig = ReportConfig()
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1)
     deterministic: bool = True
     #: modules imported before validation; they register detectors/strategies (docs/extending.md)
     plugins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paper_train_defaults(cls, data: Any) -> Any:
+        return resolve_train_defaults(data)
 
     @field_validator("device")
     @classmethod

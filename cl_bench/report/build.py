@@ -21,19 +21,18 @@ from cl_bench.report.aggregate import (
     config_sort_key,
     final_per_task,
     metrics_present,
-    paired_comparison,
     per_run_summary,
     side_quantities,
     step_curves,
     task_id_curves,
 )
+from cl_bench.report.compare import compare_runs, compare_table, configured_pairs, default_pairs
 from cl_bench.report.literature import literature_section
 from cl_bench.report.load import MapSet, RunInfo, load_runs_with_info, read_map_file
 from cl_bench.report.report_data import ReportData, SavedFigure
 from cl_bench.report.tables import (
     Table,
     TextTable,
-    comparison_table,
     final_task_table,
     matrix_table,
     summary_table,
@@ -108,9 +107,12 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
                 f"{m.steps_done} of {len(m.expected_rows)} evaluation step(s) are recorded; "
                 "missing cells are NaN and values that need them are left out of the means "
                 "(see the count columns of the CSV tables)")
+    pairs = configured_pairs(run.config for run in runs if run.complete)
     return ReportData(records=df, runs=runs, metrics=chosen, matrices=matrices, per_run=per_run,
                       summary=summary, final=final, curves=curves,
-                      paired=paired_comparison(per_run), sequences=sequences, notes=notes,
+                      paired=compare_runs(per_run, default_pairs(per_run) if pairs is None
+                                          else pairs),
+                      sequences=sequences, notes=notes,
                       fpr_limit=fpr_limit, excluded=excluded, literature=literature)
 
 
@@ -181,7 +183,7 @@ def write_tables(data: ReportData, out_dir: Path) -> tuple[dict[str, Table | Tex
                 f"{_sequence_suffix(data, agg.tasks)}")
         tables[name] = matrix_table(agg, name)
     if not data.paired.empty:
-        tables["comparison"] = comparison_table(
+        tables["comparison"] = compare_table(
             data.paired, fpr_limit=data.fpr_limit,
             excluded=[str(run.path) for run in data.excluded])
     files: list[Path] = []

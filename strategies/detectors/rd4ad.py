@@ -295,6 +295,11 @@ OCBE_WIDTH_OPTION = OptionSpec("float", None, "multiplier of the OCBE blocks' in
 DECODER_BLOCKS_OPTION = OptionSpec("int3", (6, 4, 3), "decoder blocks per teacher level "
                                    "(level 1, 2, 3); official (6, 4, 3)")
 
+#: Deng & Li 2022, Sec. 4.1 and the official code: Adam, learning rate 0.005, betas
+#: (0.5, 0.999), constant learning rate
+RD4AD_TRAIN_DEFAULTS = {"optimizer": {"name": "adam", "lr": 0.005, "betas": [0.5, 0.999]},
+                        "schedule": {"name": "constant"}}
+
 register_detector(DetectorSpec(
     "rd4ad", RD4AD,
     {
@@ -306,4 +311,7 @@ register_detector(DetectorSpec(
                            "or per pixel along channels", RD4AD_LOSSES),
         "sigma": SIGMA_OPTION,
     },
-    "reverse distillation through a one-class bottleneck (Deng & Li, CVPR 2022)"))
+    "reverse distillation through a one-class bottleneck (Deng & Li, CVPR 2022)",
+    train_defaults=RD4AD_TRAIN_DEFAULTS,
+    training_notes="loss: 1 - cosine similarity per level, summed over levels (official "
+                   "code; option loss)"))
