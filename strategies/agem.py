@@ -26,10 +26,8 @@ from __future__ import annotations
 import torch
 from avalanche.benchmarks.utils.data_loader import GroupBalancedInfiniteDataLoader
 from avalanche.training.plugins import AGEMPlugin
-from pydantic import Field
 
 from strategies.replay import replay_seed
-from strategies.spec import StrategyOptions, StrategySpec
 
 
 class SeededAGEMPlugin(AGEMPlugin):
@@ -59,23 +57,3 @@ class SeededAGEMPlugin(AGEMPlugin):
         """On resume: re-draw the memory from the training experiences of the steps done."""
         for step, experience in enumerate(experiences):
             self.add_experience(experience, step)
-
-
-class AGEMOptions(StrategyOptions):
-    """``patterns_per_experience``: images kept of each task; ``sample_size``: images of the
-    memory batch that gives the reference gradient."""
-
-    patterns_per_experience: int = Field(10, ge=1)
-    sample_size: int = Field(8, ge=1)
-
-
-def make_agem_plugins(options: AGEMOptions, seed: int) -> list[SeededAGEMPlugin]:
-    return [SeededAGEMPlugin(options.patterns_per_experience, options.sample_size, seed)]
-
-
-SPEC = StrategySpec(
-    name="agem",
-    description="Averaged GEM: gradients projected against an episodic memory's (Avalanche)",
-    options=AGEMOptions,
-    make_plugins=make_agem_plugins,
-)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from strategies import agem, cumulative, ewc, feature_distillation, mas, replay, si
+from strategies import builtin_specs as builtin
+from strategies import cumulative
 from strategies.errors import StrategyRegistryError
 from strategies.routing import options as routing
 from strategies.spec import STREAM_KINDS, StrategyOptions, StrategySpec, StreamKind
@@ -46,8 +47,9 @@ INDEPENDENT = StrategySpec(
 
 #: cl-bench's own strategies, in the order they are listed
 BUILTIN_SPECS: tuple[StrategySpec, ...] = (
-    NAIVE, replay.SPEC, ewc.SPEC, si.SPEC, feature_distillation.SPEC, routing.SPEC, JOINT,
-    INDEPENDENT, cumulative.SPEC, mas.SPEC, agem.SPEC,
+    NAIVE, builtin.REPLAY_SPEC, builtin.EWC_SPEC, builtin.SI_SPEC,
+    builtin.FEATURE_DISTILLATION_SPEC, routing.SPEC, JOINT, INDEPENDENT, cumulative.SPEC,
+    builtin.MAS_SPEC, builtin.AGEM_SPEC,
 )
 
 _specs: dict[str, StrategySpec] = {}
