@@ -3,7 +3,7 @@
 The folder may be in any layout of :mod:`.formats` (MVTec AD and MPDD, VisA, BTAD; ``format``
 "auto" detects it); the class keeps its name because the MVTec AD layout came first.
 
-Item ``i`` is ``(image, label, mask)`` (DESIGN.md, data contract): ``image`` float32 (3, S, S),
+Item ``i`` is ``(image, label, mask)`` (docs/data.md, the data contract): ``image`` float32 (3, S, S),
 ImageNet-normalised; ``label`` 0 good / 1 defective; ``mask`` float32 (1, S, S) in {0, 1}, zeros
 for good images. The folder structure is checked when the dataset is built (cheap: files and
 masks exist); pixels are decoded lazily, once per process, through an :class:`ImageCache`.

@@ -1,4 +1,4 @@
-"""Continual-learning metrics from a result matrix R (DESIGN.md, "Metrics").
+"""Continual-learning metrics from a result matrix R (docs/metrics.md).
 
 R is a float array (T, T): row i = evaluation after training task i, column j = task j, NaN where
 not evaluated. ``baseline`` (T,) is the untrained model's row (b_j = R[-1, j]). All tasks are
@@ -138,7 +138,7 @@ def retention(R: Any, *, chance: float = CHANCE, margin: float = RETENTION_MARGI
     """Per-task chance-corrected retention rho_j = (R[T-1, j] - c) / (R[j, j] - c).
 
     The share of what task j had learnt above chance right after training on it that is still
-    there at the end (cl-bench's definition, DESIGN.md; no standard formula exists). 1 = all
+    there at the end (cl-bench's definition, docs/metrics.md; no standard formula exists). 1 = all
     kept, 0 = back to chance, < 0 = below chance. The ratio explodes near chance (R[j, j] = 0.501
     and R[T-1, j] = 0.9 would give 400), so rho_j is NaN where R[j, j] - c < ``margin`` (with an
     :class:`UndefinedMetricWarning` naming the tasks, j < T-1) and where entries are NaN.
