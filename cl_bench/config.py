@@ -67,11 +67,46 @@ class DataConfig(_Section):
     sources: list[DataSource] | None = Field(None, min_length=1)
     synthetic: SyntheticData = SyntheticData()
     categories: list[str] | None = None
+    #: tasks of several categories: a named split (cl_bench.data.splits) or a list of lists
+    tasks: str | list[list[str]] | None = None
+    #: with ``tasks``: run although some categories of the data are in no task (opt-in)
+    allow_unused_categories: bool = False
     order: Literal["alphabetical", "reversed", "random"] | list[str] = "alphabetical"
     order_seed: int = 0
     order_name: str | None = None  # the label of the order in records (sweeps set it)
     image_size: int = Field(128, ge=32, le=1024)
     cache_mb: int = Field(2048, ge=0)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _known_tasks(cls, value: Any) -> Any:
+        """A split name or a list of non-empty tasks, each category in one task
+        (:func:`cl_bench.data.splits.check_tasks`), checked before the type so that the
+        message says what is wrong with the tasks."""
+        if value is None:
+            return value
+        from cl_bench.data.splits import check_tasks
+
+        try:
+            check_tasks(value, where="tasks")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _tasks_alone(self) -> DataConfig:
+        if self.tasks is None:
+            if self.allow_unused_categories:
+                raise ValueError("data.allow_unused_categories applies to data.tasks only")
+            return self
+        for key in ("categories", "sources"):
+            if getattr(self, key) is not None:
+                raise ValueError(f"give data.tasks or data.{key}, not both (data.tasks names "
+                                 "the categories)")
+        if isinstance(self.order, list):
+            raise ValueError("with data.tasks, write the tasks in the order wanted; data.order "
+                             "takes alphabetical (as given), reversed or random")
+        return self
 
     @model_validator(mode="after")
     def _one_kind_of_source(self) -> DataConfig:
@@ -289,6 +324,77 @@ class PerformanceConfig(_Section):
     keep_checkpoints: Literal["all", "last"] = "all"
 
 
+class ComparePair(_Section):
+    """One paired comparison of the report (docs/statistics.md, "Comparisons"): either two
+    ``strategies`` within each detector (or the ``within`` one), or two ``detectors`` within
+    each strategy (or the ``within`` one); the difference is first minus second."""
+
+    strategies: tuple[str, str] | None = None
+    detectors: tuple[str, str] | None = None
+    within: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ComparePair:
+        if (self.strategies is None) == (self.detectors is None):
+            raise ValueError("give either strategies: [A, B] (A against B within a detector) or "
+                             "detectors: [A, B] (A against B within a strategy)")
+        pair = self.strategies or self.detectors
+        if pair[0] == pair[1]:
+            raise ValueError(f"a pair compares two different names, got {pair[0]} twice")
+        return self
+
+
+class ReportConfig(_Section):
+    """``report.compare``: the pairs of the report's paired comparison; ``null`` (the default)
+    takes the hybrid against each baseline, each strategy against naive and routing against
+    independent (:mod:`cl_bench.report.compare`)."""
+
+    compare: list[ComparePair] | None = None
+
+
+def resolve_train_defaults(data: Any) -> Any:
+    """Lay each detector's paper training defaults (``train_defaults`` of its registration,
+    :class:`strategies.detectors.registry.DetectorSpec`) under the experiment's own settings.
+
+    For every detector of ``model.methods`` that has defaults, ``train.per_method.<detector>``
+    becomes: its paper defaults, then the keys the experiment's ``train`` section sets, then the
+    keys of its own ``train.per_method.<detector>`` entry (each merged key by key, a section
+    that names another ``name`` starting from that kind's defaults). So an experiment that says
+    nothing trains each detector as its paper did; a shared ``train.optimizer`` overrides every
+    detector's; ``train.per_method`` overrides one. Raw (unvalidated) data in, raw data out.
+    """
+    if not isinstance(data, dict):
+        return data
+    train = data.get("train", {})
+    model = data.get("model", {})
+    if not isinstance(train, dict) or not isinstance(model, dict):
+        return data
+    methods = model.get("methods", ModelConfig().methods)
+    if not isinstance(methods, list):
+        return data
+    from strategies.detectors import detector_names, get_detector
+
+    known = set(detector_names())
+    given = {k: v for k, v in train.items() if k != "per_method"}
+    per_method = train.get("per_method") or {}
+    if not isinstance(per_method, dict):
+        return data
+    resolved = dict(per_method)
+    for method in methods:
+        if not isinstance(method, str) or method not in known:
+            continue  # reported by the registry check, naming the allowed methods
+        defaults = dict(get_detector(method).train_defaults)
+        if not defaults:
+            continue
+        own = per_method.get(method) or {}
+        if not isinstance(own, dict):
+            continue  # reported at train.per_method.<method>
+        resolved[method] = _overlay(_overlay(defaults, given), own)
+    if resolved == per_method:
+        return data
+    return {**data, "train": {**train, "per_method": resolved}}
+
+
 class ExperimentConfig(_Section):
     experiment: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -298,12 +404,18 @@ class ExperimentConfig(_Section):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     performance: PerformanceConfig = PerformanceConfig()
+    report: ReportConfig = ReportConfig()
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     device: str = "auto"
     num_threads: int | None = Field(None, ge=1)
     deterministic: bool = True
     #: modules imported before validation; they register detectors/strategies (docs/extending.md)
     plugins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paper_train_defaults(cls, data: Any) -> Any:
+        return resolve_train_defaults(data)
 
     @field_validator("device")
     @classmethod

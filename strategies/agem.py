@@ -18,7 +18,12 @@ Two changes to Avalanche's plugin, both for reproducible and resumable runs:
   ``sample_size``); ``sample_size`` should be a multiple of the number of tasks for an exact
   total.
 
-The memory forward pass runs the students in train mode, as Avalanche's plugin does.
+The memory forward pass runs the students in train mode, as Avalanche's plugin does (so
+``g_ref`` is the gradient of the loss the students train with, BatchNorm normalising with the
+memory batch's statistics), but the BatchNorm running statistics (``running_mean``,
+``running_var``, ``num_batches_tracked``) are saved before it and restored after it: A-GEM's
+memory only constrains the gradient (Chaudhry et al. 2019, Eq. 10-11); letting its images move
+the running statistics would be a hidden replay that the method does not have.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import torch
 from avalanche.benchmarks.utils.data_loader import GroupBalancedInfiniteDataLoader
 from avalanche.training.plugins import AGEMPlugin
+from torch import Tensor, nn
 
 from strategies.replay import replay_seed
 
@@ -36,6 +42,14 @@ class SeededAGEMPlugin(AGEMPlugin):
     def __init__(self, patterns_per_experience: int, sample_size: int, seed: int) -> None:
         super().__init__(patterns_per_experience, sample_size)
         self.seed = seed
+
+    def before_training_iteration(self, strategy, **kwargs) -> None:
+        """Avalanche's reference-gradient pass, with the BatchNorm statistics restored after."""
+        saved = batchnorm_statistics(strategy.model)
+        try:
+            super().before_training_iteration(strategy, **kwargs)
+        finally:
+            restore_batchnorm_statistics(strategy.model, saved)
 
     def after_training_exp(self, strategy, **kwargs) -> None:
         self.add_experience(strategy.experience, strategy.clock.train_exp_counter)
@@ -57,3 +71,19 @@ class SeededAGEMPlugin(AGEMPlugin):
         """On resume: re-draw the memory from the training experiences of the steps done."""
         for step, experience in enumerate(experiences):
             self.add_experience(experience, step)
+
+
+def batchnorm_statistics(model: nn.Module) -> dict[str, Tensor]:
+    """Copies of the running statistics of every BatchNorm layer of ``model`` (by buffer name)."""
+    return {f"{name}.{key}": buffer.detach().clone()
+            for name, module in model.named_modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm)
+            for key, buffer in module.named_buffers(recurse=False) if buffer is not None}
+
+
+@torch.no_grad()
+def restore_batchnorm_statistics(model: nn.Module, saved: dict[str, Tensor]) -> None:
+    """Write the copies of :func:`batchnorm_statistics` back into ``model``'s buffers."""
+    buffers = dict(model.named_buffers())
+    for name, value in saved.items():
+        buffers[name].copy_(value)

@@ -140,12 +140,13 @@ REPLAY_SPEC = StrategySpec(
 
 # ---- si: plugins in strategies.si ----------------------------------------------------------------
 class SIOptions(StrategyOptions):
-    """Synaptic Intelligence (Zenke et al. 2017): penalty strength c, damping xi, optional
-    clamp of the importances (off by default)."""
+    """Synaptic Intelligence (Zenke et al. 2017): penalty strength c, damping xi, clamp of the
+    importances: at least ``importance_min`` (0 by default; ``null`` keeps negative
+    importances), at most ``importance_max`` (off by default)."""
 
     si_lambda: float = Field(1.0, ge=0)
     xi: float = Field(1e-3, gt=0)
-    importance_min: float | None = None
+    importance_min: float | None = 0.0
     importance_max: float | None = None
 
     @model_validator(mode="before")

@@ -9,6 +9,12 @@ student branch, flattened and concatenated per image (the frozen teacher is hidd
 ``theta*`` saved, and while training every later task the loss gains
 ``mas_lambda * sum_k Omega_k (theta_k - theta*_k)^2``.
 
+The absolute value is taken per image, as in the paper (Omega = (1/N) sum_k |g(x_k)|), not of
+the batch-mean gradient as Avalanche's ``MASPlugin._get_importance`` does (|mean_k g(x_k)|,
+which cancels gradients of opposite signs): :func:`per_image_importance` runs one backward pass
+per image (hand-written because Avalanche has no per-sample variant; it costs N backward passes
+once per task).
+
 The importance pass runs once after each task (after the detector's calibration) over the
 task's training images in order, with the detector in **eval mode**, as Avalanche's EWC does:
 Avalanche's ``MASPlugin`` asks for train mode, which would compute the importances with batch
@@ -19,12 +25,14 @@ resumed runs.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from avalanche.training.plugins import MASPlugin
+from avalanche.training.utils import zerolike_params_dict
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from strategies.plugin_state import decode_state, encode_state
 
@@ -55,17 +63,51 @@ class StudentOutputs:
                           for level in levels], dim=1)
 
 
+def per_image_importance(forward: Callable[[Tensor], Tensor],
+                         parameters: dict[str, nn.Parameter],
+                         batches: Iterable[Tensor]) -> dict[str, Tensor]:
+    """MAS importances Omega_k = (1/N) sum_{n=1..N} |d ||f(x_n)||_2^2 / d theta_k| (Aljundi et
+    al., ECCV 2018, Eq. 2-4 with the squared l2 norm of Sec. 4.1): one backward pass per image
+    ``x_n`` of ``batches``; ``forward`` maps a batch to its outputs ``(B, D)``."""
+    importance = {name: torch.zeros_like(p) for name, p in parameters.items()}
+    count = 0
+    for images in batches:
+        for n in range(images.shape[0]):
+            for p in parameters.values():
+                p.grad = None
+            output = forward(images[n:n + 1])
+            output.flatten(1).pow(2).sum().backward()
+            for name, p in parameters.items():
+                if p.grad is not None:
+                    importance[name] += p.grad.abs()
+            count += 1
+    if count == 0:
+        raise ValueError("MAS importance: the task has no training image")
+    for p in parameters.values():
+        p.grad = None
+    return {name: value / count for name, value in importance.items()}
+
+
 class ResumableMASPlugin(MASPlugin):
     """Avalanche's ``MASPlugin`` on the students' features, with saveable state."""
 
     def _get_importance(self, strategy) -> dict:
-        view = SimpleNamespace(model=StudentOutputs(strategy.model),
-                               experience=strategy.experience, optimizer=strategy.optimizer,
-                               train_mb_size=strategy.train_mb_size, device=strategy.device)
+        dataset = strategy.experience.dataset
+        loader = DataLoader(dataset, batch_size=strategy.train_mb_size,
+                            collate_fn=getattr(dataset, "collate_fn", None))
         training = strategy.model.training
+        outputs = StudentOutputs(strategy.model).train()  # eval mode, see the module docstring
+        parameters = {name: p for name, p in strategy.model.named_parameters()
+                      if p.requires_grad}
+        importance = zerolike_params_dict(strategy.model)  # Avalanche's ParamData, all params
         try:
-            return super()._get_importance(view)
+            values = per_image_importance(outputs, parameters,
+                                          (batch[0].to(strategy.device) for batch in loader))
+            for name, value in values.items():
+                importance[name].data = value
+            return importance
         finally:
+            strategy.optimizer.zero_grad()
             strategy.model.train(training)
 
     def state_dict(self) -> dict[str, Any]:

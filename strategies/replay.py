@@ -1,9 +1,13 @@
 """Experience replay (Rolnick et al., NeurIPS 2019; Chaudhry et al., "On Tiny Episodic
 Memories in Continual Learning", 2019) with a buffer drawn from a per-task seed.
 
-The buffer is Avalanche's ``ExperienceBalancedBuffer`` (``adaptive_size=True``: after task t
-each of the t+1 tasks seen keeps ``buffer_size / (t+1)`` of its training images, as index views,
-no copies). The draw after task ``step`` uses the generator seed :func:`replay_seed`, so a
+The buffer is balanced by category (:class:`CategoryBalancedBuffer`, Avalanche's
+``ExperienceBalancedBuffer`` with one group per category instead of one per experience): after
+tasks holding c categories in all, each category keeps ``buffer_size / c`` of its training
+images, as index views, no copies. With one category per task this is exactly the experience
+balanced buffer (the same groups, the same draws); with tasks of several categories
+(``data.tasks``) a task of ten categories does not get ten times less memory per category
+than a task of one. The draw after task ``step`` uses the generator seed :func:`replay_seed`, so a
 resumed run rebuilds the same buffer without storing images.
 
 How a training step is composed, ``B = train.batch_size``:
@@ -32,7 +36,10 @@ from collections.abc import Iterator
 
 import torch
 from avalanche.training.plugins import ReplayPlugin
-from avalanche.training.storage_policy import ExperienceBalancedBuffer
+from avalanche.training.storage_policy import (
+    BalancedExemplarsBuffer,
+    ReservoirSamplingBuffer,
+)
 from torch.utils.data import DataLoader, Sampler
 
 REPLAY_MODES = ("equal_compute", "additive")
@@ -98,6 +105,35 @@ class EqualComputeBatchSampler(Sampler[list[int]]):
             yield self.new.take(size - m) + self.memory.take(m)
 
 
+class CategoryBalancedBuffer(BalancedExemplarsBuffer[ReservoirSamplingBuffer]):
+    """A rehearsal buffer with one reservoir-sampled group per category, the memory split
+    equally over the categories seen (``adaptive_size``). An experience of one category is
+    added exactly as ``ExperienceBalancedBuffer.post_adapt`` adds it (one draw over the whole
+    experience); one of several categories gets a group per category, drawn in order of first
+    appearance. Written here because Avalanche groups by experience, task or class label only,
+    and a category is none of these (the class label is good/defective)."""
+
+    def __init__(self, max_size: int) -> None:
+        super().__init__(max_size, adaptive_size=True)
+
+    def post_adapt(self, agent, exp) -> None:
+        categories = getattr(exp, "categories", None) or [None]
+        if len(categories) < 2:
+            parts = [exp.dataset]
+        else:
+            labels = [str(c) for c in exp.dataset.category]
+            parts = [exp.dataset.subset([i for i, c in enumerate(labels) if c == category])
+                     for category in dict.fromkeys(labels)]
+        for part in parts:
+            group = len(self.buffer_groups)
+            lens = self.get_group_lengths(group + 1)
+            new_buffer = ReservoirSamplingBuffer(lens[-1])
+            new_buffer.update_from_dataset(part)
+            self.buffer_groups[group] = new_buffer
+            for length, buffer in zip(lens, self.buffer_groups.values(), strict=True):
+                buffer.resize(agent, length)
+
+
 class SeededReplayPlugin(ReplayPlugin):
     """Avalanche replay with an experience-balanced buffer drawn from a per-task seed, and the
     batch composition of ``mode`` (see the module docstring)."""
@@ -111,7 +147,7 @@ class SeededReplayPlugin(ReplayPlugin):
         super().__init__(
             mem_size=mem_size,
             batch_size_mem=batch_size_mem,
-            storage_policy=ExperienceBalancedBuffer(max_size=mem_size, adaptive_size=True),
+            storage_policy=CategoryBalancedBuffer(max_size=mem_size),
         )
         self.seed = seed
         self.mode = mode

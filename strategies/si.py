@@ -17,8 +17,11 @@ For every trainable parameter ``theta_k`` of the students (the teacher is hidden
   ``Omega_k += w_k / (Delta_k^2 + xi)``; then ``w_k = 0`` and ``theta*_k = theta_k``;
 - while training every later task, the loss gains ``c * sum_k Omega_k (theta_k - theta*_k)^2``.
 
-No clipping by default: ``Omega_k`` can be negative where the optimizer's steps raised the task
-loss on balance. ``importance_min`` / ``importance_max`` clamp it when set (both off by default).
+``Omega_k`` is clipped at 0 by default (``importance_min = 0``): where the optimizer's steps
+raised the task loss on balance the path integral is negative, and a negative ``Omega_k`` would
+reward moving away from ``theta*_k``, leaving the penalty without a lower bound (Zenke et al.
+derive ``Omega_k`` as a non-negative importance). ``importance_min: null`` keeps negative
+values; ``importance_max`` adds an upper clamp (off by default).
 All tensors live on the parameters' device; only ``Omega`` and ``theta*`` carry over tasks
 (:meth:`SIPlugin.state_dict` / :meth:`SIPlugin.load_state_dict`).
 """
@@ -47,7 +50,7 @@ def student_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
 class SIPlugin(SupervisedPlugin):
     """Synaptic Intelligence: path-integral importances and a quadratic penalty (see module)."""
 
-    def __init__(self, si_lambda: float, xi: float = 1e-3, importance_min: float | None = None,
+    def __init__(self, si_lambda: float, xi: float = 1e-3, importance_min: float | None = 0.0,
                  importance_max: float | None = None) -> None:
         super().__init__()
         if xi <= 0:

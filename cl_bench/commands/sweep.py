@@ -1,6 +1,7 @@
 """``cl-bench sweep CONFIG [--backend local|ray] [--jobs N] [--address ADDR] [--out DIR]``.
 
-Also ``--dry-run`` (list the cells), ``--threads K``, ``--ray-results``, ``--set``.
+Also ``--dry-run`` (list the cells), ``--threads K``, ``--ray-results``, ``--gpus-per-cell``,
+``--set``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ray-results", choices=("shared", "return"), default="shared",
                         help="ray backend: tasks write into --out (a path every node sees; "
                         "default) or return their files to this driver, which writes them")
+    parser.add_argument("--gpus-per-cell", type=float, default=1.0, metavar="F",
+                        help="ray backend: share of one GPU each cell asks for when the cluster "
+                        "has GPUs (default 1: a GPU per cell; 0.5: two cells per GPU)")
     parser.add_argument("--out", default="results", help="results folder (default: results)")
     parser.add_argument("--dry-run", action="store_true",
                         help="list the cells and what would happen to each; run nothing")
@@ -58,5 +62,6 @@ def main(args: argparse.Namespace) -> int:
         return 0
     outcome = run_sweep(sweep, out_root=args.out, backend=args.backend, jobs=args.jobs,
                         threads=args.threads, address=args.address,
-                        ray_results=args.ray_results, report=not args.no_report)
+                        ray_results=args.ray_results, report=not args.no_report,
+                        gpus_per_cell=args.gpus_per_cell)
     return 1 if outcome.failed else 0

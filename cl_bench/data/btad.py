@@ -21,14 +21,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from cl_bench.data.layout import (
-    IMAGE_SUFFIXES,
     SPLITS,
     Sample,
     _visible,
     check_listed,
     check_mask_folders,
+    check_no_empty_folders,
     check_root,
     list_images,
+    settle,
     training_samples,
 )
 from cl_bench.errors import DataError
@@ -60,72 +61,80 @@ class BTADLayout:
         if not found:
             listed = ", ".join(p.name for p in _visible(path)[:10]) or "nothing"
             raise DataError(f"no product folders under {path} (found: {listed}); {LAYOUT_HINT}")
+        check_no_empty_folders(path, "product")
         return found
 
     def check_category(self, root: Path, category: str) -> None:
         check_listed(category, self.list_categories(root),
                      f"product {category!r} not found under {root}; products found")
 
-    def scan_split(self, root: Path, category: str, split: str) -> list[Sample]:
-        """Train: ``train/ok`` sorted. Test: ``test/ok`` then ``test/ko``, each sorted by name."""
+    def scan_split(self, root: Path, category: str, split: str,
+                   problems: list[str] | None = None) -> list[Sample]:
+        """Train: ``train/ok`` sorted. Test: ``test/ok`` then ``test/ko``, each sorted by name.
+
+        Problems of single files are all collected, as in :func:`.layout.scan_split`."""
         if split not in SPLITS:
             raise DataError(f"split {split!r} is not one of {', '.join(SPLITS)}")
         self.check_category(root, category)
         folder = Path(root) / category
+        found: list[str] = []
         if split == "train":
-            return training_samples(folder / "train" / OK, category, "product", LAYOUT_HINT)
+            samples = training_samples(folder / "train" / OK, category, "product", LAYOUT_HINT,
+                                       found)
+            settle(found, problems, f"{folder} (train)")
+            return samples
         test = folder / "test"
         subfolders = [p for p in _visible(test)] if test.is_dir() else []
-        strange = [p for p in subfolders if p.name not in (OK, KO) or not p.is_dir()]
-        if strange:
-            raise DataError(
-                f"{strange[0]}: BTAD test folders are test/{OK} (good) and test/{KO} "
-                f"(defective); move or remove it. {LAYOUT_HINT}"
-            )
-        if not subfolders:
+        for strange in (p for p in subfolders if p.name not in (OK, KO) or not p.is_dir()):
+            found.append(f"{strange}: BTAD test folders are test/{OK} (good) and test/{KO} "
+                         f"(defective); move or remove it. {LAYOUT_HINT}")
+        if not any(p.name in (OK, KO) and p.is_dir() for p in subfolders):
             raise DataError(f"product {category!r} has no test/{OK} or test/{KO} folder; "
                             f"{LAYOUT_HINT}")
         samples: list[Sample] = []
+        masks: dict[str, list[Path]] = {}
         if (test / OK).is_dir():
-            samples += [Sample(p, 0, "good", None) for p in _nonempty(test / OK)]
+            samples += [Sample(p, 0, "good", None) for p in _nonempty(test / OK, found)]
         if (test / KO).is_dir():
-            masks = _masks_by_stem(folder / "ground_truth" / KO)
-            missing = []
-            for image in _nonempty(test / KO):
-                found = masks.get(image.stem, [])
-                if len(found) > 1:
-                    raise DataError(
-                        f"defective image {image} has {len(found)} masks "
-                        f"({', '.join(p.name for p in found)}); keep one"
-                    )
-                if not found:
-                    missing.append(image)
-                    continue
-                samples.append(Sample(image, 1, KO, found[0]))
-            if missing:
-                more = f" (and {len(missing) - 1} more in test/{KO})" if len(missing) > 1 else ""
-                raise DataError(
-                    f"defective image {missing[0]} has no mask: expected "
-                    f"{folder / 'ground_truth' / KO / missing[0].stem}.png (or .bmp){more}. "
-                    f"Every defective BTAD image needs ground_truth/ko/<its stem>.<png|bmp>; add "
-                    f"the mask or remove the image."
-                )
+            masks = _masks_by_stem(folder / "ground_truth" / KO, found)
+            images = _nonempty(test / KO, found)
+            stems = {p.stem for p in images}
+            unmatched = sorted(m.name for stem, ms in masks.items() for m in ms
+                               if stem not in stems)
+            listed = ", ".join(unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")
+            hint = (f" ground_truth/{KO} holds masks that match no image ({listed}): if one is "
+                    f"this image's, rename it to {{stem}}.<png|bmp>.") if unmatched else ""
+            for image in images:
+                matches = masks.get(image.stem, [])
+                if len(matches) > 1:
+                    found.append(f"defective image {image} has {len(matches)} masks "
+                                 f"({', '.join(p.name for p in matches)}); keep one")
+                elif not matches:
+                    found.append(
+                        f"defective image {image} has no mask: expected "
+                        f"{folder / 'ground_truth' / KO / image.stem}.png (or .bmp). Every "
+                        f"defective BTAD image needs ground_truth/ko/<its stem>.<png|bmp>; add "
+                        f"the mask or remove the image.{hint.format(stem=image.stem)}")
+                else:
+                    samples.append(Sample(image, 1, KO, matches[0]))
+        claimed = {m for ms in masks.values() if len(ms) > 1 for m in ms}  # named above
         check_mask_folders(folder / "ground_truth", samples, OK,
-                           lambda m: f"{m.parents[2] / 'test' / m.parent.name / m.stem}.<ext>")
+                           lambda m: f"{m.parents[2] / 'test' / m.parent.name / m.stem}.<ext>",
+                           found, claimed)
+        settle(found, problems, f"{folder} (test)")
         return samples
 
 
-def _nonempty(folder: Path) -> list[Path]:
-    images = list_images(folder)
+def _nonempty(folder: Path, problems: list[str]) -> list[Path]:
+    images = list_images(folder, problems)
     if not images:
-        raise DataError(f"folder {folder} is empty; add its images or remove the folder")
+        problems.append(f"folder {folder} is empty; add its images or remove the folder")
     return images
 
 
-def _masks_by_stem(folder: Path) -> dict[str, list[Path]]:
+def _masks_by_stem(folder: Path, problems: list[str]) -> dict[str, list[Path]]:
     masks: dict[str, list[Path]] = {}
     if folder.is_dir():
-        for path in list_images(folder):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                masks.setdefault(path.stem, []).append(path)
+        for path in list_images(folder, problems):
+            masks.setdefault(path.stem, []).append(path)
     return masks

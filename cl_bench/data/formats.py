@@ -35,7 +35,8 @@ class Layout(Protocol):
 
     def check_category(self, root: Path, category: str) -> None: ...
 
-    def scan_split(self, root: Path, category: str, split: str) -> list[Sample]: ...
+    def scan_split(self, root: Path, category: str, split: str,
+                   problems: list[str] | None = None) -> list[Sample]: ...
 
 
 class MVTecLayout:
@@ -54,8 +55,9 @@ class MVTecLayout:
     def check_category(self, root: Path, category: str) -> None:
         mvtec_layout.category_dir(root, category)
 
-    def scan_split(self, root: Path, category: str, split: str) -> list[Sample]:
-        return mvtec_layout.scan_split(root, category, split)
+    def scan_split(self, root: Path, category: str, split: str,
+                   problems: list[str] | None = None) -> list[Sample]:
+        return mvtec_layout.scan_split(root, category, split, problems)
 
 
 def _subfolders(root: Path) -> list[Path]:
@@ -98,5 +100,31 @@ def layout_for(root: str | Path, format: str = AUTO) -> Layout:
         )
     name = detect_format(root) if format == AUTO else format
     if format != AUTO:
-        check_root(root)
+        check_misfit(check_root(root), format)
     return _registry()[name]
+
+
+#: what each layout looks like, for the hint of :func:`check_misfit`
+_LOOKS = {"mvtec": "<category>/train and <category>/test folders",
+          "visa": "split_csv/ or <category>/Data/Images",
+          "btad": "<product>/train/ok or <product>/test/ko folders"}
+
+
+def check_misfit(root: Path, format: str) -> None:
+    """``DataError`` when ``format`` was named but ``root`` does not look like it and looks
+    like exactly one other layout (a VisA root read with ``format: mvtec``): the error names
+    the layout to use. VisA's own errors already explain its split file, so a root read as
+    ``visa`` is left to them."""
+    if format == "visa":
+        return
+    layouts = _registry()
+    if layouts[format].looks_like(root):
+        return
+    others = [name for name in FORMATS if name != format and layouts[name].looks_like(root)]
+    if len(others) == 1:
+        other = others[0]
+        raise DataError(
+            f"{root} was read as the {format} layout (data.format / --format {format}), but it "
+            f"holds {_LOOKS[other]}, the {other} layout; set data.format: {other} (or "
+            f"`cl-bench data info --format {other}`), or auto to detect it"
+        )

@@ -3,14 +3,17 @@
 Images become ``uint8`` arrays (S, S, 3): single-channel, palette and alpha images are converted
 to three channels, 16-bit images are scaled to 8 bits, and every image is resized directly to
 S x S (bilinear, antialiased), as the MVTec AD literature does (non-square images are stretched).
-Masks are resized with the nearest neighbour and binarised afterwards (> 0), so a foreground value
-of 254 (MVTec 3D-AD) or 1 counts like 255. Normalisation uses the ImageNet statistics:
+Masks are binarised on their own values first (any pixel != 0 is defect, whatever the bit depth:
+1, 8 or 16 bits), then resized with the nearest neighbour, so a foreground value of 254 (MVTec
+3D-AD), 1, or 255 in a 16-bit file counts like 255. Normalisation uses the ImageNet statistics:
 ``x_c = (v_c / 255 - mean_c) / std_c``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +51,7 @@ class Decoded:
 
 
 @contextlib.contextmanager
-def _strict_truncation() -> Iterator[None]:
+def strict_truncation() -> Iterator[None]:
     """Make Pillow raise on truncated files even if another library switched that off."""
     previous = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -58,22 +61,36 @@ def _strict_truncation() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
+#: what Pillow raises for a file it cannot open, verify or decode
+READ_ERRORS = (OSError, SyntaxError, ValueError, struct.error, Image.DecompressionBombError)
+
+
+def open_error(path: Path, exc: BaseException) -> DataError:
+    """The ``DataError`` for file ``path`` that could not be opened or decoded (``exc``)."""
+    if isinstance(exc, FileNotFoundError):
+        return DataError(
+            f"{path}: file not found; it was listed when the dataset was built, so it was "
+            f"removed since. Restore it or rebuild the dataset."
+        )
+    if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+        return DataError(
+            f"{path}: a symbolic link that loops (too many levels of symbolic links); point it "
+            f"at the real file or remove it"
+        )
+    return DataError(
+        f"{path}: unreadable or truncated image file ({type(exc).__name__}: {exc}). "
+        f"Re-download or re-extract the dataset, or delete this file (and its mask)."
+    )
+
+
 def open_image(path: Path) -> Image.Image:
     """Open and fully decode ``path``; a missing, foreign or truncated file raises ``DataError``."""
     try:
-        with _strict_truncation(), Image.open(path) as handle:
+        with strict_truncation(), Image.open(path) as handle:
             handle.load()
             image = handle.convert("RGBA") if handle.mode in ("P", "PA") else handle.copy()
-    except FileNotFoundError:
-        raise DataError(
-            f"{path}: file not found; it was listed when the dataset was built, so it was "
-            f"removed since. Restore it or rebuild the dataset."
-        ) from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(
-            f"{path}: unreadable or truncated image file ({type(exc).__name__}: {exc}). "
-            f"Re-download or re-extract the dataset, or delete this file (and its mask)."
-        ) from None
+    except READ_ERRORS as exc:
+        raise open_error(path, exc) from None
     return image
 
 
@@ -109,23 +126,28 @@ def decode_image(path: Path, size: int) -> Decoded:
 
 
 def decode_mask(path: Path, size: int) -> Decoded:
-    """``path`` decoded as a ground-truth mask: (size, size) ``uint8`` in {0, 1}, foreground > 0."""
+    """``path`` decoded as a ground-truth mask: (size, size) ``uint8`` in {0, 1}, foreground != 0.
+
+    The mask is binarised on its own values, before any scaling, whatever its bit depth: a
+    1-bit, 8-bit or 16-bit pixel that is not 0 is defect (a 16-bit mask whose foreground is
+    255 or 1 is as defective as one whose foreground is 65535). The binary mask is then resized
+    with the nearest neighbour, which picks pixels, so the order of the two steps does not
+    change an 8-bit mask's result.
+    """
     image = open_image(path)
     mode, original_size = image.mode, image.size
     if image.mode in ("LA", "La"):  # drop the alpha channel: it is not the mask
         image = image.convert("L")
     elif image.mode not in ("1", "L", "I", "F", *_SIXTEEN_BIT):
         image = image.convert("RGB")
-    array = _to_uint8(image, path)
+    array = np.asarray(image)
     if array.ndim == 3:  # colour masks: foreground where any colour channel is set
         array = array.max(axis=2)
-    if array.dtype == bool:
-        array = array.astype(np.uint8)
-    foreground = bool((array > 0).any())
-    if array.shape != (size, size):
-        array = np.asarray(Image.fromarray(array).resize((size, size), _RESAMPLE_MASK))
-    binary = np.ascontiguousarray((array > 0).astype(np.uint8))
-    return Decoded(binary, original_size, mode, foreground)
+    binary = (array != 0).astype(np.uint8)
+    foreground = bool(binary.any())
+    if binary.shape != (size, size):
+        binary = np.asarray(Image.fromarray(binary).resize((size, size), _RESAMPLE_MASK))
+    return Decoded(np.ascontiguousarray(binary), original_size, mode, foreground)
 
 
 def to_tensor(array: np.ndarray) -> torch.Tensor:

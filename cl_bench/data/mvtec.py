@@ -21,7 +21,14 @@ from torch.utils.data import Dataset
 
 from cl_bench.data.cache import ImageCache, default_cache
 from cl_bench.data.formats import layout_for
-from cl_bench.data.imaging import Decoded, decode_image, decode_mask, mask_to_tensor, to_tensor
+from cl_bench.data.imaging import (
+    Decoded,
+    decode_image,
+    decode_mask,
+    mask_to_tensor,
+    open_error,
+    to_tensor,
+)
 from cl_bench.data.layout import SPLITS, DataWarning
 from cl_bench.errors import ConfigError, DataError
 
@@ -46,6 +53,7 @@ class MVTecDataset(Dataset):
         cache: ImageCache | None = None,
         format: str = "auto",
         task: str | None = None,
+        problems: list[str] | None = None,
     ):
         if split not in SPLITS:
             raise ConfigError(f"split={split!r}: choose one of {', '.join(SPLITS)}")
@@ -63,11 +71,16 @@ class MVTecDataset(Dataset):
         self.cache = cache if cache is not None else default_cache()
         self.layout = layout_for(self.root, format)
         self.format = self.layout.name
-        samples = self.layout.scan_split(self.root, category, split)
+        # problems None: the first scan raises them all; a list: they are recorded there and
+        # the files concerned left out (``cl-bench data info --check``, the runner's checks)
+        samples = self.layout.scan_split(self.root, category, split, problems)
         self.paths: list[Path] = [s.path for s in samples]
         self.labels: list[int] = [s.label for s in samples]
         self.defect_types: list[str] = [s.defect_type for s in samples]
         self.mask_paths: list[Path | None] = [s.mask_path for s in samples]
+        #: empty masks already said by whoever asked :meth:`empty_masks` (the runner prints
+        #: them once and records them in the manifest), so decoding them does not warn again
+        self.said_empty: set[Path] = set()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -82,11 +95,8 @@ class MVTecDataset(Dataset):
     def _cached(self, path: Path, kind: str) -> Decoded:
         try:
             stat = path.stat()
-        except FileNotFoundError:
-            raise DataError(
-                f"{path}: file not found; it was listed when the dataset was built, so it was "
-                f"removed since. Restore it or rebuild the dataset."
-            ) from None
+        except OSError as exc:
+            raise open_error(path, exc) from None
         key = (str(path), kind, self.image_size, stat.st_mtime_ns, stat.st_size)
         decode = decode_image if kind == "image" else decode_mask
         return self.cache.get_or_load(key, lambda: decode(path, self.image_size))
@@ -102,15 +112,14 @@ class MVTecDataset(Dataset):
         if mask_path is None:
             mask = np.zeros((self.image_size, self.image_size), dtype=np.uint8)
         else:
-            decoded = self._cached(mask_path, "mask")
-            if decoded.original_size != image.original_size:
-                raise DataError(
-                    f"mask {mask_path} is {_wxh(decoded.original_size)} but its image {path} is "
-                    f"{_wxh(image.original_size)}; masks must have their image's size. Replace "
-                    f"the mask with the right one."
-                )
+            decoded = self.decoded_mask(mask_path)
+            problem = mask_size_problem(mask_path, decoded.original_size, path,
+                                        image.original_size)
+            if problem:
+                raise DataError(problem)
             mask = decoded.array
-            if self.labels[index] == 1 and decoded.foreground is False:
+            if (self.labels[index] == 1 and decoded.foreground is False
+                    and mask_path not in self.said_empty):
                 warnings.warn(empty_mask_message(mask_path, path), DataWarning, stacklevel=2)
         return image.array, mask
 
@@ -118,15 +127,36 @@ class MVTecDataset(Dataset):
         image, mask = self.arrays(index)
         return to_tensor(image), self.labels[index], mask_to_tensor(mask)
 
+    def decoded_mask(self, mask_path: Path) -> Decoded:
+        """The decoded mask file ``mask_path`` (cached)."""
+        return self._cached(mask_path, "mask")
+
     def empty_masks(self) -> list[Path]:
-        """Masks of defective images that mark no pixel (decodes every mask now)."""
+        """Masks of defective images that mark no pixel (decodes every mask now).
+
+        The caller says them (console, manifest): items of these masks no longer raise a
+        ``DataWarning``, so each is said once, in the caller's format."""
         empty = []
         for index, mask_path in enumerate(self.mask_paths):
             if mask_path is None or self.labels[index] != 1:
                 continue
             if self._cached(mask_path, "mask").foreground is False:
                 empty.append(mask_path)
+        self.said_empty.update(empty)
         return empty
+
+    def decode_problems(self) -> list[str]:
+        """Decode every image and mask now; one message per unreadable or truncated file and
+        per mask whose size differs from its image's (which construction cannot see)."""
+        problems: list[str] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)  # empty masks: said by the callers
+            for index in range(len(self)):
+                try:
+                    self.arrays(index)
+                except DataError as exc:
+                    problems.append(str(exc))
+        return problems
 
     def validate(self, deep: bool = True) -> None:
         """Decode every image and mask now (``deep``); raise one ``DataError`` listing all problems.
@@ -137,12 +167,7 @@ class MVTecDataset(Dataset):
         """
         if not deep:
             return
-        problems: list[str] = []
-        for index in range(len(self)):
-            try:
-                self.arrays(index)
-            except DataError as exc:
-                problems.append(str(exc))
+        problems = self.decode_problems()
         if problems:
             shown = "\n  ".join(problems[:20])
             more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -165,6 +190,16 @@ def empty_mask_message(mask_path: Path, image_path: Path) -> str:
         f"image is kept as published (label 1, empty mask): it counts in the image metrics, "
         f"and only as defect-free pixels in the pixel metrics. Fix the mask if it is wrong."
     )
+
+
+def mask_size_problem(mask_path: Path, mask_size: tuple[int, int], image_path: Path,
+                      image_size: tuple[int, int]) -> str | None:
+    """The problem of a mask whose (width, height) differs from its image's, or None."""
+    if mask_size == image_size:
+        return None
+    return (f"mask {mask_path} is {_wxh(mask_size)} but its image {image_path} is "
+            f"{_wxh(image_size)}; masks must have their image's size. Replace the mask with the "
+            f"right one.")
 
 
 def _wxh(size: tuple[int, int]) -> str:

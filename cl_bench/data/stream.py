@@ -17,9 +17,12 @@ commands do not need it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from cl_bench.data.cache import ImageCache
 from cl_bench.data.formats import AUTO
@@ -27,6 +30,7 @@ from cl_bench.data.layout import suggest
 from cl_bench.data.mvtec import MVTecDataset
 from cl_bench.data.orders import ALPHABETICAL, Order, resolve_order
 from cl_bench.data.sources import DataSpec, as_sources, list_tasks
+from cl_bench.data.splits import resolve_tasks, task_name
 from cl_bench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -49,6 +53,19 @@ class TaskBenchmark:
     test_datasets: list[MVTecDataset]
     image_size: int
     joint: bool = False
+    #: the category columns of each training task, in task order (one column each when every
+    #: task is one category; see :mod:`cl_bench.data.splits`)
+    task_columns: list[list[int]] | None = None
+
+    @property
+    def groups(self) -> list[list[int]]:
+        """The columns of each task (``[[0], [1], ...]`` for one category per task)."""
+        return self.task_columns or [[j] for j in range(len(self.categories))]
+
+    @property
+    def task_names(self) -> list[str]:
+        """The name of each training task: its category, or its categories joined by ``+``."""
+        return [task_name([self.categories[j] for j in cols]) for cols in self.groups]
 
     @property
     def train_stream(self) -> Any:
@@ -113,6 +130,9 @@ def build_benchmark(
     cache: ImageCache | None = None,
     format: str = AUTO,
     cumulative: bool = False,
+    problems: list[str] | None = None,
+    tasks: Any = None,
+    allow_unused: bool = False,
 ) -> TaskBenchmark:
     """Avalanche benchmark over ``categories`` of ``root`` (all found when None), one task each.
 
@@ -126,43 +146,66 @@ def build_benchmark(
     training images (the upper bound); the test stream keeps one experience per task.
     ``cumulative=True``: train experience i holds the training images of tasks 0..i, in task
     order (Avalanche's ``Cumulative`` strategy, here built into the stream); its ``category`` is
-    task i, the task it adds. All datasets share ``image_size`` and ``cache``.
+    task i, the task it adds. All datasets share ``image_size`` and ``cache``. ``problems``: a
+    list that collects the folder scans' problems of every task (the files concerned are left
+    out) instead of raising at the first task that has some.
     """
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 
     sources = as_sources(root, format)
-    tasks = {task.name: task for task in list_tasks(sources)}
+    found = {task.name: task for task in list_tasks(sources)}
     where = ", ".join(str(source) for source in sources)
-    selected = _select(list(tasks), where, categories, order)
-    ordered = resolve_order(selected, order, seed)
-    if order == ALPHABETICAL:  # canonical: sources in the order given (one source: sorted)
-        chosen = set(selected)
-        ordered = [name for name in tasks if name in chosen]
+    groups: list[list[int]] | None = None
+    if tasks is not None:
+        if categories is not None:
+            raise ConfigError("give data.tasks or data.categories, not both")
+        layout = sources[0].format if len(sources) == 1 else None
+        if layout == AUTO:
+            from cl_bench.data.formats import detect_format
+
+            layout = detect_format(sources[0].root)
+        resolved = resolve_tasks(tasks, list(found), where, layout, allow_unused)
+        names = [task_name(t) for t in resolved]
+        by_name = dict(zip(names, resolved, strict=True))
+        ordered_tasks = (names if order == ALPHABETICAL
+                         else resolve_order(names, order, seed))
+        ordered = [c for name in ordered_tasks for c in by_name[name]]
+        bounds = np.cumsum([0, *(len(by_name[n]) for n in ordered_tasks)])
+        groups = [list(range(a, b)) for a, b in itertools.pairwise(bounds)]
+    else:
+        selected = _select(list(found), where, categories, order)
+        ordered = resolve_order(selected, order, seed)
+        if order == ALPHABETICAL:  # canonical: sources in the order given (one source: sorted)
+            chosen = set(selected)
+            ordered = [name for name in found if name in chosen]
 
     def dataset(name: str, split: str) -> MVTecDataset:
-        task = tasks[name]
+        task = found[name]
         return MVTecDataset(task.source.root, task.category, split, image_size, cache,
-                            format=task.source.format, task=name)
+                            format=task.source.format, task=name, problems=problems)
 
     train = [dataset(c, "train") for c in ordered]
     test = [dataset(c, "test") for c in ordered]
     if joint and cumulative:
         raise ValueError("build_benchmark: joint and cumulative exclude each other")
+    columns = groups or [[j] for j in range(len(ordered))]
+    # the categories of each training experience: all (joint), tasks 0..i (cumulative), task i
     if joint:
-        train_parts = [to_avalanche_dataset(train)]
+        parts = [[j for cols in columns for j in cols]]
     elif cumulative:
-        train_parts = [to_avalanche_dataset(train[: i + 1]) for i in range(len(train))]
+        parts = [[j for cols in columns[: i + 1] for j in cols] for i in range(len(columns))]
     else:
-        train_parts = [to_avalanche_dataset([d]) for d in train]
+        parts = [list(cols) for cols in columns]
+    train_parts = [to_avalanche_dataset([train[j] for j in part]) for part in parts]
     scenario = benchmark_from_datasets(train=train_parts,
                                        test=[to_avalanche_dataset([d]) for d in test])
+    names = [task_name([ordered[j] for j in cols]) for cols in columns]
     for index, experience in enumerate(scenario.train_stream):
-        experience.category = JOINT if joint else ordered[index]
-        if joint:
-            experience.categories = list(ordered)
-        else:
-            experience.categories = list(ordered[: index + 1] if cumulative else [ordered[index]])
+        experience.category = JOINT if joint else names[index]
+        experience.categories = [ordered[j] for j in parts[index]]
+    task_of = {j: k for k, cols in enumerate(columns) for j in cols}
     for index, experience in enumerate(scenario.test_stream):
         experience.category = ordered[index]
         experience.categories = [ordered[index]]
-    return TaskBenchmark(scenario, ordered, train, test, int(image_size), joint)
+        experience.task_index = task_of[index]
+    return TaskBenchmark(scenario, ordered, train, test, int(image_size), joint, groups)

@@ -9,7 +9,6 @@ of the full MVTec AD reads no pixels; ``check=True`` decodes every image and mas
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from PIL import Image
 
 from cl_bench.data.cache import ImageCache
 from cl_bench.data.formats import AUTO
-from cl_bench.data.layout import DataWarning
+from cl_bench.data.layout import problems_error
 from cl_bench.data.mvtec import MVTecDataset
 from cl_bench.errors import DataError
 
@@ -58,24 +57,23 @@ def summarize_category(
 ) -> CategorySummary:
     """Summary of ``category`` of ``root`` in layout ``format``; DataError for the first problem.
 
-    ``check`` decodes every image and mask (truncated files, mask sizes), reporting all of them,
-    and lists the masks of defective images that mark no pixel (a warning, not an error).
+    ``check`` decodes every image and mask (truncated files, mask sizes) and raises one
+    ``DataError`` naming every problem of the category (stray files, missing or orphan masks,
+    unreadable files, mask sizes), and lists the masks of defective images that mark no pixel
+    (a warning, not an error).
     """
     cache = ImageCache(max_mb=64)  # masks are decoded twice with check (validate, empty_masks)
-    train = MVTecDataset(root, category, "train", CHECK_SIZE, cache=cache, format=format)
-    test = MVTecDataset(root, category, "test", CHECK_SIZE, cache=cache, format=format)
+    problems: list[str] | None = [] if check else None  # check: every problem, not the first
+    train = MVTecDataset(root, category, "train", CHECK_SIZE, cache=cache, format=format,
+                         problems=problems)
+    test = MVTecDataset(root, category, "test", CHECK_SIZE, cache=cache, format=format,
+                        problems=problems)
     empty: list[Path] = []
     if check:
-        problems = []
         for dataset in (train, test):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DataWarning)  # listed below, not repeated
-                    dataset.validate(deep=True)
-            except DataError as exc:
-                problems.append(str(exc))
+            problems += dataset.decode_problems()
         if problems:
-            raise DataError("\n".join(problems))
+            raise problems_error(problems, f"category {category!r}", limit=None)
         empty = test.empty_masks()
     defects = {d: n for d, n in test.defect_counts().items() if d != "good"}
     summary = CategorySummary(

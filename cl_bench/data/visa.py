@@ -24,7 +24,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from cl_bench.data.layout import GOOD, SPLITS, Sample, check_listed
+from cl_bench.data.layout import GOOD, SPLITS, Sample, check_listed, settle
 from cl_bench.errors import DataError
 
 SPLIT_FILE = Path("split_csv") / "1cls.csv"
@@ -163,8 +163,13 @@ class VisALayout:
         check_listed(category, self.list_categories(root),
                      f"category {category!r} is not in {root / SPLIT_FILE}; categories there")
 
-    def scan_split(self, root: Path, category: str, split: str) -> list[Sample]:
-        """Rows of ``category`` and ``split``: train sorted by path; test normal, then anomaly."""
+    def scan_split(self, root: Path, category: str, split: str,
+                   problems: list[str] | None = None) -> list[Sample]:
+        """Rows of ``category`` and ``split``: train sorted by path; test normal, then anomaly.
+
+        Rows whose image or mask is missing are all collected, as in
+        :func:`.layout.scan_split` (raised together, or recorded in ``problems`` and left out).
+        """
         if split not in SPLITS:
             raise DataError(f"split {split!r} is not one of {', '.join(SPLITS)}")
         self.check_category(root, category)
@@ -175,28 +180,30 @@ class VisALayout:
                 f"{SOURCE_HINT}"
             )
         rows.sort(key=lambda r: (r.label != NORMAL, r.image))
-        _check_files(root, category, split, rows)
+        found: list[str] = []
+        bad = _check_files(root, rows, found)
+        settle(found, problems, f"{root / SPLIT_FILE} ({category}, {split})")
         return [
             Sample(root / r.image, 0, GOOD, None) if r.label == NORMAL
             else Sample(root / r.image, 1, ANOMALY, root / r.mask)
-            for r in rows
+            for r in rows if r.line not in bad
         ]
 
 
-def _check_files(root: Path, category: str, split: str, rows: list[Row]) -> None:
-    """Every image and mask a row names exists; one error naming the first row and a count."""
+def _check_files(root: Path, rows: list[Row], problems: list[str]) -> set[int]:
+    """Every image and mask a row names exists; one problem per missing file, in ``problems``.
+    Returns the line numbers of the rows concerned."""
     path = root / SPLIT_FILE
+    bad: set[int] = set()
     for column in ("image", "mask"):
-        named = [r for r in rows if getattr(r, column)]
-        missing = [r for r in named if not (root / getattr(r, column)).is_file()]
-        if not missing:
-            continue
-        first = missing[0]
-        more = (f" (and {len(missing) - 1} more {split} rows of {category!r})"
-                if len(missing) > 1 else "")
-        what = "image" if column == "image" else f"mask of anomaly image {first.image}:"
-        raise DataError(
-            f"{path}, line {first.line}: {what} {root / getattr(first, column)} not found{more}. "
-            f"Paths in the split file are relative to the root holding split_csv/ ({root}); "
-            f"re-extract the VisA archive there, or use the split file of this copy."
-        )
+        for row in rows:
+            named = getattr(row, column)
+            if not named or (root / named).is_file():
+                continue
+            bad.add(row.line)
+            what = "image" if column == "image" else f"mask of anomaly image {row.image}:"
+            problems.append(
+                f"{path}, line {row.line}: {what} {root / named} not found. Paths in the split "
+                f"file are relative to the root holding split_csv/ ({root}); re-extract the VisA "
+                f"archive there, or use the split file of this copy.")
+    return bad

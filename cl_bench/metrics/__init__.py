@@ -33,6 +33,8 @@ from cl_bench.metrics.continual import (
     pooled_image_auroc,
     pooled_image_metrics,
     retention,
+    retention_excluded,
+    retention_interval,
     retention_ratio,
     summarize,
 )
@@ -71,6 +73,8 @@ __all__ = [
     "pooled_image_metrics",
     "pro_curve",
     "retention",
+    "retention_excluded",
+    "retention_interval",
     "retention_ratio",
     "summarize",
     "trapezoid_area",

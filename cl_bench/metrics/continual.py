@@ -9,14 +9,17 @@ the divisor counts the defined terms only); where nothing is defined (e.g. T = 1
 forgetting, BWT and FWT, or a column never evaluated) the result is NaN. No warnings are raised
 for NaN entries; they are an expected part of a partially evaluated R.
 
-Retention (cl-bench's chance-corrected definition, :func:`retention_ratio`)::
+Retention (cl-bench's chance-corrected definition, :func:`retention_ratio`), bounded in [0, 1]::
 
-    rho = sum_{j<T-1} (R[T-1, j] - c) / sum_{j<T-1} (R[j, j] - c),  NaN when the mean of
-          (R[j, j] - c) over those tasks is below RETENTION_MARGIN = 0.05
+    f_j   = clip((R[T-1, j] - c) / (R[j, j] - c), 0, 1)      the retained fraction of task j's gain
+    w_j   = max(R[j, j] - c - m, 0)                           its weight, m = RETENTION_MARGIN
+    rho   = sum_{j<T-1} w_j f_j / sum_{j<T-1} w_j
 
-with c the metric's chance level (:func:`chance_level`). Like FM and BWT it runs over j < T-1:
-the last task is evaluated right after it is learnt, so it has nothing to retain yet (its
-rho_{T-1} = 1 by construction would only pull every method towards 1).
+with c the metric's chance level (:func:`chance_level`). Tasks that learnt no more than m above
+chance weigh 0 (they are "excluded", and counted); the weight grows from 0 as the gain passes m,
+so rho is continuous in R wherever it is defined, and NaN only when every task is excluded. Like
+FM and BWT it runs over j < T-1: the last task is evaluated right after it is learnt, so it has
+nothing to retain yet. :func:`retention_interval` bootstraps it over tasks.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from cl_bench.metrics.anomaly import image_ap, image_auroc
 from cl_bench.metrics.inputs import MetricInputError, UndefinedMetricWarning
@@ -127,22 +131,24 @@ def forward_transfer(R: Any, baseline: Any) -> float:
     return _nanmean(R[j - 1, j] - b[j])
 
 
-#: retention is undefined where the gain above chance, R[j, j] - c, is below this margin (in the
-#: metric's own units: 0.05 AUROC points, 0.05 AU-PRO points)
+#: retention's margin: a task whose gain above chance, R[j, j] - c, is at most this weighs 0
+#: (in the metric's own units: 0.05 AUROC points, 0.05 AU-PRO points)
 RETENTION_MARGIN = 0.05
 #: float rounding allowed at the margin (R[j, j] = 0.55 with c = 0.5 is exactly at the margin)
 _MARGIN_TOLERANCE = 1e-9
+#: bootstrap resamples of :func:`retention_interval` (and its fixed seed: reports reproduce)
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
 
 
 def retention(R: Any, *, chance: float = CHANCE, margin: float = RETENTION_MARGIN) -> np.ndarray:
-    """Per-task chance-corrected retention rho_j = (R[T-1, j] - c) / (R[j, j] - c).
+    """Per-task retained fraction f_j = clip((R[T-1, j] - c) / (R[j, j] - c), 0, 1), in [0, 1].
 
     The share of what task j had learnt above chance right after training on it that is still
-    there at the end (cl-bench's definition, docs/metrics.md; no standard formula exists). 1 = all
-    kept, 0 = back to chance, < 0 = below chance. The ratio explodes near chance (R[j, j] = 0.501
-    and R[T-1, j] = 0.9 would give 400), so rho_j is NaN where R[j, j] - c < ``margin`` (with an
-    :class:`UndefinedMetricWarning` naming the tasks, j < T-1) and where entries are NaN.
-    rho_{T-1} = 1 by construction. c = 0.5 for AUROC, fpr_limit / 2 for AU-PRO
+    there at the end (cl-bench's definition; no standard formula exists). 1 = all kept (or
+    more), 0 = back to chance or below. NaN where R[j, j] - c <= ``margin`` (with an
+    :class:`UndefinedMetricWarning` naming the tasks, j < T-1): the ratio of two small numbers
+    would be noise. f_{T-1} = 1 by construction. c = 0.5 for AUROC, fpr_limit / 2 for AU-PRO
     (:func:`chance_level`).
     """
     R = _matrix(R)
@@ -150,44 +156,87 @@ def retention(R: Any, *, chance: float = CHANCE, margin: float = RETENTION_MARGI
     j = np.arange(T)
     learnt = R[j, j] - chance
     kept = R[T - 1, j] - chance
-    enough = learnt >= margin - _MARGIN_TOLERANCE
+    enough = learnt > margin + _MARGIN_TOLERANCE
     near_chance = [int(k) for k in np.flatnonzero(~enough & np.isfinite(learnt)) if k < T - 1]
     if near_chance:
-        warnings.warn(f"retention: task(s) {near_chance} gained less than {margin:g} above the "
-                      f"chance level {chance:g} (R[j, j] - c < {margin:g}); their retention is "
+        warnings.warn(f"retention: task(s) {near_chance} gained at most {margin:g} above the "
+                      f"chance level {chance:g} (R[j, j] - c <= {margin:g}); their retention is "
                       "NaN", UndefinedMetricWarning, stacklevel=2)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.where(enough, kept / np.where(enough, learnt, 1.0), np.nan)
+        rho = np.where(enough, np.clip(kept / np.where(enough, learnt, 1.0), 0.0, 1.0), np.nan)
     return rho
 
 
-def retention_ratio(R: Any, *, chance: float = CHANCE,
-                    margin: float = RETENTION_MARGIN) -> float:
-    """Retention of a run: the ratio of sums over the tasks before the last,
-
-        rho = sum_{j<T-1} (R[T-1, j] - c) / sum_{j<T-1} (R[j, j] - c),
-
-    over the tasks j < T-1 where both entries are defined (the last task has nothing to retain).
-    Each task weighs by what it had learnt, so a barely-learnt task adds little to both sums
-    instead of dominating a mean of ratios. NaN, with an :class:`UndefinedMetricWarning`, where
-    the mean gain above chance (1/n) sum_j (R[j, j] - c) is below ``margin``; NaN for T = 1.
-    """
+def retention_terms(R: Any, *, chance: float = CHANCE,
+                    margin: float = RETENTION_MARGIN) -> tuple[np.ndarray, np.ndarray]:
+    """(w_j, f_j) of the tasks j < T-1 whose two entries are defined (module docstring):
+    w_j = max(R[j, j] - c - margin, 0), f_j = clip((R[T-1, j] - c) / (R[j, j] - c), 0, 1)
+    (f_j = 0 where w_j = 0: it does not count)."""
     R = _matrix(R)
     T = R.shape[0]
     j = np.arange(T - 1)
     learnt = R[j, j] - chance
     kept = R[T - 1, j] - chance
     both = np.isfinite(learnt) & np.isfinite(kept)
-    if not both.any():
-        return float("nan")
-    mean_learnt = float(learnt[both].mean())
-    if mean_learnt < margin - _MARGIN_TOLERANCE:
-        warnings.warn(f"retention: the mean gain above chance of the tasks before the last, "
-                      f"mean_j (R[j, j] - c) = {mean_learnt:+.3f} with c = {chance:g}, is below "
-                      f"the margin {margin:g}; retention is NaN", UndefinedMetricWarning,
+    learnt, kept = learnt[both], kept[both]
+    weight = np.maximum(learnt - margin, 0.0)
+    weight[weight <= _MARGIN_TOLERANCE] = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fraction = np.where(weight > 0, np.clip(kept / np.where(weight > 0, learnt, 1.0),
+                                                0.0, 1.0), 0.0)
+    return weight, fraction
+
+
+def retention_ratio(R: Any, *, chance: float = CHANCE,
+                    margin: float = RETENTION_MARGIN) -> float:
+    """Retention of a run, in [0, 1]: rho = sum_{j<T-1} w_j f_j / sum_{j<T-1} w_j with
+    f_j = clip((R[T-1, j] - c) / (R[j, j] - c), 0, 1) and w_j = max(R[j, j] - c - margin, 0).
+
+    Each task weighs by its gain above the margin, so rho is continuous in R: a task entering at
+    the margin starts with weight 0 instead of jumping in with its full ratio. NaN, with an
+    :class:`UndefinedMetricWarning`, when no task j < T-1 learnt more than ``margin`` above
+    chance (also for T = 1).
+    """
+    weight, fraction = retention_terms(R, chance=chance, margin=margin)
+    if weight.size and not (weight > 0).any():
+        warnings.warn(f"retention: no task before the last gained more than {margin:g} above "
+                      f"the chance level {chance:g}; retention is NaN", UndefinedMetricWarning,
                       stacklevel=2)
+    if not (weight > 0).any():
         return float("nan")
-    return float(kept[both].sum() / learnt[both].sum())
+    return float(np.sum(weight * fraction) / np.sum(weight))
+
+
+def retention_excluded(R: Any, *, chance: float = CHANCE,
+                       margin: float = RETENTION_MARGIN) -> int:
+    """How many tasks j < T-1 with defined entries weigh 0 in :func:`retention_ratio` (they
+    learnt at most ``margin`` above chance)."""
+    weight, _ = retention_terms(R, chance=chance, margin=margin)
+    return int(np.sum(weight == 0))
+
+
+def retention_interval(R: Any, *, chance: float = CHANCE, margin: float = RETENTION_MARGIN,
+                       confidence: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of :func:`retention_ratio` over the tasks (Efron &
+    Tibshirani 1993): the weighted tasks (w_j > 0) resampled with replacement
+    (``scipy.stats.bootstrap``, paired, BOOTSTRAP_RESAMPLES resamples, fixed seed). Within
+    [0, 1] like rho; (NaN, NaN) with fewer than two weighted tasks."""
+    weight, fraction = retention_terms(R, chance=chance, margin=margin)
+    keep = weight > 0
+    weight, fraction = weight[keep], fraction[keep]
+    if weight.size < 2:
+        return float("nan"), float("nan")
+    if np.ptp(fraction) == 0:  # every resample gives the same rho
+        return float(fraction[0]), float(fraction[0])
+
+    def weighted(w: np.ndarray, f: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.sum(w * f, axis=axis) / np.sum(w, axis=axis)
+
+    result = stats.bootstrap((weight, fraction), weighted, paired=True, vectorized=True,
+                             n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=confidence,
+                             method="percentile", rng=np.random.default_rng(BOOTSTRAP_SEED))
+    low, high = result.confidence_interval
+    return float(low), float(high)
 
 
 def chance_level(metric: str, fpr_limit: float = 0.3) -> float | None:
@@ -207,38 +256,41 @@ def chance_level(metric: str, fpr_limit: float = 0.3) -> float | None:
 
 
 def mean_retention(R: Any, *, chance: float = CHANCE, margin: float = RETENTION_MARGIN) -> float:
-    """Mean of the per-task rho_j over j < T-1 (:func:`retention`); NaN for T = 1.
-
-    Kept for per-task analyses; the reports use :func:`retention_ratio`, which a barely-learnt
-    task cannot dominate.
+    """Unweighted mean of the per-task f_j over j < T-1 (:func:`retention`), in [0, 1]; NaN
+    for T = 1. Kept for per-task analyses; the reports use :func:`retention_ratio`, which is
+    continuous where this mean jumps as a task crosses the margin.
     """
     return _nanmean(retention(R, chance=chance, margin=margin)[:-1])
 
 
-def intransigence(R: Any, joint_reference: Any) -> np.ndarray:
-    """Per-task intransigence I_k = R*_k - R[k, k] (Chaudhry et al., ECCV 2018).
+def intransigence(R: Any, reference: Any) -> np.ndarray:
+    """Per-task intransigence I_k = R*_k - R[k, k] (Chaudhry et al., "Riemannian Walk for
+    Incremental Learning", ECCV 2018, Sec. 4.3).
 
-    R*_k: the reference on task k, here the joint-training model (one value per task, or one
-    scalar for all). Positive = the continual model learns task k worse than joint training.
+    R*_k: the score on task k of a reference model trained on tasks 0..k together (one value
+    per task; in cl-bench the diagonal of a ``cumulative`` run of the same detector, seed and
+    order). Positive = the continual model learns task k worse than the reference.
     """
     R = _matrix(R)
     T = R.shape[0]
-    ref = _vector(joint_reference, T, "joint_reference")
+    ref = _vector(reference, T, "reference")
     k = np.arange(T)
     return ref - R[k, k]
 
 
-def mean_intransigence(R: Any, joint_reference: Any) -> float:
+def mean_intransigence(R: Any, reference: Any) -> float:
     """Mean over all tasks of I_k (:func:`intransigence`), NaN terms left out."""
-    return _nanmean(intransigence(R, joint_reference))
+    return _nanmean(intransigence(R, reference))
 
 
-def summarize(R: Any, baseline: Any = None, joint_reference: Any = None,
+def summarize(R: Any, baseline: Any = None, reference: Any = None,
               chance: float | None = CHANCE) -> dict[str, float]:
     """All summaries of one R: ``acc``, ``lower_triangle``, ``fm``, ``bwt``, ``fwt`` (NaN without
-    a baseline), ``retention`` (mean, j < T-1, chance-corrected with ``chance``; NaN when
-    ``chance`` is None, i.e. the metric has no fixed chance level) and ``intransigence`` (mean,
-    when a joint reference is given).
+    a baseline), ``retention`` (:func:`retention_ratio`, j < T-1, chance-corrected with
+    ``chance``; NaN when ``chance`` is None, i.e. the metric has no fixed chance level) with
+    ``retention_low`` / ``retention_high`` (:func:`retention_interval`) and
+    ``retention_excluded`` (tasks of weight 0), and ``intransigence`` (mean, when a reference
+    R*_k is given).
 
     Chance levels: 0.5 for image and pixel AUROC; ``fpr_limit / 2`` for AU-PRO (a random map
     has PRO(FPR) = FPR, whose normalised integral up to the limit L is L/2); none for AP, whose
@@ -250,11 +302,17 @@ def summarize(R: Any, baseline: Any = None, joint_reference: Any = None,
         "fm": forgetting_measure(R),
         "bwt": backward_transfer(R),
         "fwt": forward_transfer(R, baseline) if baseline is not None else float("nan"),
-        "retention": (retention_ratio(R, chance=chance) if chance is not None
-                      else float("nan")),
     }
-    if joint_reference is not None:
-        out["intransigence"] = mean_intransigence(R, joint_reference)
+    if chance is not None:
+        low, high = retention_interval(R, chance=chance)
+        out.update(retention=retention_ratio(R, chance=chance), retention_low=low,
+                   retention_high=high,
+                   retention_excluded=float(retention_excluded(R, chance=chance)))
+    else:
+        out.update(retention=float("nan"), retention_low=float("nan"),
+                   retention_high=float("nan"), retention_excluded=float("nan"))
+    if reference is not None:
+        out["intransigence"] = mean_intransigence(R, reference)
     return out
 
 
@@ -322,6 +380,9 @@ __all__ = [
     "pooled_image_auroc",
     "pooled_image_metrics",
     "retention",
+    "retention_excluded",
+    "retention_interval",
     "retention_ratio",
+    "retention_terms",
     "summarize",
 ]

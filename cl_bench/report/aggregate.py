@@ -2,7 +2,8 @@
 
 R[i, j] is a metric on task j after training task i (rows 0..T-1), b_j = R[-1, j] the untrained
 model (docs/metrics.md). Per run, :func:`cl_bench.metrics.continual.summarize` turns R into
-ACC, FM, BWT, FWT, retention and (with a joint run of the same detector) intransigence; this
+ACC, FM, BWT, FWT, retention and (with a cumulative run of the same detector, seed and order)
+intransigence; this
 module arranges the records into R, aggregates the per-run numbers over seeds and task orders
 (mean, sample standard deviation, count) and runs the paired tests of the hybrid against each
 baseline (docs/statistics.md).
@@ -42,8 +43,12 @@ QUANTITIES = ("acc", "fm", "bwt", "fwt", "retention", "intransigence", "pooled")
 QUANTITY_LABELS = {
     "acc": "ACC", "lower_triangle": "Lower-triangle avg", "fm": "FM", "bwt": "BWT",
     "fwt": "FWT", "retention": "Retention", "intransigence": "Intransigence",
-    "pooled": "Pooled (final)",
+    "pooled": "Pooled (final)", "retention_low": "Retention 95% low",
+    "retention_high": "Retention 95% high", "retention_excluded": "Retention: tasks excluded",
 }
+#: retention's bootstrap interval over tasks and count of excluded tasks (summary table and
+#: per-run CSV; no paired test)
+RETENTION_DETAILS = ("retention_low", "retention_high", "retention_excluded")
 #: per-run quantities read from side metrics (strategies that record them, e.g. routing):
 #: the pooled value after the final step; memory divided by the number of tasks
 SIDE_QUANTITIES = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective",
@@ -52,7 +57,8 @@ QUANTITY_LABELS.update({"task_id_acc": "Task-ID acc (final)", "task_id_acc_good"
                         "task_id_acc_defective": "Task-ID defective",
                         "memory_mb_per_task": "Memory/task (MB)"})
 #: True where a smaller value is better
-LOWER_IS_BETTER = {"fm": True, "intransigence": True, "memory_mb_per_task": True}
+LOWER_IS_BETTER = {"fm": True, "intransigence": True, "memory_mb_per_task": True,
+                   "retention_excluded": True}
 #: significance level of the paired tests (bold where the Holm-adjusted p is below it)
 ALPHA = 0.05
 KNOWN_METHODS = ("stpm", "rd4ad", "hybrid")
@@ -229,8 +235,8 @@ def build_matrices(df: pd.DataFrame, metrics: Sequence[str] | None = None) -> li
 
 
 def summarize_run(matrix: RunMatrix,
-                  joint_reference: np.ndarray | None = None) -> dict[str, float]:
-    """Continual metrics of one run: ``summarize(R, baseline, joint_reference)`` plus the final
+                  reference: np.ndarray | None = None) -> dict[str, float]:
+    """Continual metrics of one run: ``summarize(R, baseline, reference)`` plus the final
     pooled value, with the chance level of the run's metric and FPR limit.
 
     ``summarize`` leaves NaN cells out of its means, so a run still running contributes what its
@@ -245,7 +251,7 @@ def summarize_run(matrix: RunMatrix,
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             summary = {k: float(v) for k, v in summarize(
-                matrix.R, baseline=baseline, joint_reference=joint_reference,
+                matrix.R, baseline=baseline, reference=reference,
                 chance=chance).items()}
     except MetricInputError as exc:
         raise DataError(f"{where}: {exc}") from None
@@ -255,41 +261,60 @@ def summarize_run(matrix: RunMatrix,
     return summary
 
 
-def joint_references(matrices: Iterable[RunMatrix]) -> dict[tuple[str, str], dict[str, float]]:
-    """R*_j of intransigence: per (method, metric), the final value of each task (by name) of
-    the ``joint`` runs of that detector, averaged over those runs (seeds)."""
-    values: dict[tuple[str, str], dict[str, list[float]]] = {}
+def cumulative_references(matrices: Iterable[RunMatrix],
+                          ) -> dict[tuple[str, str, int, str], dict[str, float]]:
+    """R*_k of intransigence (Chaudhry et al., ECCV 2018): per (method, metric, seed, order),
+    the diagonal of the ``cumulative`` run, by task name: R*_k = its R[k, k], the score on task
+    k of the model trained on tasks 0..k together."""
+    references: dict[tuple[str, str, int, str], dict[str, float]] = {}
     for m in matrices:
-        if stream_of(m.strategy) != "joint":
+        if stream_of(m.strategy) != "cumulative" or is_task_aware(m.strategy, m.task_aware):
             continue
-        per_task = values.setdefault((m.method, m.metric), {})
-        for j, task in enumerate(m.tasks):
-            if np.isfinite(m.R[-1, j]):
-                per_task.setdefault(task, []).append(float(m.R[-1, j]))
-    return {key: {task: float(np.mean(v)) for task, v in per_task.items()}
-            for key, per_task in values.items()}
+        references[(m.method, m.metric, m.seed, m.order)] = {
+            task: float(m.R[k, k]) for k, task in enumerate(m.tasks)}
+    return references
+
+
+#: why a report has no intransigence column, or lacks it for some runs (the report's notes)
+INTRANSIGENCE_NOTE = (
+    "intransigence I_k = R*_k - R[k, k] needs R*_k, the score of a model trained on tasks 0..k "
+    "together (Chaudhry et al., ECCV 2018): the diagonal of a `cumulative` run of the same "
+    "detector, seed and task order in the same report. {what}; run the experiment once more "
+    "with strategy.name: cumulative and the same seeds and orders to report it")
 
 
 def per_run_summary(matrices: Iterable[RunMatrix]) -> pd.DataFrame:
     """Tidy per-run continual metrics: one row per run, metric and quantity.
 
-    Intransigence I_j = R*_j - R[j, j] (Chaudhry et al., ECCV 2018) is added for every continual
-    run (not joint, not the task-aware oracle) whose detector has a joint run of the same
-    metric: R*_j = that joint model's final value on task j (mean over the joint runs).
+    Intransigence I_k = R*_k - R[k, k] (Chaudhry et al., ECCV 2018) is added for every continual
+    run (not a reference stream, not the task-aware oracle) that has a ``cumulative`` run of the
+    same detector, seed and order: R*_k = that run's R[k, k] (:func:`cumulative_references`).
+    No other reference is substituted: runs without one get no intransigence, with a warning
+    (:data:`INTRANSIGENCE_NOTE`) naming them.
     """
     matrices = list(matrices)
-    references = joint_references(matrices)
+    references = cumulative_references(matrices)
     rows = []
+    missing: list[str] = []
     for matrix in matrices:
-        reference = references.get((matrix.method, matrix.metric))
-        joint = None
-        if reference is not None and not is_reference(matrix.strategy, matrix.task_aware):
-            joint = np.array([reference.get(task, np.nan) for task in matrix.tasks])
-        for quantity, value in summarize_run(matrix, joint).items():
+        reference = None
+        if not is_reference(matrix.strategy, matrix.task_aware):
+            found = references.get((matrix.method, matrix.metric, matrix.seed, matrix.order))
+            if found is None:
+                missing.append(f"{matrix.method}/{matrix.strategy} seed {matrix.seed} order "
+                               f"{matrix.order}")
+            else:
+                reference = np.array([found.get(task, np.nan) for task in matrix.tasks])
+        for quantity, value in summarize_run(matrix, reference).items():
             rows.append({**matrix.key(), "sequence": matrix.sequence, "metric": matrix.metric,
                          "quantity": quantity, "value": value, "complete": matrix.complete,
                          "status": matrix.status, "run_dir": matrix.run_dir,
                          "fpr_limit": matrix.fpr_limit})
+    missing = list(dict.fromkeys(missing))
+    if missing:
+        what = ("No run has one, so the column is absent" if not references else
+                "These runs have none and no intransigence: " + ", ".join(missing))
+        warnings.warn(INTRANSIGENCE_NOTE.format(what=what), stacklevel=2)
     return pd.DataFrame(rows)
 
 

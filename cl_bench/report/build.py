@@ -21,22 +21,23 @@ from cl_bench.report.aggregate import (
     config_sort_key,
     final_per_task,
     metrics_present,
-    paired_comparison,
     per_run_summary,
     side_quantities,
     step_curves,
     task_id_curves,
 )
+from cl_bench.report.compare import compare_runs, compare_table, configured_pairs, default_pairs
+from cl_bench.report.literature import literature_section
 from cl_bench.report.load import MapSet, RunInfo, load_runs_with_info, read_map_file
 from cl_bench.report.report_data import ReportData, SavedFigure
 from cl_bench.report.tables import (
     Table,
     TextTable,
-    comparison_table,
     final_task_table,
     matrix_table,
     summary_table,
 )
+from cl_bench.report.task_level import fold_categories
 from cl_bench.report.variants import label_variants
 
 
@@ -80,6 +81,8 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
     df, variant_notes = label_variants(df, {str(run.path): run.config for run in runs})
     notes += variant_notes
     check_duplicate_runs(df)
+    literature = literature_section(df, [r for r in runs if r.complete])
+    df = fold_categories(df, runs)  # tasks of several categories: one column per task
     chosen = metrics_present(df, metrics)
     fpr_limit, fpr_notes = _common_fpr_limit(df, [r for r in runs if r.complete], chosen)
     notes += fpr_notes
@@ -104,10 +107,13 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
                 f"{m.steps_done} of {len(m.expected_rows)} evaluation step(s) are recorded; "
                 "missing cells are NaN and values that need them are left out of the means "
                 "(see the count columns of the CSV tables)")
+    pairs = configured_pairs(run.config for run in runs if run.complete)
     return ReportData(records=df, runs=runs, metrics=chosen, matrices=matrices, per_run=per_run,
                       summary=summary, final=final, curves=curves,
-                      paired=paired_comparison(per_run), sequences=sequences, notes=notes,
-                      fpr_limit=fpr_limit, excluded=excluded)
+                      paired=compare_runs(per_run, default_pairs(per_run) if pairs is None
+                                          else pairs),
+                      sequences=sequences, notes=notes,
+                      fpr_limit=fpr_limit, excluded=excluded, literature=literature)
 
 
 def _status_text(run: RunInfo) -> str:
@@ -177,7 +183,7 @@ def write_tables(data: ReportData, out_dir: Path) -> tuple[dict[str, Table | Tex
                 f"{_sequence_suffix(data, agg.tasks)}")
         tables[name] = matrix_table(agg, name)
     if not data.paired.empty:
-        tables["comparison"] = comparison_table(
+        tables["comparison"] = compare_table(
             data.paired, fpr_limit=data.fpr_limit,
             excluded=[str(run.path) for run in data.excluded])
     files: list[Path] = []

@@ -34,12 +34,13 @@ def formula_table(fpr_limit: float) -> str:
                "(Chaudhry et al. 2018, l >= j)", "T-1"),
         ("BWT", "mean_{j<T-1} ( R[T-1, j] - R[j, j] ) (Lopez-Paz & Ranzato 2017)", "T-1"),
         ("FWT", "mean_{j>=1} ( R[j-1, j] - b_j ) (Lopez-Paz & Ranzato 2017)", "T-1"),
-        ("Retention", "sum_{j<T-1} (R[T-1, j] - c) / sum_{j<T-1} (R[j, j] - c); NaN when "
-                      f"mean_{{j<T-1}} (R[j, j] - c) < {RETENTION_MARGIN:g}; c = 0.5 (AUROC), "
-                      f"{c_pro}", "-"),
-        ("Intransigence", "mean_j ( R*_j - R[j, j] ), R*_j = the joint model of the same "
-                          "detector on task j (Chaudhry et al. 2018); only with a joint run",
-         "T"),
+        ("Retention", "sum_{j<T-1} w_j f_j / sum_{j<T-1} w_j, f_j = clip((R[T-1, j] - c) / "
+                      f"(R[j, j] - c), 0, 1), w_j = max(R[j, j] - c - {RETENTION_MARGIN:g}, 0); "
+                      "in [0, 1]; 95% bootstrap interval over tasks; c = 0.5 (AUROC), "
+                      f"{c_pro}", "sum of w_j"),
+        ("Intransigence", "mean_k ( R*_k - R[k, k] ), R*_k = R[k, k] of the cumulative run "
+                          "(trained on tasks 0..k) of the same detector, seed and order "
+                          "(Chaudhry et al. 2018); only with such a run", "T"),
         ("Pooled (final)", "the metric over the pooled test sets of all tasks after the final "
                            "task", "-"),
     ]
@@ -68,8 +69,9 @@ Formulas (R[i, j] = metric on task j after training task i, rows 0..T-1, b_j = u
 Higher is better for all but FM and intransigence. FM, BWT and retention run over j < T-1: the
 last task is tested right after it is learnt and has nothing to retain or forget yet. The
 divisors hold for a fully evaluated R: a NaN cell (not evaluated, or a metric undefined on that
-task) is left out of its mean. Retention is a ratio of sums, so a task learnt barely above
-chance weighs little instead of exploding its own ratio. Per-run values come from
+task) is left out of its mean. Retention weighs each task by its gain above the margin and
+clips its retained fraction to [0, 1], so a task learnt barely above chance weighs little
+instead of exploding its own ratio. Per-run values come from
 `cl_bench.metrics.continual`; tables show mean ± sample std (ddof 1) over seeds and task orders
 (a single run: its value alone); the CSV files also hold the counts.
 
@@ -258,8 +260,10 @@ def render_report(data: ReportData, tables: dict[str, Table | TextTable],
     if "comparison" in tables:
         lines += _table_block(tables["comparison"], out_dir, tables_dir)
     else:
-        lines += ["No paired comparison of the hybrid: it needs the hybrid and a baseline with "
-                  "the same strategy over at least 3 seeds.", ""]
+        lines += ["No paired comparison: a pair (report.compare, or by default the hybrid "
+                  "against each detector, each strategy against naive, routing against "
+                  "independent) needs both sides over at least 3 seeds.", ""]
+    lines += data.literature
     lines += ["## Final value of each task", ""]
     for metric in data.metrics:
         lines += _table_block(tables[f"final_per_task_{metric}"], out_dir, tables_dir)

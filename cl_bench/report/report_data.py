@@ -43,6 +43,8 @@ class ReportData:
     fpr_limit: float = DEFAULT_FPR_LIMIT
     #: run folders left out of every table and test because they are not complete
     excluded: list[RunInfo] = field(default_factory=list)
+    #: the markdown of the section "As the literature reports it" (cl_bench.report.literature)
+    literature: list[str] = field(default_factory=list)
 
     def metric_label(self, metric: str) -> str:
         return metric_label(metric, self.fpr_limit)

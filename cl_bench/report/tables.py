@@ -20,6 +20,7 @@ from cl_bench.report.aggregate import (
     LOWER_IS_BETTER,
     QUANTITIES,
     QUANTITY_LABELS,
+    RETENTION_DETAILS,
     SIDE_QUANTITIES,
     WILCOXON_TOO_FEW,
     MatrixAggregate,
@@ -217,10 +218,14 @@ def _configs(frame: pd.DataFrame) -> list[tuple[str, str, bool]]:
 
 
 def summary_table(agg: pd.DataFrame, metric: str, fpr_limit: float = DEFAULT_FPR_LIMIT,
-                  quantities: Sequence[str] = (*QUANTITIES, *SIDE_QUANTITIES)) -> Table:
+                  quantities: Sequence[str] | None = None) -> Table:
     """Method x strategy rows; ACC, FM, BWT, FWT, retention, intransigence (with a joint run)
     and final pooled columns. ``fpr_limit``: eval.pro_fpr_limit of the runs (AU-PRO's label and
-    chance level)."""
+    chance level). ``quantities``: the columns (default: every quantity, retention's interval and
+    excluded count beside it, then the side quantities)."""
+    if quantities is None:
+        at = QUANTITIES.index("retention") + 1
+        quantities = (*QUANTITIES[:at], *RETENTION_DETAILS, *QUANTITIES[at:], *SIDE_QUANTITIES)
     frame = agg[agg["metric"] == metric]
     configs = _configs(frame)
     # a quantity no run defines (the pooled value of a pixel metric) gets no column
@@ -234,21 +239,24 @@ def summary_table(agg: pd.DataFrame, metric: str, fpr_limit: float = DEFAULT_FPR
                         dtype=bool).reshape(shape)
     if not eligible.any():
         eligible[:] = True
+    eligible[:, [q in RETENTION_DETAILS for q in present]] = False  # details, not rankings
     bold = best_cells(mean, [LOWER_IS_BETTER.get(q, False) for q in present], eligible)
     label = metric_label(metric, fpr_limit)
     chance = chance_level(metric, fpr_limit)
     retention_note = (
-        f"retention = sum_{{j<T-1}} (R[T-1,j]-c) / sum_{{j<T-1}} (R[j,j]-c) with chance level "
-        f"c = {chance:g} (NaN where the tasks learnt on average less than {RETENTION_MARGIN:g} "
-        "above c)" if chance is not None else
+        f"retention = sum_j w_j f_j / sum_j w_j over j<T-1, f_j = clip((R[T-1,j]-c) / "
+        f"(R[j,j]-c), 0, 1), w_j = max(R[j,j]-c-{RETENTION_MARGIN:g}, 0), chance level "
+        f"c = {chance:g}; in [0, 1]; 95% low/high = bootstrap over tasks; excluded = tasks "
+        f"that gained at most {RETENTION_MARGIN:g} above c (weight 0)" if chance is not None else
         "retention is undefined for this metric (its chance level is the share of positives)")
     side_note = ("; task-ID acc = share of the seen tasks' test images routed to their own "
                  "task's expert after the final task (good/defective: those images only); "
                  "memory/task = MB of experts and keys held after the final task / T"
                  if any(q in SIDE_QUANTITIES for q in present) else "")
     intransigence_note = (
-        "intransigence = mean_j (R*_j - R[j,j]), R*_j = final value of the joint model of the "
-        "same detector on task j (Chaudhry et al. 2018; lower is better); "
+        "intransigence = mean_k (R*_k - R[k,k]), R*_k = R[k,k] of the cumulative run (trained on "
+        "tasks 0..k) of the same detector, seed and order (Chaudhry et al. 2018; lower is "
+        "better); "
         if "intransigence" in present else "")
     return Table(
         name=f"summary_{metric}", title=f"Summary, {label}",

@@ -33,7 +33,23 @@ class RunContext:
     log: Log
     order_name: str
     categories: list[str] = field(default_factory=list)
+    #: the category columns of each task (``data.tasks``); empty: one category per task
+    task_columns: list[list[int]] = field(default_factory=list)
     _store: object = None
+
+    @property
+    def groups(self) -> list[list[int]]:
+        """The columns of each training task (``[[0], [1], ...]`` for one category per task)."""
+        return self.task_columns or [[j] for j in range(len(self.categories))]
+
+    @property
+    def task_names(self) -> list[str]:
+        """Each training task's name: its category, or its categories joined by ``+``."""
+        return ["+".join(self.categories[j] for j in cols) for cols in self.groups]
+
+    def last_column(self, step: int) -> int:
+        """The last category column seen after training task ``step`` (-1 before any)."""
+        return self.groups[step][-1] if step >= 0 else -1
 
     def feature_store(self):
         """One teacher-feature store per run, shared by its cells (one teacher per run)."""

@@ -90,8 +90,8 @@ def data_root(cfg: ExperimentConfig, log: Log) -> Any:
             root = Path(os.path.expanduser(spec.root))
             if not root.is_dir():
                 raise ConfigError(
-                    f"data.sources[{i}].root: folder {root} (source {spec.name!r}) does not "
-                    "exist; set it to the dataset's root (docs/datasets.md)"
+                    f"data.sources[{i}].root: {_not_a_folder(root, spec.name)}; set it to the "
+                    "dataset's root folder (docs/datasets.md)"
                 )
             categories = tuple(spec.categories) if spec.categories else None
             sources.append(Source(root, spec.format, spec.name, categories))
@@ -100,8 +100,8 @@ def data_root(cfg: ExperimentConfig, log: Log) -> Any:
         root = Path(os.path.expanduser(cfg.data.root or ""))
         if not root.is_dir():
             raise ConfigError(
-                f"data.root: folder {root} does not exist; set data.root to the dataset's root "
-                "folder (layouts: docs/datasets.md)"
+                f"data.root: {_not_a_folder(root)}; set data.root to the dataset's root folder "
+                "(layouts: docs/datasets.md)"
             )
         return Source(root, cfg.data.format)
     syn = cfg.data.synthetic
@@ -111,6 +111,19 @@ def data_root(cfg: ExperimentConfig, log: Log) -> Any:
     )
     log(f"data: synthetic MVTec-like set at {root}")
     return Path(root)
+
+
+def _not_a_folder(root: Path, source: str | None = None) -> str:
+    """What ``root``, which is not a folder, is instead: a file (an archive not extracted?) or
+    nothing; ``source`` names the data source it belongs to."""
+    of = f" (source {source!r})" if source else ""
+    if root.is_symlink() and not root.exists():
+        return (f"{root}{of} is a symbolic link that loops or points to nothing; point it at "
+                "the dataset's folder")
+    if root.exists():
+        return (f"{root}{of} is a file, not a folder (an archive not yet extracted?); extract "
+                "it and give the folder")
+    return f"folder {root}{of} does not exist"
 
 
 def order_label(cfg: ExperimentConfig) -> str:
@@ -133,11 +146,14 @@ class Prepared:
 def prepare_run(cfg: ExperimentConfig, log: Log) -> Prepared:
     """Everything that can fail before training, checked before the run folder is touched.
 
-    The device exists, the data folder has the expected layout and categories, and the teacher's
+    The device exists, the data folder has the expected layout and categories, every image and
+    mask reads (:mod:`cl_bench.data.checks`; all problems named at once), and the teacher's
     weights load; each failure raises a :class:`~cl_bench.errors.CLBenchError` or
     :class:`~strategies.errors.StrategiesError` naming what to fix.
     """
     from cl_bench.data import ImageCache, build_benchmark
+    from cl_bench.data.checks import benchmark_problems
+    from cl_bench.data.layout import problems_error
     from cl_bench.data.mvtec import empty_mask_message
 
     if cfg.num_threads:
@@ -155,12 +171,17 @@ def prepare_run(cfg: ExperimentConfig, log: Log) -> Prepared:
         log("performance.autocast_bf16 applies on CUDA only; ignored on the CPU")
         notes.append("performance.autocast_bf16 ignored: not on CUDA")
     root = data_root(cfg, log)
+    problems: list[str] = []
     tasks = build_benchmark(
         root, categories=cfg.data.categories, order=cfg.data.order, seed=cfg.data.order_seed,
         image_size=cfg.data.image_size, joint=cfg.strategy.spec().stream == "joint",
         cumulative=cfg.strategy.spec().stream == "cumulative",
-        cache=ImageCache(max_mb=cfg.data.cache_mb),
+        cache=ImageCache(max_mb=cfg.data.cache_mb), problems=problems, tasks=cfg.data.tasks,
+        allow_unused=cfg.data.allow_unused_categories,
     )
+    problems += benchmark_problems([*tasks.train_datasets, *tasks.test_datasets])
+    if problems:  # every file is checked, every problem named, before the run folder exists
+        raise problems_error(problems, f"the data of this run ({root})")
     for test_set in tasks.test_datasets:  # kept as published, but said: console and manifest
         for mask_path in test_set.empty_masks():
             image_path = test_set.paths[list(test_set.mask_paths).index(mask_path)]
@@ -431,7 +452,10 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
         tasks = prepared.tasks
         ctx = RunContext(cfg, run_dir, run_id, device, manifest,
                          RecordWriter(RunLayout(run_dir).records), log, order_label(cfg),
-                         list(tasks.categories))
+                         list(tasks.categories), tasks.task_columns or [])
+        if tasks.task_columns:  # tasks of several categories (data.tasks): their composition
+            manifest.describe_run(tasks=[[ctx.categories[j] for j in cols]
+                                         for cols in ctx.groups])
         manifest.describe_run(data_root=str(prepared.root), categories=ctx.categories,
                               order=ctx.order_name, seeds=cfg.seeds, methods=cfg.model.methods,
                               strategy=cfg.strategy.name)
@@ -439,7 +463,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
         if resumed:
             fall_back_to_intact_steps(ctx)
             _drop_incomplete_rows(ctx)
-        shown = resolve_progress(progress, task_names=tuple(ctx.categories),
+        shown = resolve_progress(progress, task_names=tuple(ctx.task_names),
                                  joint=cfg.strategy.spec().stream == "joint",
                                  log=_flushed(log))
         for method in cfg.model.methods:
@@ -476,14 +500,14 @@ def _flushed(log: Log) -> Log:
 
 def _progress_summary(manifest: Manifest) -> str:
     cells = manifest.cells
-    categories = manifest.categories
+    n_tasks = len(manifest.data.get("tasks") or manifest.categories)
     parts = []
     for key, cell in cells.items():
         done = cell.get("completed_step", -2) + 1
         if cell.get("status") == "complete":
             parts.append(f"{key} complete")
         else:
-            parts.append(f"{key} {max(done, 0)} of {len(categories)} tasks")
+            parts.append(f"{key} {max(done, 0)} of {n_tasks} tasks")
     return ", ".join(parts) or "nothing completed yet"
 
 

@@ -1,7 +1,10 @@
 """The ``independent`` oracle: one detector per task, each task tested with its own detector.
 
 Task identity is used at test time, so every record of such a run is labelled
-``task_aware=True``. After step i, R[i, j] for j < i is the value measured when detector j was
+``task_aware=True``. With tasks of several categories (``data.tasks``) detector i is trained on
+the union of task i's categories and tested on each of them (its columns of R).
+
+After step i, R[i, j] for j < i is the value measured when detector j was
 trained (detector j never changes afterwards, so it is not evaluated again); tasks j > i have no
 detector yet and are left out (NaN). The pooled metric ranks each task's images by the score of
 that task's own detector.
@@ -38,16 +41,19 @@ def _save_task_scores(ctx, method, seed, task, result: EvalResult) -> None:
 
 
 def _load_previous(ctx, method, seed, last: int) -> tuple[dict, EvalResult]:
-    """Diagonal values R[j, j] (from records.csv) and scores of tasks 0..last (from scores/)."""
+    """Values of each column j measured at the step that trained its task (from records.csv)
+    and the scores of the columns of tasks 0..last (from scores/)."""
+    task_of = {j: k for k, cols in enumerate(ctx.groups) for j in cols}
+    end = ctx.last_column(last)
     diagonal: dict[int, dict[str, float]] = {}
     with ctx.records.path.open(newline="") as fh:
         for row in csv.DictReader(fh):
             step, j = int(row["step"]), int(row["eval_index"])
-            if (row["method"] == method and int(row["seed"]) == seed and step == j
-                    and 0 <= j <= last):
+            if (row["method"] == method and int(row["seed"]) == seed and 0 <= j <= end
+                    and step == task_of[j]):
                 diagonal.setdefault(j, {})[row["metric"]] = float(row["value"])
     kept = EvalResult()
-    for j in range(last + 1):
+    for j in range(end + 1):
         with np.load(_scores_path(ctx, method, seed, j)) as data:
             kept.scores[j], kept.labels[j] = data["scores"], data["labels"]
             maps = {k.removeprefix("maps_"): data[k] for k in data.files if k.startswith("maps_")}
@@ -77,18 +83,21 @@ def run_independent_cell(ctx: RunContext, tasks, method: str, seed: int,
         t0 = time.perf_counter()
         strategy.train(experience)
         t1 = time.perf_counter()
-        own = evaluate_stream(strategy, [test_stream[i]], ctx, upto=-1, progress=progress,
-                              keep_maps=keep)
+        columns = ctx.groups[i]
+        own = evaluate_stream(strategy, [test_stream[j] for j in columns], ctx, upto=-1,
+                              progress=progress, keep_maps=keep)
         t2 = time.perf_counter()
-        _save_task_scores(ctx, method, seed, i, own)
-        diagonal[i] = own.per_task[i]
-        kept.scores[i], kept.labels[i] = own.scores[i], own.labels[i]
-        if i in own.maps:
-            kept.maps[i] = own.maps[i]
+        for j in columns:
+            _save_task_scores(ctx, method, seed, j, own)
+            diagonal[j] = own.per_task[j]
+            kept.scores[j], kept.labels[j] = own.scores[j], own.labels[j]
+            if j in own.maps:
+                kept.maps[j] = own.maps[j]
         save_step(ctx, strategy, method, seed, i)
-        step_result = EvalResult(per_task={j: diagonal[j] for j in range(i + 1)},
-                                 pooled=pooled_image_metrics(kept.scores, kept.labels, i))
-        if i == len(ctx.categories) - 1 and kept.maps:
+        end = ctx.last_column(i)
+        step_result = EvalResult(per_task={j: diagonal[j] for j in range(end + 1)},
+                                 pooled=pooled_image_metrics(kept.scores, kept.labels, end))
+        if i == len(ctx.groups) - 1 and kept.maps:
             save_maps(ctx, method, seed, kept)
-        _finish_step(ctx, method, seed, i, ctx.categories[i], step_result,
+        _finish_step(ctx, method, seed, i, ctx.task_names[i], step_result,
                      {"train": t1 - t0, "eval": t2 - t1})

@@ -49,7 +49,7 @@ def fall_back_to_intact_steps(ctx: RunContext) -> None:
     (every step re-seeds from (seed, step)). Said on the console and in the manifest.
     """
     cells = ctx.manifest.cells
-    T = len(ctx.categories)
+    T = len(ctx.groups)
     candidates = [T - 1] if ctx.cfg.strategy.spec().stream == "joint" else list(range(T))
     changed = False
     for key, cell in cells.items():

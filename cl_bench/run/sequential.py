@@ -35,11 +35,12 @@ def run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
     cell["trainable_parameters"] = strategy.detector.num_trainable_parameters()
     cell["learns_without_gradients"] = strategy.detector.learns_without_gradients
     test_stream = tasks.benchmark.test_stream
-    T = len(ctx.categories)
+    T = len(ctx.groups)
     if cfg.strategy.spec().stream == "joint":  # one step on all tasks, recorded as step T-1
         steps = [(T - 1, "joint", tasks.benchmark.train_stream[0])]
     else:  # sequential; cumulative: experience i holds tasks 0..i, recorded with task i
-        steps = [(i, ctx.categories[i], exp) for i, exp in enumerate(tasks.benchmark.train_stream)]
+        steps = [(i, ctx.task_names[i], exp)
+                 for i, exp in enumerate(tasks.benchmark.train_stream)]
     last = cell["completed_step"]
     if last >= 0:
         restore_step(ctx, strategy, tasks, method, seed, last)
@@ -56,7 +57,8 @@ def run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
         strategy.train(experience)
         t1 = time.perf_counter()
         is_final = step == steps[-1][0]
-        result = evaluate_stream(strategy, test_stream, ctx, upto=step, progress=progress,
+        result = evaluate_stream(strategy, test_stream, ctx, upto=ctx.last_column(step),
+                                 progress=progress,
                                  keep_maps=cfg.eval.saved_maps_per_task if is_final else 0)
         t2 = time.perf_counter()
         save_step(ctx, strategy, method, seed, step)

@@ -111,9 +111,9 @@ def save_step(ctx: RunContext, strategy: DistillationStrategy, method: str, seed
 
 def _log_step(ctx: RunContext, method: str, seed: int, step: int, result: EvalResult,
               seconds: dict[str, float]) -> None:
-    T = len(ctx.categories)
-    name = "untrained" if step < 0 else f"task {step + 1}/{T} {ctx.categories[step]!r}"
-    seen = [j for j in result.per_task if step < 0 or j <= step]
+    T = len(ctx.groups)
+    name = "untrained" if step < 0 else f"task {step + 1}/{T} {ctx.task_names[step]!r}"
+    seen = [j for j in result.per_task if step < 0 or j <= ctx.last_column(step)]
     parts = []
     for metric in ("image_auroc", "pixel_auroc", "au_pro"):
         values = [result.per_task[j].get(metric, float("nan")) for j in seen]

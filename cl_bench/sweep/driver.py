@@ -156,15 +156,21 @@ class SweepOutcome:
 
 def run_sweep(sweep: Sweep, out_root: str | Path = "results", backend: str = "local",
               jobs: int = 1, threads: int | None = None, address: str | None = None,
-              ray_results: str = "shared", report: bool = True, log: Log = print) -> SweepOutcome:
+              ray_results: str = "shared", report: bool = True, log: Log = print,
+              gpus_per_cell: float = 1.0) -> SweepOutcome:
     """Run every cell of ``sweep`` (skipping complete ones) and build the combined report."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r}: choose {' or '.join(BACKENDS)}")
-    if backend == "local" and (address or ray_results != "shared"):
-        raise ConfigError("--address and --ray-results apply to --backend ray only")
+    if backend == "local" and (address or ray_results != "shared" or gpus_per_cell != 1.0):
+        raise ConfigError("--address, --ray-results and --gpus-per-cell apply to --backend ray "
+                          "only")
     if backend == "ray" and jobs != 1:
         raise ConfigError("--jobs applies to --backend local; Ray runs as many cells at once as "
                           "the cluster has CPUs (or GPUs) for")
+    if backend == "ray":
+        from cl_bench.sweep.ray_backend import RayOptions
+
+        RayOptions(gpus_per_cell=gpus_per_cell).check()  # before anything is written
     started = time.perf_counter()
     out_root = Path(out_root)
     experiment_dir = out_root / sweep.experiment
@@ -182,6 +188,7 @@ def run_sweep(sweep: Sweep, out_root: str | Path = "results", backend: str = "lo
         "experiment": sweep.experiment, "source": sweep.source, "grid": sweep.grid,
         "exclude": sweep.exclude, "backend": backend, "jobs": jobs, "threads": threads,
         "address": address, "ray_results": ray_results if backend == "ray" else None,
+        "gpus_per_cell": gpus_per_cell if backend == "ray" else None,
         "out": str(out_root), "started": utc_now(), "finished": None})
     results: dict[str, CellResult] = {}
     todo: list[Cell] = []
@@ -204,10 +211,12 @@ def run_sweep(sweep: Sweep, out_root: str | Path = "results", backend: str = "lo
 
     try:
         for done, (cell, result) in enumerate(_backend(backend, todo, out_root, jobs, threads,
-                                                       address, ray_results, log), 1):
+                                                       address, ray_results, gpus_per_cell,
+                                                       log), 1):
             results[cell.run_id] = result
             record.set(cell, result.status, error=result.error, wall_s=round(result.wall_s, 2),
-                       host=result.host)
+                       host=result.host,
+                       **({"attempts": result.attempts} if result.attempts else {}))
             record.save()
             detail = f": {result.error}" if result.error else ""
             log(f"[{done}/{len(todo)}] {cell.run_id}: {result.status} in {result.wall_s:.1f} s"
@@ -223,14 +232,16 @@ def run_sweep(sweep: Sweep, out_root: str | Path = "results", backend: str = "lo
 
 
 def _backend(backend: str, cells: list[Cell], out_root: Path, jobs: int, threads: int | None,
-             address: str | None, ray_results: str, log: Log) -> Iterator[tuple[Cell, CellResult]]:
+             address: str | None, ray_results: str, gpus_per_cell: float,
+             log: Log) -> Iterator[tuple[Cell, CellResult]]:
     if not cells:
         return iter(())
     if backend == "ray":
-        from cl_bench.sweep.ray_backend import run_ray
+        from cl_bench.sweep.ray_backend import RayOptions, run_ray
 
         return run_ray(cells, str(out_root), address=address, results=ray_results,
-                       threads=threads or 1, echo=log)
+                       threads=threads or 1, options=RayOptions(gpus_per_cell=gpus_per_cell),
+                       echo=log)
     from cl_bench.sweep.local import run_local
 
     return run_local(cells, str(out_root), jobs=jobs, threads=threads,

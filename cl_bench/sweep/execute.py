@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +30,23 @@ from cl_bench.sweep.grid import Cell
 NEW, COMPLETE, INCOMPLETE = "new", "complete", "incomplete"
 #: the outcome of a cell
 DONE, SKIPPED, FAILED = "complete", "skipped", "failed"
-#: folders of a run left on the worker when its files travel back to the driver (Ray, no
-#: shared filesystem): students' checkpoints are only needed to resume, and are large
+#: folders of a run left on the worker when its files travel back to the driver (Ray's
+#: ``return`` mode): students' checkpoints are only needed to resume, and are large
 NOT_RETURNED = (CHECKPOINTS,)
 LOGS = "logs"
 
 
 @dataclass
 class CellResult:
-    """What became of one cell; ``files`` (path relative to the experiment folder -> bytes) only
-    when the run happened in a private folder and its files travel back to the driver."""
+    """What became of one cell."""
 
     run_id: str
     status: str  # complete | skipped | failed
     error: str | None = None
     wall_s: float = 0.0
     host: str = ""
-    files: dict[str, bytes] | None = field(default=None, repr=False)
+    #: Ray only: every attempt of the cell (node, host, start, end, outcome), for sweep.json
+    attempts: list[dict[str, Any]] | None = None
 
 
 def cell_state(run_dir: Path) -> str:
@@ -183,53 +182,3 @@ def check_same_config(run_dir: Path, cfg: Any) -> None:
             f"{run_dir} was made with a different configuration ({'; '.join(diffs[:5])}); "
             "the sweep neither reuses nor overwrites it: delete the folder, or give the sweep "
             "another experiment name or --out")
-
-
-def execute_cell_returning_files(cell: Cell, threads: int | None = None) -> CellResult:
-    """Run ``cell`` in a private temporary folder and return its files with the result.
-
-    For workers that do not share the driver's filesystem: every file of the run except
-    ``checkpoints/`` (and the cell's log) comes back as bytes; the driver writes them into its
-    results folder with :func:`install_returned_files`. Such a cell cannot resume a half-done
-    run of an earlier sweep: it starts afresh.
-    """
-    scratch = Path(tempfile.mkdtemp(prefix="cl-bench-cell-"))
-    try:
-        result = execute_cell(cell, str(scratch), threads=threads)
-        experiment_dir = scratch / cell.experiment
-        files: dict[str, bytes] = {}
-        for path in sorted(experiment_dir.rglob("*")):
-            rel = path.relative_to(experiment_dir)
-            if path.is_file() and not (len(rel.parts) > 2 and rel.parts[1] in NOT_RETURNED):
-                files[rel.as_posix()] = path.read_bytes()
-        result.files = files
-        return result
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def install_returned_files(experiment_dir: Path, result: CellResult) -> None:
-    """Write the files a remote cell returned; its run folder replaces any older one."""
-    if not result.files:
-        return
-    staging = Path(tempfile.mkdtemp(prefix=f".{result.run_id}.tmp-", dir=experiment_dir))
-    try:
-        for rel, data in result.files.items():
-            target = staging / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        run_part = staging / result.run_id
-        if run_part.is_dir():
-            final = experiment_dir / result.run_id
-            if final.exists():
-                shutil.rmtree(final)
-            run_part.rename(final)
-        log_part = staging / LOGS / f"{result.run_id}.log"
-        if log_part.is_file():
-            target = experiment_dir / LOGS / log_part.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("ab") as fh:
-                fh.write(log_part.read_bytes())
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    result.files = None

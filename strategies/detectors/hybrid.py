@@ -53,6 +53,7 @@ from strategies.detectors.rd4ad import (
     DECODER_BLOCKS_OPTION,
     OCBE_BLOCKS_OPTION,
     OCBE_WIDTH_OPTION,
+    RD4AD_TRAIN_DEFAULTS,
     WIDTH_OPTION,
     ReverseStudent,
     check_strides,
@@ -242,4 +243,10 @@ register_detector(DetectorSpec(
         "fusion_alpha": OptionSpec("float", 0.5, "weight of the reverse branch in the fused map"),
         "sigma": SIGMA_OPTION,
     },
-    "forward + reverse students with dynamic loss weighting (the seed paper)"))
+    "forward + reverse students with dynamic loss weighting (the seed paper)",
+    # RD4AD's Adam (its reverse branch) with the seed paper's 10 % linear warm-up and linear
+    # decay to 0
+    train_defaults={"optimizer": dict(RD4AD_TRAIN_DEFAULTS["optimizer"]),
+                    "schedule": {"name": "warmup_linear", "warmup_fraction": 0.1}},
+    training_notes="loss: forward (STPM-style) and reverse (RD4AD) losses combined by the "
+                   "weighting option"))

@@ -28,6 +28,11 @@ that is the anomaly map's definition. The flattened form is the default because 
 numbers were obtained with it; ``loss="pixel"`` (mean over pixels of the per-pixel cosine
 distance) is offered for comparison.
 
+Image sizes that are not a multiple of 32 make the decoder's doubled resolutions differ from
+the teacher's (rounded-up) ones; each decoder stage's output is then resized bilinearly to its
+teacher level (:func:`match_size`) before the next stage, the loss and the map. Multiples of 32
+are never resized, so their results are unchanged.
+
 Map: ``A = G_sigma=4( sum_l Up(1 - cos_c(T_l, D_l)) )``, cosine along channels per pixel,
 bilinear upsampling to the image size; image score = max of A.
 """
@@ -115,6 +120,21 @@ class UpBottleneck(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
+def match_size(features: Tensor, size: tuple[int, int]) -> Tensor:
+    """``features`` resized bilinearly to ``size`` (h, w), or returned unchanged when it has it.
+
+    The decoder doubles the resolution at every stage (``h -> 2h``) while the teacher's strided
+    convolutions round up (``h -> ceil(h / 2)``), so for an image side that is not a multiple
+    of 32 (e.g. 33, 50, 100) the two disagree (at 100 px: 7 -> 4 -> 8 -> 16 -> 32 against the
+    teacher's 7, 13, 25). Resizing each reconstructed level to its teacher level keeps loss and
+    map defined for every image size; at multiples of 32 nothing is resized, so results there
+    are unchanged.
+    """
+    if tuple(features.shape[-2:]) == tuple(size):
+        return features
+    return F.interpolate(features, size=tuple(size), mode="bilinear", align_corners=False)
+
+
 def _inner(channels: float) -> int:
     return max(8, round(channels))
 
@@ -150,7 +170,9 @@ class OCBE(nn.Module):
 
     def forward(self, features: list[Tensor]) -> Tensor:
         f1, f2, f3 = features
-        fused = torch.cat([self.level1(f1), self.level2(f2), f3], dim=1)
+        size = tuple(f3.shape[-2:])
+        fused = torch.cat([match_size(self.level1(f1), size), match_size(self.level2(f2), size),
+                           f3], dim=1)
         return self.compress(fused)
 
 
@@ -174,11 +196,18 @@ class Decoder(nn.Module):
         self.heads = nn.ModuleList(heads)
         init_weights(self)
 
-    def forward(self, embedding: Tensor) -> list[Tensor]:
+    def forward(self, embedding: Tensor,
+                sizes: list[tuple[int, int]] | None = None) -> list[Tensor]:
+        """Reconstructed levels, finest first; ``sizes`` (the teacher's levels' (h, w), finest
+        first) aligns each stage's output to its level before the next stage
+        (:func:`match_size`)."""
         outputs = []
         x = embedding
-        for stage, head in zip(self.stages, self.heads, strict=True):
+        targets = [None] * len(self.stages) if sizes is None else list(sizes)[::-1]
+        for stage, head, size in zip(self.stages, self.heads, targets, strict=True):
             x = stage(x)
+            if size is not None:
+                x = match_size(x, size)
             outputs.append(head(x))
         return outputs[::-1]  # teacher order: level 1 (finest) first
 
@@ -195,7 +224,8 @@ class ReverseStudent(nn.Module):
                                linear_head)
 
     def forward(self, teacher_features: list[Tensor]) -> list[Tensor]:
-        return self.decoder(self.ocbe(teacher_features))
+        sizes = [tuple(f.shape[-2:]) for f in teacher_features]
+        return self.decoder(self.ocbe(teacher_features), sizes)
 
 
 def flat_cosine_loss(teacher: list[Tensor], student: list[Tensor]) -> Tensor:
@@ -265,6 +295,11 @@ OCBE_WIDTH_OPTION = OptionSpec("float", None, "multiplier of the OCBE blocks' in
 DECODER_BLOCKS_OPTION = OptionSpec("int3", (6, 4, 3), "decoder blocks per teacher level "
                                    "(level 1, 2, 3); official (6, 4, 3)")
 
+#: Deng & Li 2022, Sec. 4.1 and the official code: Adam, learning rate 0.005, betas
+#: (0.5, 0.999), constant learning rate
+RD4AD_TRAIN_DEFAULTS = {"optimizer": {"name": "adam", "lr": 0.005, "betas": [0.5, 0.999]},
+                        "schedule": {"name": "constant"}}
+
 register_detector(DetectorSpec(
     "rd4ad", RD4AD,
     {
@@ -276,4 +311,7 @@ register_detector(DetectorSpec(
                            "or per pixel along channels", RD4AD_LOSSES),
         "sigma": SIGMA_OPTION,
     },
-    "reverse distillation through a one-class bottleneck (Deng & Li, CVPR 2022)"))
+    "reverse distillation through a one-class bottleneck (Deng & Li, CVPR 2022)",
+    train_defaults=RD4AD_TRAIN_DEFAULTS,
+    training_notes="loss: 1 - cosine similarity per level, summed over levels (official "
+                   "code; option loss)"))

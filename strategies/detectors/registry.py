@@ -63,6 +63,12 @@ class DetectorSpec:
     ``builder(teacher, **options)`` returns the detector around the frozen ``teacher`` (a
     :class:`strategies.backbones.FeatureExtractor`); ``options`` maps each option name to its
     :class:`OptionSpec` (the builder receives only validated, converted values).
+
+    ``train_defaults``: the training settings of the detector's paper, as keys of the
+    ``train`` section (``optimizer``, ``schedule``, ...). Every experiment trains the detector
+    with them unless its ``train`` section or ``train.per_method.<name>`` sets the key
+    (:func:`cl_bench.config.resolve_train_defaults`). The loss and its scale are part of the
+    detector's code and are described in ``training_notes``.
     """
 
     name: str
@@ -70,6 +76,8 @@ class DetectorSpec:
     options: dict[str, OptionSpec] = field(default_factory=dict)
     description: str = ""
     source: str = "cl-bench"
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    training_notes: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():

@@ -96,4 +96,11 @@ class STPM(AnomalyDetector):
 
 register_detector(DetectorSpec(
     "stpm", STPM, {"sigma": SIGMA_OPTION},
-    "forward distillation into a copy of the teacher (Wang et al., BMVC 2021)"))
+    "forward distillation into a copy of the teacher (Wang et al., BMVC 2021)",
+    # Wang et al. 2021, Sec. 4.1: SGD, learning rate 0.4, momentum 0.9, weight decay 1e-4,
+    # constant learning rate
+    train_defaults={"optimizer": {"name": "sgd", "lr": 0.4, "momentum": 0.9,
+                                  "weight_decay": 1.0e-4},
+                    "schedule": {"name": "constant"}},
+    training_notes="loss: the official code's scale, 0.5 * mean_{h,w} ||t^ - s^||^2 per level, "
+                   "summed over levels and images (STPMLoss)"))

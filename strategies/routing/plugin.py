@@ -64,6 +64,15 @@ def _stored(state: dict[str, Tensor], dtype: torch.dtype | None) -> dict[str, Te
     return out
 
 
+def _categories(experience) -> list[str] | None:
+    """The category of each training image of ``experience`` when it holds several (a task of
+    several categories gets one router key per category); None for one category."""
+    categories = getattr(experience, "categories", None)
+    if not categories or len(categories) < 2:
+        return None
+    return [str(c) for c in experience.dataset.category]
+
+
 def _nbytes(tensors: Iterable[Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
@@ -93,7 +102,9 @@ class RoutingPlugin(SupervisedPlugin):
         self.initial: dict[str, Tensor] | None = None  # fresh: the untrained students
         self._scorer = None  # a copy of the detector (shared teacher) that experts load into
         self._loaded: int | None = None  # the expert now in the scorer
-        self._counts: dict[int, list[int]] = {}  # task -> [good right, good, defect right, defect]
+        # test column -> [good right, good, defect right, defect], and the task of each column
+        self._counts: dict[int, list[int]] = {}
+        self._task_of: dict[int, int] = {}
 
     # ---- training ---------------------------------------------------------------------------
     def before_training_exp(self, strategy, **kwargs) -> None:
@@ -109,7 +120,8 @@ class RoutingPlugin(SupervisedPlugin):
         strategy's own calibration, which runs first)."""
         dtype = torch.float16 if self.expert_dtype == "float16" else None
         self.experts.append(_stored(strategy.model.state_dict(), dtype))
-        self._router(strategy).add_task(self._training_descriptors(strategy))
+        self._router(strategy).add_task(self._training_descriptors(strategy),
+                                        _categories(strategy.experience))
         self._loaded = None
 
     def _router(self, strategy) -> TaskRouter:
@@ -132,7 +144,7 @@ class RoutingPlugin(SupervisedPlugin):
 
     # ---- evaluation ---------------------------------------------------------------------------
     def before_eval(self, strategy, **kwargs) -> None:
-        self._counts = {}
+        self._counts, self._task_of = {}, {}
 
     @torch.no_grad()
     def score_batch(self, strategy, images: Tensor) -> DetectorOutput:
@@ -189,12 +201,15 @@ class RoutingPlugin(SupervisedPlugin):
         return self._scorer[1]
 
     def _count(self, strategy, routed: Tensor) -> None:
-        task = int(strategy.experience.current_experience)
+        column = int(strategy.experience.current_experience)
+        # the task holding this test category (several categories per task: data.tasks)
+        task = int(getattr(strategy.experience, "task_index", column))
         if task >= len(self.experts):  # no expert yet: its images cannot be routed right
             return
+        self._task_of[column] = task
         labels = strategy.mb_y.to(routed.device)
         right = routed == task
-        counts = self._counts.setdefault(task, [0, 0, 0, 0])
+        counts = self._counts.setdefault(column, [0, 0, 0, 0])
         for offset, mask in ((0, labels == 0), (2, labels != 0)):
             counts[offset] += int(right[mask].sum())
             counts[offset + 1] += int(mask.sum())
@@ -222,8 +237,9 @@ class RoutingPlugin(SupervisedPlugin):
             return out
 
         memory = self.memory_bytes()
-        per_task = {t: {**accuracies(c), "memory_mb": memory.get(t, 0) / _MB}
-                    for t, c in self._counts.items()}
+        per_task = {j: {**accuracies(c),
+                        "memory_mb": memory.get(self._task_of.get(j, j), 0) / _MB}
+                    for j, c in self._counts.items()}
         pooled: dict[str, float] = {}
         if self._counts:
             pooled.update(accuracies([sum(c[k] for c in self._counts.values())

@@ -19,7 +19,11 @@ Two kinds of key (``kind``):
   distance ``d_t(x) = (z - mu_t)^T Sigma_t^{-1} (z - mu_t)`` (as PaDiM scores patches,
   Defard et al., ICPR 2021, here on the whole image).
 
-The image goes to ``argmin_t d_t(x)``; ties go to the earlier task. Pure torch at test time; the
+The image goes to ``argmin_t d_t(x)``; ties go to the earlier task. A task of several categories
+(``data.tasks``) keeps one key per category (``add_task(descriptors, groups)``): the image goes
+to the task of the nearest key, ``argmin_t min_{c in t} d_c(x)``, so a unified task's key stays
+as sharp as a one-category task's (one mean over very different categories would sit between
+them). Pure torch at test time; the
 covariance estimate runs once per task in scikit-learn (float64), and only ``mu_t`` and
 ``Sigma_t^{-1}`` are kept (float32).
 """
@@ -65,13 +69,15 @@ class TaskRouter:
         self.means: list[Tensor] = []
         self.precisions: list[Tensor] = []  # mahalanobis only
         self.shrinkages: list[float] = []  # mahalanobis only: Ledoit-Wolf's a
+        self.key_task: list[int] = []  # the task of each key (several keys: several categories)
+        self.n_tasks = 0
 
     @property
     def dim(self) -> int:
         return sum(self.channels)
 
     def __len__(self) -> int:
-        return len(self.means)
+        return self.n_tasks
 
     def _check(self, descriptors: Tensor, what: str) -> Tensor:
         if descriptors.ndim != 2 or descriptors.shape[1] != self.dim:
@@ -81,11 +87,26 @@ class TaskRouter:
         return descriptors.detach().float().cpu()
 
     # ---- keys -----------------------------------------------------------------------------
-    def add_task(self, descriptors: Tensor) -> int:
-        """Append the key of a new task from its training images' descriptors; its index."""
+    def add_task(self, descriptors: Tensor, groups: Sequence[str] | None = None) -> int:
+        """Append the key(s) of a new task from its training images' descriptors; its index.
+
+        ``groups`` (one label per image, e.g. its category): one key per distinct label, in
+        order of first appearance; None: one key for the whole task."""
         z = self._check(descriptors, "add_task")
         if z.shape[0] < 1:
             raise RouterError("add_task: a task needs at least one training image for its key")
+        labels = list(groups) if groups is not None else [None] * z.shape[0]
+        if len(labels) != z.shape[0]:
+            raise RouterError(f"add_task: {len(labels)} group labels for {z.shape[0]} images")
+        task = self.n_tasks
+        for label in dict.fromkeys(labels):
+            rows = torch.tensor([i for i, g in enumerate(labels) if g == label])
+            self._add_key(z[rows])
+            self.key_task.append(task)
+        self.n_tasks += 1
+        return task
+
+    def _add_key(self, z: Tensor) -> None:
         self.means.append(z.mean(dim=0))
         if self.kind == "mahalanobis":
             if z.shape[0] < 2:
@@ -96,16 +117,18 @@ class TaskRouter:
             estimate = LedoitWolf(assume_centered=False).fit(z.double().numpy())
             self.precisions.append(torch.from_numpy(estimate.precision_).float())
             self.shrinkages.append(float(estimate.shrinkage_))
-        return len(self.means) - 1
 
     def key_nbytes(self, task: int) -> int:
-        """Bytes held for one task's key."""
-        tensors = [self.means[task]] + ([self.precisions[task]] if self.precisions else [])
+        """Bytes held for one task's key(s)."""
+        keys = [k for k, t in enumerate(self.key_task) if t == task]
+        tensors = [self.means[k] for k in keys] + [self.precisions[k] for k in keys
+                                                   if self.precisions]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     # ---- routing --------------------------------------------------------------------------
     def distances(self, descriptors: Tensor) -> Tensor:
-        """``(B, tasks)`` distance of every descriptor to every task's key (smaller: nearer)."""
+        """``(B, keys)`` distance of every descriptor to every key (smaller: nearer); one key
+        per task unless a task was added with several groups."""
         if not self.means:
             raise RouterError("the router has no task keys yet; add_task after the first task")
         z = self._check(descriptors, "distances")
@@ -125,15 +148,17 @@ class TaskRouter:
         return total
 
     def route(self, descriptors: Tensor) -> Tensor:
-        """The nearest task of each descriptor, ``(B,)`` int64 (ties: the earlier task)."""
-        return self.distances(descriptors).argmin(dim=1)
+        """The task of the nearest key of each descriptor, ``(B,)`` int64 (ties: the earlier
+        key)."""
+        nearest = self.distances(descriptors).argmin(dim=1)
+        return torch.tensor(self.key_task, dtype=torch.int64)[nearest]
 
     # ---- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"kind": self.kind, "channels": list(self.channels),
                 "means": [m.clone() for m in self.means],
                 "precisions": [p.clone() for p in self.precisions],
-                "shrinkages": list(self.shrinkages)}
+                "shrinkages": list(self.shrinkages), "key_task": list(self.key_task)}
 
     def load_state_dict(self, state: dict) -> None:
         if state["kind"] != self.kind or tuple(state["channels"]) != self.channels:
@@ -142,3 +167,6 @@ class TaskRouter:
         self.means = [m.float().cpu() for m in state["means"]]
         self.precisions = [p.float().cpu() for p in state["precisions"]]
         self.shrinkages = [float(a) for a in state["shrinkages"]]
+        # a router saved before tasks had several keys: one key per task
+        self.key_task = [int(t) for t in state.get("key_task", range(len(self.means)))]
+        self.n_tasks = max(self.key_task, default=-1) + 1

@@ -47,6 +47,7 @@ def test_list_categories_ignores_files_hidden_and_unrelated_folders(tiny_root):
     (tiny_root / "license.txt").write_text("x")
     (tiny_root / ".hidden" / "train").mkdir(parents=True)
     (tiny_root / "docs").mkdir()
+    (tiny_root / "docs" / "readme.md").write_text("x")  # a completely empty folder is an error
     assert list_categories(tiny_root) == ["gadget", "widget"]
 
 
@@ -161,3 +162,47 @@ def test_colour_and_alpha_masks_use_their_colour_not_their_alpha(category_factor
     for index in (2, 3):
         mask = dataset[index][2]
         assert mask.sum() == 16 and mask[0, :4, :4].min() == 1
+
+
+def _write_mask(path, bits, foreground, size=32):
+    """A ``size`` x ``size`` mask of bit depth ``bits`` (1, 8, 16) whose top-left quarter is
+    ``foreground``."""
+    from PIL import Image
+
+    dtype = {1: bool, 8: np.uint8, 16: np.uint16}[bits]
+    array = np.zeros((size, size), dtype=dtype)
+    array[: size // 2, : size // 2] = foreground
+    image = Image.fromarray(array)
+    assert image.mode == {1: "1", 8: "L", 16: "I;16"}[bits]
+    image.save(path)
+
+
+@pytest.mark.parametrize(
+    ("bits", "foreground"),
+    [(1, True), (8, 1), (8, 255), (16, 1), (16, 255), (16, 65535)],
+)
+def test_masks_are_binarised_on_their_own_values_whatever_their_bit_depth(
+    category_factory, bits, foreground
+):
+    root = category_factory(size=(32, 32))
+    _write_mask(root / "widget/ground_truth/scratch/000_mask.png", bits, foreground)
+    dataset = MVTecDataset(root, "widget", "test", 12, cache=ImageCache())
+    mask = dataset[2][2]
+    assert mask.sum() == 36 and mask[0, :6, :6].min() == 1  # the 16x16 quarter at 12 px: 6x6
+    assert dataset.empty_masks() == []
+    full = MVTecDataset(root, "widget", "test", 32, cache=ImageCache())[2][2]
+    assert full.sum() == 16 * 16
+
+
+@pytest.mark.parametrize("size", [7, 12, 24, 31, 64])
+def test_8_bit_masks_decode_as_before_binarising_first(tmp_path, size):
+    # the previous order (resize with the nearest neighbour, then > 0) gives the same pixels
+    from PIL import Image
+
+    from cl_bench.data.imaging import decode_mask
+
+    rng = np.random.default_rng(size)
+    array = (rng.integers(0, 4, size=(24, 24)) * 85).astype(np.uint8)
+    Image.fromarray(array).save(tmp_path / "m.png")
+    before = np.asarray(Image.fromarray(array).resize((size, size), Image.Resampling.NEAREST)) > 0
+    assert np.array_equal(decode_mask(tmp_path / "m.png", size).array, before.astype(np.uint8))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -23,6 +24,8 @@ from cl_bench.metrics import (
     pooled_image_auroc,
     pooled_image_metrics,
     retention,
+    retention_excluded,
+    retention_interval,
     retention_ratio,
     summarize,
 )
@@ -49,9 +52,10 @@ def test_3x3_by_hand() -> None:
     assert forward_transfer(R3, B3) == pytest.approx((-0.02 - 0.03) / 2)
     np.testing.assert_allclose(retention(R3), [0.25, 0.3 / 0.45, 1.0])
     assert mean_retention(R3) == pytest.approx((0.25 + 0.3 / 0.45) / 2)
-    # ratio of sums over j < T-1: (0.10 + 0.30) / (0.40 + 0.45)
-    assert retention_ratio(R3) == pytest.approx(0.4 / 0.85)
-    assert summarize(R3)["retention"] == pytest.approx(0.4 / 0.85)
+    # weighted mean over j < T-1 of f_j = (0.25, 0.3/0.45), weights w_j = gain - 0.05 = (0.35, 0.4)
+    expected = (0.35 * 0.25 + 0.40 * 0.3 / 0.45) / (0.35 + 0.40)
+    assert retention_ratio(R3) == pytest.approx(expected)
+    assert summarize(R3)["retention"] == pytest.approx(expected)
     np.testing.assert_allclose(intransigence(R3, [0.95, 0.97, 0.9]), [0.05, 0.02, 0.05],
                                atol=1e-15)
 
@@ -65,10 +69,15 @@ def test_4x4_with_nan_entries_by_hand() -> None:
     assert lower_triangle_average(R4) == pytest.approx(7.85 / 10)
     assert final_average(R4) == pytest.approx(3.05 / 4)
     assert mean_retention(R4) == pytest.approx((1 / 3 + 0.5 + 0.75) / 3)
-    assert summarize(R4)["retention"] == pytest.approx((0.1 + 0.2 + 0.3) / (0.3 + 0.4 + 0.4))
-    summary = summarize(R4, baseline=np.full(4, 0.5), joint_reference=0.95)
+    # f = (1/3, 0.5, 0.75), w = gain - 0.05 = (0.25, 0.35, 0.35)
+    assert summarize(R4)["retention"] == pytest.approx(
+        (0.25 / 3 + 0.35 * 0.5 + 0.35 * 0.75) / 0.95)
+    summary = summarize(R4, baseline=np.full(4, 0.5), reference=0.95)
     assert set(summary) == {"acc", "lower_triangle", "fm", "bwt", "fwt", "retention",
+                            "retention_low", "retention_high", "retention_excluded",
                             "intransigence"}
+    assert summary["retention_excluded"] == 0
+    assert 0 <= summary["retention_low"] <= summary["retention"] <= summary["retention_high"] <= 1
     assert summary["intransigence"] == pytest.approx((0.15 + 0.05 + 0.05 + 0.0) / 4)
 
 
@@ -92,29 +101,74 @@ def test_retention_is_nan_when_nothing_was_learnt_above_chance() -> None:
 
 
 def test_retention_margin_boundary() -> None:
-    """At R[j, j] - c = margin retention is defined; just below it, NaN with a warning."""
+    """A task weighs max(gain - margin, 0): at the margin it is excluded (per-task f_j NaN with a
+    warning), just above it it enters with a tiny weight; alone it gives its own f_j."""
     assert RETENTION_MARGIN == 0.05
     at = np.array([[0.55, 0.5], [0.54, 0.9]])  # learnt 0.05, kept 0.04
-    assert retention(at)[0] == pytest.approx(0.8)
-    assert retention_ratio(at) == pytest.approx(0.8)
-    below = np.array([[0.549, 0.5], [0.9, 0.9]])  # learnt 0.049: would give rho = 8.2
-    with pytest.warns(UndefinedMetricWarning, match="less than 0.05 above"):
-        assert math.isnan(retention(below)[0])
-    with pytest.warns(UndefinedMetricWarning,
-                      match=r"c\) = \+0\.049 with c = 0\.5, is below the margin 0\.05"):
-        assert math.isnan(retention_ratio(below))
+    with pytest.warns(UndefinedMetricWarning, match="at most 0.05 above"):
+        assert math.isnan(retention(at)[0])
+    with pytest.warns(UndefinedMetricWarning, match="no task before the last"):
+        assert math.isnan(retention_ratio(at))
+    assert retention_excluded(at) == 1
+    above = np.array([[0.56, 0.5], [0.54, 0.9]])  # learnt 0.06, kept 0.04
+    assert retention(above)[0] == pytest.approx(0.04 / 0.06)
+    assert retention_ratio(above) == pytest.approx(0.04 / 0.06)
     # AU-PRO at FPR limit 0.3: chance 0.15, the same margin in AU-PRO points
-    pro_at = np.array([[0.20, 0.1], [0.19, 0.5]])
-    assert retention_ratio(pro_at, chance=0.15) == pytest.approx(0.8)
+    pro = np.array([[0.21, 0.1], [0.19, 0.5]])
+    assert retention_ratio(pro, chance=0.15) == pytest.approx(0.04 / 0.06)
     with pytest.warns(UndefinedMetricWarning):
-        assert math.isnan(retention_ratio(pro_at - 0.002, chance=0.15))
+        assert math.isnan(retention_ratio(pro - 0.012, chance=0.15))
 
 
-def test_one_barely_learnt_task_does_not_dominate_the_ratio() -> None:
-    # task 0 learnt 0.06 above chance and ends at 0.9 (rho_0 = 6.7); task 1 learnt 0.4, kept 0.2
-    R = np.array([[0.56, 0.5, 0.5], [0.6, 0.9, 0.5], [0.9, 0.7, 0.9]])
-    assert mean_retention(R) == pytest.approx((0.4 / 0.06 + 0.5) / 2)  # about 3.6
-    assert retention_ratio(R) == pytest.approx(0.6 / 0.46)  # about 1.3
+def _with_task_b(gain_b: float, final_b: float) -> np.ndarray:
+    """Task a learnt 0.4 above chance and kept 0.2 (f_a = 0.5); task b as given."""
+    return np.array([[0.9, 0.5, 0.5], [0.8, 0.5 + gain_b, 0.5], [0.7, final_b, 0.9]])
+
+
+def test_retention_is_continuous_across_the_margin() -> None:
+    """The issue's cases: a gain of 0.055 ending at 0.9 used to give 7.27 and 0.049 NaN. Now
+    task b's weight grows from 0 at the margin, so rho moves from f_a = 0.5 by a hair."""
+    values = [retention_ratio(_with_task_b(gain, 0.9)) for gain in (0.049, 0.05, 0.0501, 0.055)]
+    assert values[0] == pytest.approx(0.5) and values[1] == pytest.approx(0.5)
+    assert values[2] == pytest.approx(0.5, abs=1e-3)
+    assert values[3] == pytest.approx((0.35 * 0.5 + 0.005 * 1.0) / 0.355)
+    assert all(np.diff(values) >= 0) and max(values) < 0.52
+
+
+def test_a_task_below_chance_is_excluded_not_eight() -> None:
+    """R[j, j] = 0.45 (below chance) ending at 0.9 used to give 8.0; it now weighs 0."""
+    R = _with_task_b(-0.05, 0.9)
+    assert retention_ratio(R) == pytest.approx(0.5)
+    assert retention_excluded(R) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.3, 1.0), min_size=9, max_size=9),
+       st.sampled_from([0.0, 0.049, 0.05, 0.0501, 0.055]))
+def test_retention_stays_in_its_range_on_adversarial_matrices(cells: list[float],
+                                                              near: float) -> None:
+    """Any R (entries below chance, gains at and around the margin): rho and its bootstrap
+    interval within [0, 1], rho inside its interval."""
+    R = np.array(cells).reshape(3, 3)
+    R[0, 0] = 0.5 + near  # a gain at/around the margin
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        rho = retention_ratio(R)
+        low, high = retention_interval(R)
+        per_task = retention(R)
+    assert np.isnan(rho) or 0.0 <= rho <= 1.0
+    assert np.all(np.isnan(per_task) | ((per_task >= 0) & (per_task <= 1)))
+    if np.isfinite(low):
+        assert 0.0 <= low <= rho + 1e-12 and rho - 1e-12 <= high <= 1.0
+
+
+def test_retention_interval_is_a_bootstrap_over_tasks() -> None:
+    R = np.array([[0.9, 0.5, 0.5, 0.5], [0.8, 0.9, 0.5, 0.5], [0.7, 0.8, 0.9, 0.5],
+                  [0.6, 0.9, 0.7, 0.9]])
+    low, high = retention_interval(R)
+    assert 0.0 <= low < retention_ratio(R) < high <= 1.0
+    assert retention_interval(R) == (low, high)  # fixed seed: the same interval every time
+    assert all(math.isnan(v) for v in retention_interval(R3[:2, :2]))  # one task: no interval
 
 
 def test_chance_levels_follow_the_fpr_limit() -> None:

@@ -126,3 +126,20 @@ def test_cuda_path_equals_reference() -> None:
     maps, masks = random_task(5, n=8, size=32)
     fast = pixel_metrics(torch.from_numpy(maps).cuda(), torch.from_numpy(masks).cuda())
     assert_matches(fast, reference(maps, masks))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_torch_ranking_path_on_cpu_tensors(dtype: torch.dtype) -> None:
+    """``_rank_torch`` (the GPU path) run with CPU tensors: float32 takes the packed-key sort,
+    float64 the sort of the negated maps; both equal the numpy path and scikit-learn."""
+    maps, masks = random_task(3, n=5, size=12, quantize=0.25)
+    maps_t = torch.from_numpy(maps).to(dtype)
+    expected = reference(maps_t.numpy().astype(np.float64), masks)
+    chunks = [maps_t[:2], maps_t[2:]]
+    mask_chunks = [torch.from_numpy(masks[:2]), torch.from_numpy(masks[2:])]
+    fast = ranked_pixel_metrics(chunks, mask_chunks, f1_max=True)
+    assert_matches(fast, expected)
+    numpy_path = ranked_pixel_metrics([c.numpy() for c in chunks], [masks[:2], masks[2:]],
+                                      f1_max=True)
+    for key, value in numpy_path.items():
+        assert fast[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key

@@ -44,8 +44,10 @@ def known_pooled(method: str, seed: int, step: int) -> float:
 def write_run(root: Path, run_id: str, method: str, seed: int, *, strategy: str = "naive",
               order: str = "alphabetical", tasks=TASKS, steps=None, status: str = "complete",
               metrics=("image_auroc", "pixel_auroc"), maps: bool = False,
-              task_aware: bool = False, fpr_limit: float | None = None) -> Path:
+              task_aware: bool = False, fpr_limit: float | None = None,
+              shift: float = 0.0) -> Path:
     """One run folder; ``steps`` limits the trained steps written (a run still running);
+    ``shift`` is added to every trained cell of the known matrix;
     ``fpr_limit`` writes ``eval.pro_fpr_limit`` into config.yaml (AU-PRO records take the
     image AUROC values)."""
     run_dir = root / run_id
@@ -56,7 +58,7 @@ def write_run(root: Path, run_id: str, method: str, seed: int, *, strategy: str 
     rows = []
     for metric in metrics:
         base = known_baseline(metric)
-        R = known_matrix(method, seed, metric)
+        R = known_matrix(method, seed, metric) + shift
         for step in [-1, *steps]:
             train_task = "" if step < 0 else ("joint" if strategy == "joint" else tasks[step])
             for j, task in enumerate(tasks):

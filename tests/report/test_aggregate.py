@@ -61,8 +61,10 @@ def test_per_run_metrics_match_hand_computation(per_run) -> None:
     assert rows["fm"] == pytest.approx(((0.90 - 0.75) + (0.92 - 0.85)) / 2)
     assert rows["bwt"] == pytest.approx(((0.75 - 0.90) + (0.85 - 0.92)) / 2)
     assert rows["fwt"] == pytest.approx(((0.60 - 0.52) + (0.60 - 0.48)) / 2)
-    # ratio of sums over j < T-1: (0.25 + 0.35) / (0.40 + 0.42)
-    assert rows["retention"] == pytest.approx((0.25 + 0.35) / (0.40 + 0.42))
+    # f_j = kept / learnt = (0.25/0.40, 0.35/0.42), weights w_j = learnt - 0.05 = (0.35, 0.37)
+    assert rows["retention"] == pytest.approx(
+        (0.35 * 0.25 / 0.40 + 0.37 * 0.35 / 0.42) / (0.35 + 0.37))
+    assert rows["retention_excluded"] == 0
     assert rows["pooled"] == pytest.approx(known_pooled("hybrid", 0, 2))
 
 
@@ -157,19 +159,41 @@ def test_f1_max_metrics_have_labels_and_an_order() -> None:
     assert METRIC_ORDER.index("image_f1_max") < METRIC_ORDER.index("pixel_f1_max")
 
 
-def test_intransigence_against_the_joint_run_of_the_same_detector(tmp_path: Path) -> None:
+def test_intransigence_against_the_cumulative_run_of_the_same_seed_and_order(
+        tmp_path: Path) -> None:
+    """R*_k = R[k, k] of the cumulative run (tasks 0..k) of the same detector, seed and order;
+    a joint run is never substituted; runs without their cumulative run get no value and are
+    named in a warning (the report's notes)."""
     exp = make_experiment(tmp_path, seeds=(0, 1), maps=False)
-    write_run(exp, "joint-hybrid", "hybrid", 5, strategy="joint")
-    per_run = per_run_summary(build_matrices(load_runs(exp), ["image_auroc"]))
+    write_run(exp, "cumulative-hybrid-1", "hybrid", 1, strategy="cumulative", shift=0.03)
+    write_run(exp, "cumulative-hybrid-1-other-order", "hybrid", 1, strategy="cumulative",
+              order="reversed", shift=0.2)
+    write_run(exp, "joint-hybrid-0", "hybrid", 0, strategy="joint", shift=0.04)
+    with pytest.warns(UserWarning, match="These runs have none") as caught:
+        per_run = per_run_summary(build_matrices(load_runs(exp), ["image_auroc"]))
+    named = (str(caught[0].message).split("no intransigence: ")[1]
+             .split("; run the experiment")[0].split(", "))
+    assert sorted(named) == ["hybrid/naive seed 0 order alphabetical",
+                             "stpm/naive seed 0 order alphabetical",
+                             "stpm/naive seed 1 order alphabetical"]
     intransigence = per_run[per_run["quantity"] == "intransigence"]
-    # only hybrid has a joint run; joint itself is the reference
-    assert set(intransigence["method"]) == {"hybrid"}
-    assert set(intransigence["strategy"]) == {"naive"}
-    # R* = final row of the joint run (seed 5): [.75,.85,.95] + .05; hybrid seed 1 diagonal:
-    # [.90,.92,.95] + .01
-    seed1 = _value(intransigence, seed=1)
-    r_star = np.array([0.75, 0.85, 0.95]) + 0.05
-    assert seed1["value"] == pytest.approx(np.mean(r_star - (np.array([0.9, 0.92, 0.95]) + 0.01)))
+    # only hybrid seed 1 has a cumulative run; references (cumulative, joint) get none
+    assert list(zip(intransigence["method"], intransigence["strategy"], intransigence["seed"],
+                    strict=True)) == [("hybrid", "naive", 1)]
+    # by hand: the cumulative run's diagonal minus the naive run's diagonal, mean over k
+    cumulative_diagonal = np.diag(known_matrix("hybrid", 1)) + 0.03
+    naive_diagonal = np.diag(known_matrix("hybrid", 1))
+    assert intransigence["value"].iloc[0] == pytest.approx(
+        np.mean(cumulative_diagonal - naive_diagonal))
+    assert intransigence["value"].iloc[0] == pytest.approx(0.03)
+
+
+def test_without_a_cumulative_run_there_is_no_intransigence_and_a_note(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path, seeds=(0, 1), maps=False)
+    write_run(exp, "joint-hybrid-0", "hybrid", 0, strategy="joint")
+    with pytest.warns(UserWarning, match="No run has one, so the column is absent"):
+        per_run = per_run_summary(build_matrices(load_runs(exp), ["image_auroc"]))
+    assert "intransigence" not in set(per_run["quantity"])
 
 
 # ---------------------------------------------------------------- the paired tests, fabricated
@@ -291,3 +315,52 @@ def test_independent_run_is_complete_with_its_lower_triangle(tmp_path: Path) -> 
     records[~upper & ~lower].to_csv(run / "records.csv", index=False)
     (m,) = build_matrices(load_runs(tmp_path / "exp"), ["image_auroc"])
     assert not m.complete
+
+
+def test_wilcoxon_guard_counts_the_non_zero_differences() -> None:
+    """Six pairs, one with a zero difference: the signed-rank test drops it, leaving 5 non-zero
+    differences whose smallest p is 2 / 2**5 = 0.0625 > 0.05, so the table says "n too small"
+    (counting all six pairs would report p = 0.0625 instead)."""
+    values = _sweep_values()
+    values[("hybrid", "reversed", 2)] = values[("stpm", "reversed", 2)]
+    row = paired_comparison(fabricated_per_run(values)).iloc[0]
+    assert row["n"] == 6
+    assert np.isnan(row["wilcoxon_pvalue"]) and row["wilcoxon_note"] == WILCOXON_TOO_FEW
+
+
+def _holm_by_definition(pvalues: list[float]) -> list[float]:
+    """Holm (1979) written out step by step, independently of ``holm_adjust``: the k-th
+    smallest of m p-values gets max_{i <= k} min(1, (m - i + 1) p_(i)) (1-based i)."""
+    m = len(pvalues)
+    ranked = sorted(range(m), key=lambda index: pvalues[index])
+    adjusted = [0.0] * m
+    running = 0.0
+    for i, index in enumerate(ranked, start=1):
+        running = max(running, min(1.0, (m - i + 1) * pvalues[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def test_holm_over_the_table_equals_the_definition_with_its_running_maximum() -> None:
+    """Holm's p of every t-test in a table of several strategies, computed by hand; the data
+    are such that the running maximum changes at least one adjusted p (removing it fails)."""
+    frames = []
+    # naive and ewc have nearly equal p (ewc's a little smaller): 4 p_ewc > 3 p_naive, so
+    # naive's Holm p is ewc's, raised by the running maximum
+    for strategy, shift in (("naive", 0.0), ("ewc", 0.0005), ("replay", -0.008),
+                            ("si", -0.015)):
+        values = {("stpm", o, s): v for (o, s), v in STPM.items()}
+        values.update({("hybrid", o, s): STPM[(o, s)] + DIFF[(o, s)] + shift
+                       for (o, s) in STPM})
+        frames.append(fabricated_per_run(values, strategy=strategy).assign(
+            run_id=lambda f, name=strategy: f["run_id"] + name,
+            run_dir=lambda f, name=strategy: f["run_dir"] + name))
+    paired = paired_comparison(pd.concat(frames, ignore_index=True))
+    raw = paired["t_pvalue"].tolist()
+    assert len(raw) == 4 and all(np.isfinite(raw))
+    expected = _holm_by_definition(raw)
+    m = len(raw)
+    scaled = {index: min(1.0, (m - rank) * raw[index])
+              for rank, index in enumerate(sorted(range(m), key=lambda i: raw[i]))}
+    assert any(expected[i] > scaled[i] for i in range(m)), "data must exercise the running max"
+    np.testing.assert_allclose(paired["t_pvalue_holm"], expected, rtol=1e-12)

@@ -52,11 +52,12 @@ def recompute(rows: list[dict[str, str]], metric: str) -> dict[tuple[str, str], 
             run["R"][(step, j)] = value
         run["T"] = max(run["T"], j + 1)
     out: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    # R*_j of intransigence: the final value of the joint run of the same detector, by position
-    # (one joint run per method here, same task order)
-    joint = {method: run["R"] for (_, method, strategy, _, _), run in runs.items()
-             if strategy == "joint"}
-    for (_, method, strategy, _, _), run in runs.items():
+    # R*_k of intransigence: R[k, k] of the cumulative run of the same detector, seed and order
+    # (same task order here, so by position); never the joint run
+    cumulative = {(method, seed, order): run["R"]
+                  for (_, method, strategy, seed, order), run in runs.items()
+                  if strategy == "cumulative"}
+    for (_, method, strategy, seed, order), run in runs.items():
         R, b, T = run["R"], run["b"], run["T"]
         last = T - 1
         values = out[(method, strategy)]
@@ -68,8 +69,10 @@ def recompute(rows: list[dict[str, str]], metric: str) -> dict[tuple[str, str], 
         for j in range(T):
             if (last, j) in defined:
                 terms["acc"].append(R[(last, j)])
-            if strategy != "joint" and method in joint and (j, j) in defined:
-                terms["intransigence"].append(joint[method][(last, j)] - R[(j, j)])
+            reference = cumulative.get((method, seed, order))
+            if (strategy not in ("joint", "cumulative") and reference is not None
+                    and (j, j) in defined):
+                terms["intransigence"].append(reference[(j, j)] - R[(j, j)])
         for j in range(T - 1):
             earlier = [R[(k, j)] for k in range(j, last) if (k, j) in defined]
             if earlier and (last, j) in defined:
@@ -83,9 +86,13 @@ def recompute(rows: list[dict[str, str]], metric: str) -> dict[tuple[str, str], 
                 terms["fwt"].append(R[(j - 1, j)] - b[j])
         for quantity, quantity_terms in terms.items():
             values[quantity].append(sum(quantity_terms) / len(quantity_terms))
-        # retention: ratio of sums over j < T-1, undefined below a mean gain of 0.05 over chance
-        if learnt and sum(learnt) / len(learnt) >= 0.05:
-            values["retention"].append(sum(kept) / sum(learnt))
+        # retention: weights w_j = max(gain - 0.05, 0), retained fraction clipped to [0, 1]
+        weights = [max(g - 0.05, 0.0) for g in learnt]
+        if sum(weights) > 0:
+            fractions = [min(max(k / g, 0.0), 1.0) if w > 0 else 0.0
+                         for k, g, w in zip(kept, learnt, weights, strict=True)]
+            values["retention"].append(
+                sum(w * f for w, f in zip(weights, fractions, strict=True)) / sum(weights))
         if math.isfinite(run["pooled"].get(last, math.nan)):
             values["pooled"].append(run["pooled"][last])
     return out
@@ -97,6 +104,8 @@ def report(tmp_path_factory):
     exp = make_experiment(root, maps=False)
     write_run(exp, "running", "hybrid", 3, steps=[0, 1], status="running")
     write_run(exp, "joint", "stpm", 0, strategy="joint")
+    for seed in (0, 1, 2):
+        write_run(exp, f"cumulative{seed}", "stpm", seed, strategy="cumulative", shift=0.03)
     data = compute([exp])
     out = root / "tables"
     write_tables(data, out)
@@ -108,7 +117,7 @@ def test_summary_table_matches_independent_recomputation(report, metric: str) ->
     exp, out = report
     expected = recompute(read_all_records(exp), metric)
     table = pd.read_csv(out / f"summary_{metric}.csv")
-    assert len(table) == len(expected) == 3
+    assert len(table) == len(expected) == 4
     checked = 0
     for row in table.to_dict("records"):
         values = expected[(row["method"], row["strategy"])]
@@ -139,7 +148,7 @@ def test_running_run_enters_nothing(report) -> None:
     assert hybrid["acc_count"] == 3 and hybrid["fwt_count"] == 3  # the running run is left out
     assert table.loc["stpm / joint", "fm_count"] == 0
     assert table.loc["stpm / naive", "intransigence_count"] == 3
-    assert table.loc["hybrid / naive", "intransigence_count"] == 0  # no joint hybrid
+    assert table.loc["hybrid / naive", "intransigence_count"] == 0  # no cumulative hybrid
 
 
 def test_final_per_task_matches_independent_recomputation(report) -> None:

@@ -30,7 +30,8 @@ def data(experiment_dir: Path):
 def test_summary_numbers_match_hand_computation(data) -> None:
     table = summary_table(data.summary, "image_auroc")
     assert table.rows == ["stpm / naive", "hybrid / naive"]
-    assert table.columns == ["ACC", "FM", "BWT", "FWT", "Retention", "Pooled (final)"]
+    assert table.columns == ["ACC", "FM", "BWT", "FWT", "Retention", "Retention 95% low",
+                             "Retention 95% high", "Retention: tasks excluded", "Pooled (final)"]
     acc, fm = table.columns.index("ACC"), table.columns.index("FM")
     # hybrid ACC over seeds 0, 1, 2: 0.85, 0.86, 0.87; stpm 0.7333 + 0.02 * seed
     np.testing.assert_allclose(table.mean[:, acc], [0.75333333, 0.86])
@@ -101,7 +102,8 @@ def test_table_files_csv_md_tex(data, tmp_path: Path) -> None:
     assert hybrid["acc_mean"] == pytest.approx(0.86) and hybrid["acc_count"] == 3
     assert bool(hybrid["acc_best"]) and bool(hybrid["retention_best"])
     comparison = (tmp_path / "comparison.md").read_text()
-    assert "| Image AUROC | naive | stpm | ACC | 3 | 0.860 | 0.753 | +0.107 |" in comparison
+    assert ("| Image AUROC | ACC | hybrid − stpm | strategy naive | 3 | 0.860 | 0.753 | +0.107 |"
+            in comparison)
 
 
 def test_two_task_orders_give_one_r_table_each(tmp_path: Path) -> None:
@@ -183,11 +185,17 @@ def test_au_pro_label_chance_level_and_protocol_follow_the_fpr_limit(tmp_path: P
     table = summary_table(data.summary, "au_pro", data.fpr_limit)
     assert table.title == "Summary, AU-PRO (0.05)"
     assert "c = 0.025" in table.caption
-    # hybrid seed 0: (R[2,j] - c) / (R[j,j] - c) summed over j < 2 with c = 0.025
+    # hybrid seed s: f_j = (R[2,j] - c) / (R[j,j] - c), weights w_j = R[j,j] - c - 0.05, j < 2,
+    # with c = 0.025
     retention = table.columns.index("Retention")
-    expected = np.mean([((0.75 + 0.01 * s - 0.025) + (0.85 + 0.01 * s - 0.025))
-                        / ((0.90 + 0.01 * s - 0.025) + (0.92 + 0.01 * s - 0.025))
-                        for s in range(3)])
+
+    def by_hand(s: int) -> float:
+        learnt = np.array([0.90, 0.92]) + 0.01 * s - 0.025
+        kept = np.array([0.75, 0.85]) + 0.01 * s - 0.025
+        weight = learnt - 0.05
+        return float(np.sum(weight * kept / learnt) / np.sum(weight))
+
+    expected = np.mean([by_hand(s) for s in range(3)])
     assert table.mean[table.rows.index("hybrid / naive"), retention] == pytest.approx(expected)
     text = protocol_text(data.fpr_limit)
     assert "false-positive rate of 0.05" in text and "0.025 (AU-PRO up to FPR 0.05)" in text
@@ -200,7 +208,9 @@ def test_au_pro_chance_level_at_the_default_limit_is_015(tmp_path: Path) -> None
     write_run(exp, "hybrid0", "hybrid", 0, metrics=("au_pro",), fpr_limit=0.3)
     data = compute([exp])
     value = data.per_run.set_index("quantity").loc["retention", "value"]
-    assert value == pytest.approx((0.75 - 0.15 + 0.85 - 0.15) / (0.90 - 0.15 + 0.92 - 0.15))
+    learnt, kept = np.array([0.90, 0.92]) - 0.15, np.array([0.75, 0.85]) - 0.15
+    weight = learnt - 0.05
+    assert value == pytest.approx(np.sum(weight * kept / learnt) / np.sum(weight))
     assert "AU-PRO (0.3)" in summary_table(data.summary, "au_pro", data.fpr_limit).title
 
 
@@ -222,17 +232,22 @@ def test_a_missing_fpr_limit_is_said_in_the_notes(tmp_path: Path) -> None:
     assert any("no eval.pro_fpr_limit" in note for note in data.notes)
 
 
-def test_intransigence_column_appears_with_a_joint_run(tmp_path: Path) -> None:
+def test_intransigence_column_appears_with_cumulative_runs(tmp_path: Path) -> None:
     exp = make_experiment(tmp_path, seeds=(0, 1, 2), maps=False)
-    assert "Intransigence" not in summary_table(compute([exp]).summary, "image_auroc").columns
-    write_run(exp, "joint-hybrid", "hybrid", 0, strategy="joint")
-    write_run(exp, "joint-stpm", "stpm", 0, strategy="joint")
+    write_run(exp, "joint-hybrid", "hybrid", 0, strategy="joint")  # never the reference
+    data = compute([exp])
+    assert "Intransigence" not in summary_table(data.summary, "image_auroc").columns
+    assert any("No run has one, so the column is absent" in note for note in data.notes)
+    for seed in (0, 1, 2):
+        for method in ("hybrid", "stpm"):
+            write_run(exp, f"cumulative-{method}{seed}", method, seed, strategy="cumulative",
+                      shift=0.02)
     data = compute([exp])
     table = summary_table(data.summary, "image_auroc")
     col = table.columns.index("Intransigence")
     hybrid = table.rows.index("hybrid / naive")
-    # R* = [.75,.85,.95]; diagonal [.90,.92,.95] + .01 s: I = mean(-.15, -.07, 0) - .01 s
-    assert table.mean[hybrid, col] == pytest.approx(-0.22 / 3 - 0.01)
-    assert np.isnan(table.mean[table.rows.index("hybrid / joint"), col])
-    assert "R*_j" in table.caption
+    # R*_k = the cumulative run's diagonal = the naive diagonal + 0.02 (same seed): I = 0.02
+    assert table.mean[hybrid, col] == pytest.approx(0.02)
+    assert np.isnan(table.mean[table.rows.index("hybrid / cumulative"), col])
+    assert "R*_k" in table.caption and "cumulative run" in table.caption
     assert "intransigence" in set(data.paired["quantity"])

@@ -26,8 +26,9 @@ def test_per_method_overrides_only_the_keys_it_names() -> None:
     assert (stpm.optimizer.name, stpm.optimizer.lr, stpm.optimizer.weight_decay) == \
         ("sgd", 0.05, 1e-4)
     assert stpm.epochs == 1  # inherited from train.epochs
-    # another optimizer name starts from that optimizer's defaults, not the shared ones
-    assert stpm.optimizer.fused is True
+    # STPM's paper optimizer is SGD (its registration's train_defaults): the shared keys
+    # without a name (lr, fused) are laid over it, then its own entry
+    assert stpm.optimizer.fused is False
     # the same name merges key by key
     assert (rd4ad.epochs, rd4ad.optimizer.lr, rd4ad.optimizer.fused) == (3, 0.002, False)
     assert (hybrid.epochs, hybrid.optimizer.name, hybrid.optimizer.lr) == (1, "adam", 0.01)

@@ -64,3 +64,21 @@ def test_bench_measure_with_a_full_teacher_cache_skips_the_teacher() -> None:
     assert plain["cache"] is False and cached["cache"] is True
     # the FLOP counter sees the teacher's forward only without the cache
     assert cached["train_gflop_per_image"] < plain["train_gflop_per_image"]
+
+
+def test_train_one_trains_rd4ad_at_an_image_size_that_is_not_a_multiple_of_32(
+        tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CL_BENCH_CACHE", str(tmp_path))
+    code = main(["train-one", "--synthetic", "--synthetic-categories", "1", "--categories",
+                 "all", "--detector", "rd4ad", "--image-size", "50", "--epochs", "1",
+                 "--weights", "none", "--threads", "1", *TINY])
+    assert code == 0, capsys.readouterr().err
+
+
+def test_bench_measure_at_image_size_33() -> None:
+    result = measure({"detector": "hybrid", "backbone": "efficientnet_lite0", "weights": "none",
+                      "image_size": 33, "batch_size": 2, "device": "cpu", "steps": 1,
+                      "warmup": 0, "threads": 1,
+                      "options": {"reverse_width": 0.25, "decoder_blocks": [1, 1, 1],
+                                  "student_blocks": [1, 1, 1]}})
+    assert result["train_images_per_s"] > 0 and result["infer_images_per_s"] > 0

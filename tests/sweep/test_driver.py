@@ -14,11 +14,7 @@ from cl_bench.config import to_yaml, validate
 from cl_bench.errors import RunError
 from cl_bench.records import Record, RecordWriter
 from cl_bench.sweep import run_sweep, sweep_from_dict
-from cl_bench.sweep.execute import (
-    CellResult,
-    execute_cell,
-    install_returned_files,
-)
+from cl_bench.sweep.execute import execute_cell
 
 FAIL_EPOCHS = 7  # the stand-in runner fails cells with this many epochs
 
@@ -189,19 +185,6 @@ def test_execute_cell_never_raises(tmp_path: Path, fake_runner: FakeRunner) -> N
     (cell,) = sweep({"train.epochs": [FAIL_EPOCHS]}).cells
     result = execute_cell(cell, str(tmp_path))
     assert result.status == "failed" and result.wall_s >= 0
-
-
-def test_returned_files_replace_the_run_folder(tmp_path: Path) -> None:
-    old = tmp_path / "cell-1"
-    old.mkdir()
-    (old / "stale.txt").write_text("old")
-    result = CellResult("cell-1", "complete", files={
-        "cell-1/records.csv": b"header\n", "cell-1/maps/m.npz": b"\x00\x01",
-        "logs/cell-1.log": b"log line\n"})
-    install_returned_files(tmp_path, result)
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
-                  if p.is_file()) == ["cell-1/maps/m.npz", "cell-1/records.csv", "logs/cell-1.log"]
-    assert result.files is None
 
 
 def test_backend_options_are_checked(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Real tiny sweeps through the runner: local (in-process and worker processes) and Ray.
+"""Real tiny sweeps through the runner: local (in-process and worker processes); the Ray backend
+on a cluster of several nodes is in test_ray_cluster.py.
 
 Five cells: STPM x seeds {0, 1} x orders {alphabetical, reversed}, plus one cell that names a
 category the data folder lacks, which only the run can find out (the deliberately failing
@@ -10,7 +11,6 @@ the same cell are compared across backends for exact equality: the runs are dete
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -96,25 +96,3 @@ def test_worker_processes_give_the_same_records(local_sweep: Path, tmp_path: Pat
     expected = records(local_sweep)
     expected = expected[expected["seed"] == "1"]
     pd.testing.assert_frame_equal(records(tmp_path / "e2e"), expected.reset_index(drop=True))
-
-
-def test_ray_backend_gives_the_same_records(local_sweep: Path, tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        # seed 0 writes into the shared folder, seed 1 returns its files to the driver
-        shared = run_sweep(make_sweep("grid.seeds=[0]"), tmp_path, backend="ray",
-                           ray_results="shared", report=False, log=lambda _: None)
-        returned = run_sweep(make_sweep("grid.seeds=[1]", "grid.data.categories=[null]"),
-                             tmp_path, backend="ray",
-                             ray_results="return", report=False, log=lambda _: None)
-    finally:
-        ray.shutdown()
-    assert sorted(r.status for r in shared.results.values()) == ["complete", "complete", "failed"]
-    assert sorted(r.status for r in returned.results.values()) == ["complete", "complete"]
-    ours = tmp_path / "e2e"
-    pd.testing.assert_frame_equal(records(ours), records(local_sweep))
-    returned_dirs = [ours / r for r in returned.results]
-    assert all((d / "manifest.json").is_file() and (d / "maps").is_dir() for d in returned_dirs)
-    assert not any((d / "checkpoints").exists() for d in returned_dirs)
-    shutil.rmtree(ours)

@@ -1,0 +1,120 @@
+"""``report.compare``: any pair of strategies or detectors, Holm over the whole table, and the
+number of paired runs needed for 80 % power."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from cl_bench.errors import ConfigError
+from cl_bench.report.compare import (
+    Pair,
+    compare_runs,
+    compare_table,
+    configured_pairs,
+    default_pairs,
+)
+from cl_bench.report.power import paired_runs_needed, paired_t_power
+
+
+def _differences(effect: float, n: int = 8) -> np.ndarray:
+    """n differences with mean / sd (ddof 1) = ``effect`` exactly."""
+    z = np.linspace(-1.0, 1.0, n)
+    z = (z - z.mean()) / z.std(ddof=1)
+    return effect + z
+
+
+@pytest.mark.parametrize(("effect", "expected"), [(0.5, 34), (0.8, 15), (1.0, 10)])
+def test_paired_runs_needed_matches_the_published_tables(effect: float, expected: int) -> None:
+    """Two-sided paired (one-sample) t-test, alpha 0.05, power 0.8: n = 34, 15 and 10 for
+    d = 0.5, 0.8 and 1.0 (Cohen 1988, Table 2.4.1; G*Power gives the same)."""
+    assert paired_runs_needed(_differences(effect)) == expected
+    assert paired_t_power(expected, effect) >= 0.8 > paired_t_power(expected - 1, effect)
+
+
+def test_paired_runs_needed_edge_cases() -> None:
+    assert np.isnan(paired_runs_needed(np.array([0.1])))
+    assert np.isnan(paired_runs_needed(np.array([0.1, -0.1])))  # zero mean: nothing to detect
+    assert paired_runs_needed(np.array([0.1, 0.1, 0.1])) == 2  # no spread
+    assert paired_runs_needed(_differences(1e-4)) == float("inf")
+
+
+def _per_run(values: dict[tuple[str, str, int], float]) -> pd.DataFrame:
+    """Per-run ACC rows {(method, strategy, seed): value}, shuffled."""
+    rows = [{"run_id": f"{m}-{s}-{seed}", "method": m, "strategy": s, "task_aware": False,
+             "seed": seed, "order": "alphabetical", "metric": "image_auroc", "quantity": "acc",
+             "value": v, "status": "complete", "run_dir": f"/r/{m}-{s}-{seed}"}
+            for (m, s, seed), v in values.items()]
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=0).reset_index(drop=True)
+
+
+NAIVE = {0: 0.70, 1: 0.74, 2: 0.69, 3: 0.80}
+REPLAY_GAIN = {0: 0.05, 1: 0.02, 2: 0.06, 3: 0.03}
+
+
+def _values() -> dict[tuple[str, str, int], float]:
+    values = {}
+    for seed in NAIVE:
+        values[("stpm", "naive", seed)] = NAIVE[seed]
+        values[("stpm", "replay", seed)] = NAIVE[seed] + REPLAY_GAIN[seed]
+        values[("rd4ad", "naive", seed)] = NAIVE[seed] + 0.1
+        values[("rd4ad", "replay", seed)] = NAIVE[seed] + 0.1 + (0.02, 0.09, 0.01, 0.04)[seed]
+    return values
+
+
+def test_replay_against_naive_within_each_detector() -> None:
+    table = compare_runs(_per_run(_values()), [Pair("strategy", "replay", "naive")])
+    assert list(table["within"]) == ["stpm", "rd4ad"] or set(table["within"]) == {"stpm",
+                                                                                    "rd4ad"}
+    row = table[table["within"] == "stpm"].iloc[0]
+    naive = np.array([NAIVE[s] for s in sorted(NAIVE)])
+    replay = naive + np.array([REPLAY_GAIN[s] for s in sorted(NAIVE)])
+    assert row["n"] == 4 and row["mean_diff"] == pytest.approx(np.mean(replay - naive))
+    assert row["t_pvalue"] == pytest.approx(stats.ttest_rel(replay, naive).pvalue, rel=1e-9)
+    assert row["n_needed"] == paired_runs_needed(replay - naive)
+    # Holm's family: both rows of the table, by hand (m = 2): the smaller p doubled, the larger
+    # one at least that (running maximum)
+    low, high = sorted(table["t_pvalue"])
+    expected = {low: min(1.0, 2 * low), high: max(min(1.0, 2 * low), min(1.0, high))}
+    for raw, adjusted in zip(table["t_pvalue"], table["t_pvalue_holm"], strict=True):
+        assert adjusted == pytest.approx(expected[raw], rel=1e-12)
+
+
+def test_detectors_within_a_strategy_and_the_within_filter() -> None:
+    table = compare_runs(_per_run(_values()), [Pair("method", "rd4ad", "stpm", within="naive")])
+    (row,) = table.itertuples(index=False)
+    assert (row.first, row.second, row.within) == ("rd4ad", "stpm", "naive")
+    assert row.mean_diff == pytest.approx(0.1) and row.n_needed == 2  # no spread
+
+
+def test_default_pairs() -> None:
+    per_run = pd.DataFrame({"method": ["stpm", "hybrid", "rd4ad"] * 2,
+                            "strategy": ["naive", "replay", "routing", "independent", "ewc",
+                                         "naive"]})
+    pairs = default_pairs(per_run)
+    assert Pair("method", "hybrid", "stpm") in pairs and Pair("method", "hybrid", "rd4ad") in pairs
+    assert {p.first for p in pairs if p.kind == "strategy" and p.second == "naive"} == {
+        "replay", "routing", "independent", "ewc"}
+    assert Pair("strategy", "routing", "independent") in pairs
+
+
+def test_configured_pairs_from_config_yaml() -> None:
+    configs = [{"report": {"compare": [{"strategies": ["replay", "naive"]},
+                                       {"detectors": ["stpm", "rd4ad"], "within": "ewc"}]}},
+               {"report": {"compare": [{"strategies": ["replay", "naive"]}]}}, {}]
+    assert configured_pairs(configs) == [Pair("strategy", "replay", "naive"),
+                                         Pair("method", "stpm", "rd4ad", within="ewc")]
+    assert configured_pairs([{}, None]) is None
+    with pytest.raises(ConfigError, match=r"report.compare\[0\].*either strategies"):
+        configured_pairs([{"report": {"compare": [{"within": "ewc"}]}}])
+
+
+def test_compare_table_shows_raw_and_holm_p_and_n_needed() -> None:
+    table = compare_table(compare_runs(_per_run(_values()), [Pair("strategy", "replay",
+                                                                   "naive")]))
+    assert table.header[-1] == "n for 80% power" and "p Holm (paired t)" in table.header
+    assert "Holm's family is every test of one kind in this table (2 t-tests" in table.caption
+    cells = table.body_markdown[0]
+    assert cells[2] == "replay − naive" and cells[-1].isdigit()
