@@ -601,7 +601,9 @@ def validate(raw: dict, source: str = "<config>") -> ExperimentConfig:
     """Validate a raw mapping; raise :class:`ConfigError` naming every bad key path.
 
     First the detectors and strategies of installed entry points and of the ``plugins``
-    modules are registered (:mod:`cl_bench.extensions`), so their names are checked too."""
+    modules are registered (:mod:`cl_bench.extensions`), so their names are checked too; then
+    every detector x strategy pairing (:mod:`cl_bench.compatibility`)."""
+    from cl_bench.compatibility import check_pairings
     from cl_bench.extensions import load_extensions
 
     load_extensions(raw.get("plugins") if isinstance(raw, dict) else None)
@@ -611,6 +613,7 @@ def validate(raw: dict, source: str = "<config>") -> ExperimentConfig:
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, source)) from None
     _check_registries(cfg)
+    check_pairings(cfg)
     return cfg
 
 

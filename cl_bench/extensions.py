@@ -11,13 +11,15 @@ cl-bench finds them without being edited, in two ways, both before a configurati
       [project.entry-points."cl_bench.strategies"]
       my_strategy = "my_pkg.strategy:SPEC"         # a strategies.registry.StrategySpec
 
-  The object is a spec (registered, with the entry point ``pkg:obj`` as its source) or a module
-  (importing it registers what it defines).
+  The object is a spec (registered with its distribution and entry point as its source, e.g.
+  ``my-pkg (my_pkg.detector:SPEC)``) or a module (importing it registers what it defines); both
+  groups are loaded by :func:`strategies.entry_points.load_group`.
 - the run config's ``plugins: [my_pkg.detector, ...]``: modules imported in order; they call
   ``register_detector`` / ``register_strategy`` themselves. Specs they register with the default
   source ``"cl-bench"`` get the module's name as their source instead.
 
-An import error names the module (or entry point) and its cause, as one :class:`ConfigError`.
+An import error names the module (or the entry point and its distribution) and its cause with
+its file:line, as one :class:`ConfigError`; so does a name registered twice, naming both sources.
 """
 
 from __future__ import annotations
@@ -25,16 +27,17 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import sys
-import traceback
 import types
-from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from cl_bench.errors import ConfigError
+from strategies.entry_points import DETECTOR_GROUP, STRATEGY_GROUP, cause, load_group
+from strategies.errors import StrategiesError
 
-DETECTOR_GROUP = "cl_bench.detectors"
-#: loaded by :mod:`strategies.registry` itself, on its first lookup
-STRATEGY_GROUP = "cl_bench.strategies"
+__all__ = ["DETECTOR_GROUP", "STRATEGY_GROUP", "catalogue", "import_plugins", "load_entry_points",
+           "load_extensions"]
+
+#: loaded here; the strategies' group (STRATEGY_GROUP) by :mod:`strategies.registry` itself
 ENTRY_POINT_GROUPS = (DETECTOR_GROUP,)
 
 _loaded_groups: set[str] = set()
@@ -48,12 +51,6 @@ def _strategy_registry() -> types.ModuleType | None:
         if exc.name == "strategies.registry":
             return None
         raise
-
-
-def _cause(exc: BaseException) -> str:
-    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
-    return f"{type(exc).__name__}: {exc}{where}"
 
 
 def _registered() -> dict[str, dict[str, Any]]:
@@ -85,56 +82,25 @@ def _attribute_new_specs(before: dict[str, dict[str, Any]], source: str) -> None
                                                 replace=True)
 
 
-def _register_object(obj: Any, group: str, source: str) -> None:
-    from strategies.detectors import DetectorSpec, register_detector
-
-    if isinstance(obj, types.ModuleType):
-        return  # importing it registered what it defines
-    if group == DETECTOR_GROUP:
-        if not isinstance(obj, DetectorSpec):
-            raise ConfigError(f"entry point {source} (group {group}) is a "
-                              f"{type(obj).__name__}; it must be a "
-                              "strategies.detectors.DetectorSpec or a module")
-        register_detector(dataclasses.replace(obj, source=source))
-        return
-    strategy_registry = _strategy_registry()
-    if strategy_registry is None:
-        raise ConfigError(f"entry point {source} (group {group}) registers a strategy, but this "
-                          "cl-bench has no strategy registry (strategies.registry) yet")
-    if not isinstance(obj, strategy_registry.StrategySpec):
-        raise ConfigError(f"entry point {source} (group {group}) is a {type(obj).__name__}; it "
-                          "must be a strategies.registry.StrategySpec or a module")
-    strategy_registry.register_strategy(dataclasses.replace(obj, source=source))
-
-
-def _load(entry_point: EntryPoint) -> Any:
-    try:
-        return entry_point.load()
-    except Exception as exc:  # any error of foreign code: one message naming it
-        raise ConfigError(
-            f"entry point {entry_point.name} = {entry_point.value} (group {entry_point.group}, "
-            f"distribution {getattr(entry_point.dist, 'name', '?')}) cannot be loaded: "
-            f"{_cause(exc)}") from exc
-
-
 def load_entry_points(groups: tuple[str, ...] = ENTRY_POINT_GROUPS) -> None:
     """Register the detectors and strategies that installed distributions declare (once per
-    process and group; the strategies' group through :mod:`strategies.registry`)."""
-    strategy_registry = _strategy_registry()
-    if strategy_registry is not None:
-        try:
+    process and group; the strategies' group through :mod:`strategies.registry`), each with its
+    distribution as its source (:mod:`strategies.entry_points`)."""
+    from strategies.detectors import DetectorSpec, register_detector
+    from strategies.detectors import registry as detector_registry
+
+    try:
+        strategy_registry = _strategy_registry()
+        if strategy_registry is not None:
             strategy_registry.strategy_names()  # loads the cl_bench.strategies entry points
-        except strategy_registry.StrategyRegistryError as exc:
-            raise ConfigError(str(exc)) from exc
-    for group in groups:
-        if group in _loaded_groups:
-            continue
-        for entry_point in sorted(entry_points(group=group), key=lambda e: e.name):
-            before = _registered()
-            obj = _load(entry_point)
-            _register_object(obj, group, entry_point.value)
-            _attribute_new_specs(before, entry_point.value)
-        _loaded_groups.add(group)
+        for group in groups:
+            if group in _loaded_groups:
+                continue
+            load_group(group, DetectorSpec, lambda: detector_registry._REGISTRY,
+                       register_detector)
+            _loaded_groups.add(group)
+    except StrategiesError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def import_plugins(modules: Any, where: str = "plugins") -> None:
@@ -153,7 +119,7 @@ def import_plugins(modules: Any, where: str = "plugins") -> None:
             kind = ("is not importable (not installed, or not on PYTHONPATH?)"
                     if isinstance(exc, ModuleNotFoundError) and exc.name
                     and name.startswith(exc.name) else "failed to import")
-            raise ConfigError(f"{where}[{index}]: module {name!r} {kind}: {_cause(exc)}") from exc
+            raise ConfigError(f"{where}[{index}]: module {name!r} {kind}: {cause(exc)}") from exc
         if not already:
             _attribute_new_specs(before, name)
 

@@ -31,11 +31,9 @@ from __future__ import annotations
 import torch
 from avalanche.benchmarks.utils.data_loader import GroupBalancedInfiniteDataLoader
 from avalanche.training.plugins import AGEMPlugin
-from pydantic import Field
 from torch import Tensor, nn
 
 from strategies.replay import replay_seed
-from strategies.spec import StrategyOptions, StrategySpec
 
 
 class SeededAGEMPlugin(AGEMPlugin):
@@ -89,23 +87,3 @@ def restore_batchnorm_statistics(model: nn.Module, saved: dict[str, Tensor]) -> 
     buffers = dict(model.named_buffers())
     for name, value in saved.items():
         buffers[name].copy_(value)
-
-
-class AGEMOptions(StrategyOptions):
-    """``patterns_per_experience``: images kept of each task; ``sample_size``: images of the
-    memory batch that gives the reference gradient."""
-
-    patterns_per_experience: int = Field(10, ge=1)
-    sample_size: int = Field(8, ge=1)
-
-
-def make_agem_plugins(options: AGEMOptions, seed: int) -> list[SeededAGEMPlugin]:
-    return [SeededAGEMPlugin(options.patterns_per_experience, options.sample_size, seed)]
-
-
-SPEC = StrategySpec(
-    name="agem",
-    description="Averaged GEM: gradients projected against an episodic memory's (Avalanche)",
-    options=AGEMOptions,
-    make_plugins=make_agem_plugins,
-)

@@ -23,3 +23,7 @@ class OptimizerError(StrategiesError):
 
 class StrategyRegistryError(StrategiesError, ValueError):
     """An unknown strategy name, or a second registration of a strategy name."""
+
+
+class EntryPointError(StrategiesError):
+    """An entry point of an installed distribution cannot be loaded or names no spec."""

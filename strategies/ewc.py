@@ -20,17 +20,8 @@ from typing import Any
 
 import torch
 from avalanche.training.plugins import EWCPlugin
-from pydantic import Field
 
 from strategies.plugin_state import decode_state, encode_state
-from strategies.spec import StrategyOptions, StrategySpec
-
-
-class EWCOptions(StrategyOptions):
-    """``ewc_lambda``: penalty strength; ``decay_factor``: online decay of the importances."""
-
-    ewc_lambda: float = Field(100.0, ge=0)
-    decay_factor: float = Field(0.9, gt=0, le=1)
 
 
 class ResumableEWCPlugin(EWCPlugin):
@@ -44,16 +35,3 @@ class ResumableEWCPlugin(EWCPlugin):
         device = torch.device(strategy.device)
         self.saved_params = defaultdict(dict, decode_state(state["saved_params"], device))
         self.importances = defaultdict(dict, decode_state(state["importances"], device))
-
-
-def make_ewc_plugins(options: EWCOptions, seed: int) -> list[ResumableEWCPlugin]:
-    return [ResumableEWCPlugin(options.ewc_lambda, mode="online",
-                               decay_factor=options.decay_factor)]
-
-
-SPEC = StrategySpec(
-    name="ewc",
-    description="Elastic Weight Consolidation, online (Avalanche's EWCPlugin)",
-    options=EWCOptions,
-    make_plugins=make_ewc_plugins,
-)

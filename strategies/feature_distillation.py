@@ -29,14 +29,12 @@ from typing import Any
 
 import torch
 from avalanche.training.plugins import SupervisedPlugin
-from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from strategies.detectors.base import DetectorOutput
 from strategies.detectors.maps import cosine_distance_map
 from strategies.plugin_state import decode_state, encode_state
-from strategies.spec import StrategyOptions, StrategySpec
 
 
 def frozen_batch_statistics_copy(model: nn.Module) -> nn.Module:
@@ -114,23 +112,3 @@ class StudentDistillationPlugin(SupervisedPlugin):
         previous.load_state_dict(decode_state(state["previous"], device))
         prepare_previous(previous)
         self.previous = previous
-
-
-class FeatureDistillationOptions(StrategyOptions):
-    """alpha * sum over branches and levels of the mean cosine distance to the previous
-    task's students."""
-
-    alpha: float = Field(1.0, ge=0)
-
-
-def make_feature_distillation_plugins(options: FeatureDistillationOptions,
-                                      seed: int) -> list[StudentDistillationPlugin]:
-    return [StudentDistillationPlugin(options.alpha)]
-
-
-SPEC = StrategySpec(
-    name="feature_distillation",
-    description="feature distillation toward the previous task's students (LwF for features)",
-    options=FeatureDistillationOptions,
-    make_plugins=make_feature_distillation_plugins,
-)

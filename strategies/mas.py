@@ -31,12 +31,10 @@ from typing import Any
 import torch
 from avalanche.training.plugins import MASPlugin
 from avalanche.training.utils import zerolike_params_dict
-from pydantic import Field
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from strategies.plugin_state import decode_state, encode_state
-from strategies.spec import StrategyOptions, StrategySpec
 
 
 class StudentOutputs:
@@ -120,23 +118,3 @@ class ResumableMASPlugin(MASPlugin):
         device = torch.device(strategy.device)
         self.params = decode_state(state["params"], device)
         self.importance = decode_state(state["importance"], device)
-
-
-class MASOptions(StrategyOptions):
-    """``mas_lambda``: penalty strength (Avalanche's ``lambda_reg``); ``alpha``: weight of the
-    earlier importances in the online blend."""
-
-    mas_lambda: float = Field(1.0, ge=0)
-    alpha: float = Field(0.5, ge=0, le=1)
-
-
-def make_mas_plugins(options: MASOptions, seed: int) -> list[ResumableMASPlugin]:
-    return [ResumableMASPlugin(lambda_reg=options.mas_lambda, alpha=options.alpha)]
-
-
-SPEC = StrategySpec(
-    name="mas",
-    description="Memory Aware Synapses on the students' features (Avalanche's MASPlugin)",
-    options=MASOptions,
-    make_plugins=make_mas_plugins,
-)

@@ -11,9 +11,9 @@ package. docs/strategies.md, "Adding a strategy", has a worked example.
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
-from strategies import agem, cumulative, ewc, feature_distillation, mas, replay, si
+from strategies import builtin_specs as builtin
+from strategies import cumulative
+from strategies.entry_points import STRATEGY_GROUP, load_group
 from strategies.errors import StrategyRegistryError
 from strategies.routing import options as routing
 from strategies.spec import STREAM_KINDS, StrategyOptions, StrategySpec, StreamKind
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: the entry-point group through which other packages register strategies
-ENTRY_POINT_GROUP = "cl_bench.strategies"
+ENTRY_POINT_GROUP = STRATEGY_GROUP
 
 
 NAIVE = StrategySpec(
@@ -46,8 +46,9 @@ INDEPENDENT = StrategySpec(
 
 #: cl-bench's own strategies, in the order they are listed
 BUILTIN_SPECS: tuple[StrategySpec, ...] = (
-    NAIVE, replay.SPEC, ewc.SPEC, si.SPEC, feature_distillation.SPEC, routing.SPEC, JOINT,
-    INDEPENDENT, cumulative.SPEC, mas.SPEC, agem.SPEC,
+    NAIVE, builtin.REPLAY_SPEC, builtin.EWC_SPEC, builtin.SI_SPEC,
+    builtin.FEATURE_DISTILLATION_SPEC, routing.SPEC, JOINT, INDEPENDENT, cumulative.SPEC,
+    builtin.MAS_SPEC, builtin.AGEM_SPEC,
 )
 
 _specs: dict[str, StrategySpec] = {}
@@ -74,23 +75,13 @@ def register_strategy(spec: StrategySpec, *, replace: bool = False) -> None:
 
 
 def _load_entry_points() -> None:
-    """Register the specs that other packages declare under :data:`ENTRY_POINT_GROUP` (once)."""
+    """Register the specs that other packages declare under :data:`ENTRY_POINT_GROUP` (once),
+    each with its distribution as its source (:mod:`strategies.entry_points`)."""
     global _entry_points_loaded
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        where = f"entry point {point.name} = {point.value!r} (group {ENTRY_POINT_GROUP})"
-        try:
-            spec = point.load()
-        except Exception as exc:
-            raise StrategyRegistryError(f"{where} cannot be loaded: {type(exc).__name__}: "
-                                        f"{exc}; fix or uninstall the package that declares it"
-                                        ) from exc
-        if not isinstance(spec, StrategySpec):
-            raise StrategyRegistryError(f"{where} is a {type(spec).__name__}, not a "
-                                        "StrategySpec")
-        register_strategy(spec)
+    load_group(ENTRY_POINT_GROUP, StrategySpec, lambda: _specs, register_strategy)
 
 
 def _registry() -> dict[str, StrategySpec]:

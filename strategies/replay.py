@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Literal
 
 import torch
 from avalanche.training.plugins import ReplayPlugin
@@ -41,10 +40,7 @@ from avalanche.training.storage_policy import (
     BalancedExemplarsBuffer,
     ReservoirSamplingBuffer,
 )
-from pydantic import Field
 from torch.utils.data import DataLoader, Sampler
-
-from strategies.spec import StrategyOptions, StrategySpec
 
 REPLAY_MODES = ("equal_compute", "additive")
 
@@ -194,29 +190,3 @@ class SeededReplayPlugin(ReplayPlugin):
 
     def buffer_size(self) -> int:
         return len(self.storage_policy.buffer)
-
-
-class ReplayOptions(StrategyOptions):
-    """Replay (docs/strategies.md). ``equal_compute``: ``train.batch_size`` images per step,
-    ``round(batch_size * memory_fraction)`` of them from the buffer, naive's step count;
-    ``additive``: ``train.batch_size`` new + ``batch_size_mem`` memory images per step
-    (``None``: ``train.batch_size``), the behaviour before equal compute existed."""
-
-    buffer_size: int = Field(40, ge=1)
-    mode: Literal["equal_compute", "additive"] = "equal_compute"
-    memory_fraction: float = Field(0.5, gt=0, lt=1)
-    batch_size_mem: int | None = Field(None, ge=1)
-
-
-def make_replay_plugins(options: ReplayOptions, seed: int) -> list[SeededReplayPlugin]:
-    return [SeededReplayPlugin(options.buffer_size, seed, mode=options.mode,
-                               memory_fraction=options.memory_fraction,
-                               batch_size_mem=options.batch_size_mem)]
-
-
-SPEC = StrategySpec(
-    name="replay",
-    description="experience replay from a seeded, experience-balanced buffer",
-    options=ReplayOptions,
-    make_plugins=make_replay_plugins,
-)

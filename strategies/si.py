@@ -32,10 +32,8 @@ from typing import Any
 
 import torch
 from avalanche.training.plugins import SupervisedPlugin
-from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from strategies.spec import StrategyOptions, StrategySpec
 from strategies.weighting import LossWeighting
 
 
@@ -143,37 +141,3 @@ class SIPlugin(SupervisedPlugin):
         device = torch.device(strategy.device)
         self.omega = {n: t.to(device) for n, t in state["omega"].items()}
         self.theta_star = {n: t.to(device) for n, t in state["theta_star"].items()}
-
-
-class SIOptions(StrategyOptions):
-    """Synaptic Intelligence (Zenke et al. 2017): penalty strength c, damping xi, clamp of the
-    importances: at least ``importance_min`` (0 by default; ``null`` keeps negative
-    importances), at most ``importance_max`` (off by default)."""
-
-    si_lambda: float = Field(1.0, ge=0)
-    xi: float = Field(1e-3, gt=0)
-    importance_min: float | None = 0.0
-    importance_max: float | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _renamed_eps(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "eps" in data:
-            raise ValueError(
-                "strategy.si.eps is now strategy.si.xi (SI was re-implemented after Zenke et "
-                "al. 2017, see docs/strategies.md); rename the key. A run made with the old SI "
-                "cannot be resumed: its records are not comparable with the new SI")
-        return data
-
-
-def make_si_plugins(options: SIOptions, seed: int) -> list[SIPlugin]:
-    return [SIPlugin(options.si_lambda, xi=options.xi, importance_min=options.importance_min,
-                     importance_max=options.importance_max)]
-
-
-SPEC = StrategySpec(
-    name="si",
-    description="Synaptic Intelligence (Zenke et al. 2017), path-integral importances",
-    options=SIOptions,
-    make_plugins=make_si_plugins,
-)

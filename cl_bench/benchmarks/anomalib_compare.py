@@ -45,11 +45,13 @@ import types
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from cl_bench.benchmarks.offline_timm import timm_without_pretrained
 from cl_bench.errors import ConfigError, RunError
+
+if TYPE_CHECKING:  # torch loads when the benchmark runs, not for cl-bench --help
+    import torch
 
 PAIRS = {"stpm": ("stfpm", "resnet18"), "rd4ad": ("reverse_distillation", "wide_resnet50_2")}
 # Our options that build anomalib's architecture (the like-for-like contender), and further
@@ -85,13 +87,17 @@ class Contender:
         loss.backward()
         self.optimizer.step()
 
-    @torch.no_grad()
     def infer_step(self) -> None:
+        import torch
+
         self.model.eval()
-        self._infer()
+        with torch.no_grad():
+            self._infer()
 
 
 def anomalib_contender(kind: str, backbone: str, images: torch.Tensor) -> Contender:
+    import torch
+
     require_anomalib()
     layers = ["layer1", "layer2", "layer3"]
     if kind == "stfpm":
@@ -169,6 +175,8 @@ def median_step_seconds(contenders: list[Contender], kind: str, rounds: int,
 def compare_models(args: argparse.Namespace, ours: str, backbone: str) -> dict[str, float]:
     """Time anomalib's model, ours in anomalib's layout, ours in any other layout, and ours
     with the teacher cache; print throughput and the ratios to anomalib. Returns train ratios."""
+    import torch
+
     kind = PAIRS[ours][0]
     torch.manual_seed(0)
     b, s = args.batch_size, args.image_size
@@ -215,6 +223,8 @@ def _timed(fn: Callable[[], float], repeat: int) -> tuple[float, float]:
 
 
 def compare_au_pro(args: argparse.Namespace) -> None:
+    import torch
+
     require_anomalib()
     from anomalib.metrics import AUPRO
 
@@ -249,6 +259,8 @@ def compare_au_pro(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     anomalib = require_anomalib()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -328,7 +340,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     acc.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                      help="an option of our STPM or PatchCore (YAML value), e.g. sigma=0; "
                      "repeatable")
-    from cl_bench.benchmarks.patchcore_peer import add_arguments
-
-    add_arguments(p)
+    add_patchcore_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_patchcore_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of --mode patchcore (:mod:`cl_bench.benchmarks.patchcore_peer`)."""
+    group = parser.add_argument_group(
+        "patchcore mode", "--mode patchcore: our PatchCore and anomalib's fitted per category on "
+        "--root (cl_bench.benchmarks.patchcore_peer); --image-size, --batch-size, --categories, "
+        "--seed, --option (our PatchCore's options) apply")
+    group.add_argument("--coreset-ratio", type=float, default=0.1)
+    group.add_argument("--nn-bench", action=argparse.BooleanOptionalAction, default=False,
+                       help="also time cdist against faiss (needs faiss importable)")
+    group.add_argument("--nn-banks", default="256,3840,23040,92160",
+                       help="bank sizes (rows) for --nn-bench")
+    group.add_argument("--nn-queries", type=int, default=4096,
+                       help="query patches per search (16 test images of 128 px = 4096)")
+    group.add_argument("--nn-dim", type=int, default=152, help="feature dimension (Lite0: 152)")

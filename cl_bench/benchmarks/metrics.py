@@ -23,19 +23,21 @@ import time
 import tracemalloc
 import warnings
 from collections.abc import Callable
-from typing import Any
-
-import numpy as np
-import torch
-from scipy import ndimage
+from typing import TYPE_CHECKING, Any
 
 from cl_bench.errors import ConfigError
+
+if TYPE_CHECKING:  # numpy, scipy and torch load when the benchmark runs, not for --help
+    import numpy as np
 
 MB = 1024 * 1024
 
 
 def synthetic_task(n_maps: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """float32 maps (N,S,S) and uint8 masks (N,S,S): every second image has 1-4 defect blobs."""
+    import numpy as np
+    from scipy import ndimage
+
     rng = np.random.default_rng(seed)
     masks = np.zeros((n_maps, size, size), dtype=np.uint8)
     yy, xx = np.ogrid[:size, :size]
@@ -78,6 +80,8 @@ def _streaming(maps: Any, masks: Any, fpr_limit: float, sync: Callable[[], None]
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from cl_bench.metrics.ranking import pixel_metrics
 
     if args.maps < 2 or args.size < 8 or args.repeat < 1:

@@ -220,18 +220,3 @@ def run_patchcore(args: argparse.Namespace) -> None:
         compare_patchcore(args)
     if args.nn_bench:
         compare_nn_search(args)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "patchcore mode", "--mode patchcore: our PatchCore and anomalib's fitted per category on "
-        "--root (cl_bench.benchmarks.patchcore_peer); --image-size, --batch-size, --categories, "
-        "--seed, --option (our PatchCore's options) apply")
-    group.add_argument("--coreset-ratio", type=float, default=0.1)
-    group.add_argument("--nn-bench", action=argparse.BooleanOptionalAction, default=False,
-                       help="also time cdist against faiss (needs faiss importable)")
-    group.add_argument("--nn-banks", default="256,3840,23040,92160",
-                       help="bank sizes (rows) for --nn-bench")
-    group.add_argument("--nn-queries", type=int, default=4096,
-                       help="query patches per search (16 test images of 128 px = 4096)")
-    group.add_argument("--nn-dim", type=int, default=152, help="feature dimension (Lite0: 152)")

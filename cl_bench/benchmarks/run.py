@@ -21,8 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from cl_bench.errors import ConfigError, RunError
 
 CACHE_KEYS = ("teacher_cache", "teacher_cache_mb", "teacher_cache_dtype")
@@ -102,6 +100,8 @@ def compare_records(off_dir: Path, on_dir: Path) -> dict[str, float]:
 
 def compare_maps(off_dir: Path, on_dir: Path) -> tuple[float, float]:
     """(max |map_on - map_off|, max |map_off|) over the saved maps after the final task."""
+    import numpy as np
+
     worst, scale = 0.0, 0.0
     for path in sorted((off_dir / "maps").glob("*.npz")):
         other = on_dir / "maps" / path.name

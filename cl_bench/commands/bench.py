@@ -11,6 +11,7 @@ BENCH_MODULES = (
     "cl_bench.benchmarks.metrics",
     "cl_bench.benchmarks.run",
     "cl_bench.benchmarks.anomalib_compare",
+    "cl_bench.benchmarks.cli_speed",
 )
 
 

@@ -27,28 +27,16 @@ import copy
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
-
-from cl_bench.cli_options import parse_options
-from cl_bench.config import (
-    TrainConfig,
-    load_yaml,
-    parse_override,
-    set_key,
-    validate,
-)
 from cl_bench.errors import ConfigError, DataError, RunError
-from cl_bench.training import (
-    image_and_pixel_auroc,
-    seed_for_build,
-    seed_for_training,
-    train_on_dataset,
-)
-from strategies.detectors import AnomalyDetector, available_detectors, build_detector
+
+if TYPE_CHECKING:  # torch, the config and the detectors load when the command runs
+    import numpy as np
+    from torch.utils.data import Dataset
+
+    from cl_bench.config import TrainConfig
+    from strategies.detectors import AnomalyDetector
 
 #: the train section without --config: the same settings for every detector
 DEFAULT_TRAIN: dict[str, Any] = {"epochs": 30, "batch_size": 8,
@@ -63,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("Example::")[0].strip(),
     )
     p.add_argument("--detector", default="hybrid",
-                   help=f"detector name(s), comma-separated: {', '.join(available_detectors())}")
+                   help="detector name(s), comma-separated (cl-bench list shows them)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--root", type=Path, help="MVTec-layout data folder")
     where.add_argument("--synthetic", action="store_true",
@@ -105,6 +93,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def train_settings(args: argparse.Namespace) -> TrainConfig:
     """The ``train`` section: ``--config``'s (or :data:`DEFAULT_TRAIN`), then ``--set``, then the
     flags (which set the shared values; a ``per_method`` entry that sets a key keeps its own)."""
+    from cl_bench.config import load_yaml, parse_override, set_key, validate
+
     shared = (load_yaml(args.config).get("train") or {}) if args.config else DEFAULT_TRAIN
     raw = {"train": copy.deepcopy(shared)}
     for text in args.overrides:
@@ -140,11 +130,21 @@ def _variant_maps(detector: AnomalyDetector, output, size) -> dict:
     return maps
 
 
-@torch.no_grad()
 def predict(detector: AnomalyDetector, dataset: Dataset, batch_size: int, device: str,
             variants: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per map kind ("map", and with ``variants`` the hybrid's other maps):
     (image scores (N,), maps (N, H, W))."""
+    import torch
+
+    with torch.no_grad():
+        return _predict(detector, dataset, batch_size, device, variants)
+
+
+def _predict(detector: AnomalyDetector, dataset: Dataset, batch_size: int, device: str,
+             variants: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    import torch
+    from torch.utils.data import DataLoader
+
     detector.eval()
     out: dict[str, tuple[list, list]] = {}
     for images, _, _ in DataLoader(dataset, batch_size=batch_size):
@@ -169,6 +169,9 @@ def _datasets(root: Path, category: str, image_size: int):
 
 
 def _labels_masks(test_set: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+    from torch.utils.data import DataLoader
+
     labels, masks = [], []
     for _, label, mask in DataLoader(test_set, batch_size=64):
         labels.append(label.numpy())
@@ -178,7 +181,18 @@ def _labels_masks(test_set: Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 # ---- the command ----------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from cl_bench.cli_options import parse_options
     from cl_bench.data import list_categories
+    from cl_bench.training import (
+        image_and_pixel_auroc,
+        seed_for_build,
+        seed_for_training,
+        train_on_dataset,
+    )
+    from strategies.detectors import available_detectors, build_detector
 
     if args.threads:
         torch.set_num_threads(args.threads)

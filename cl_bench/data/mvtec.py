@@ -3,11 +3,11 @@
 The folder may be in any layout of :mod:`.formats` (MVTec AD and MPDD, VisA, BTAD; ``format``
 "auto" detects it); the class keeps its name because the MVTec AD layout came first.
 
-Item ``i`` is ``(image, label, mask)`` (DESIGN.md, data contract): ``image`` float32 (3, S, S),
-ImageNet-normalised; ``label`` 0 good / 1 defective; ``mask`` float32 (1, S, S) in {0, 1}, zeros
-for good images. The folder structure is checked when the dataset is built (cheap: files and
-masks exist); pixels are decoded lazily, once per process, through an :class:`ImageCache`.
-``validate()`` decodes everything now (truncated files, mask sizes).
+Item ``i`` is ``(image, label, mask)`` (the data contract, docs/data.md): ``image`` float32
+(3, S, S), ImageNet-normalised; ``label`` 0 good / 1 defective; ``mask`` float32 (1, S, S) in
+{0, 1}, zeros for good images. The folder structure is checked when the dataset is built
+(cheap: files and masks exist); pixels are decoded lazily, once per process, through an
+:class:`ImageCache`. ``validate()`` decodes everything now (truncated files, mask sizes).
 """
 
 from __future__ import annotations

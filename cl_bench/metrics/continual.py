@@ -1,4 +1,4 @@
-"""Continual-learning metrics from a result matrix R (DESIGN.md, "Metrics").
+"""Continual-learning metrics from a result matrix R (docs/metrics.md).
 
 R is a float array (T, T): row i = evaluation after training task i, column j = task j, NaN where
 not evaluated. ``baseline`` (T,) is the untrained model's row (b_j = R[-1, j]). All tasks are

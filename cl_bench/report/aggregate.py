@@ -1,7 +1,7 @@
 """From records to result matrices, per-run continual metrics and aggregates over seeds/orders.
 
 R[i, j] is a metric on task j after training task i (rows 0..T-1), b_j = R[-1, j] the untrained
-model (DESIGN.md, "Metrics"). Per run, :func:`cl_bench.metrics.continual.summarize` turns R into
+model (docs/metrics.md). Per run, :func:`cl_bench.metrics.continual.summarize` turns R into
 ACC, FM, BWT, FWT, retention and (with a cumulative run of the same detector, seed and order)
 intransigence; this
 module arranges the records into R, aggregates the per-run numbers over seeds and task orders

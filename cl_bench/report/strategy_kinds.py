@@ -7,8 +7,8 @@ best continual method, and get no intransigence. A run recorded under a name tha
 registered in this installation (a strategy from a package not installed here) is treated as a
 sequential, task-agnostic strategy, with a warning that says so.
 
-:mod:`strategies.registry` is imported on first use only: it imports Avalanche, which
-``import cl_bench.report`` does not need.
+:mod:`strategies.registry` is imported on first use only; it registers the strategies' specs
+without importing their plugins (nor Avalanche), which the report does not need.
 """
 
 from __future__ import annotations

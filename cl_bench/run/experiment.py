@@ -1,6 +1,6 @@
 """The experiment runner: one configuration -> a run folder with records, checkpoints and a report.
 
-Protocol (DESIGN.md, "Protocol"): for each method and seed, evaluate the untrained model on every
+Protocol (docs/running.md): for each method and seed, evaluate the untrained model on every
 task (step -1), then train the tasks in order and, after each, evaluate the same model on every
 task (the full T x T matrix) and the pooled, task-agnostic metric over the test images of the
 tasks seen so far. What a step trains on follows the strategy's stream kind

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 import torch
-from sklearn.random_projection import johnson_lindenstrauss_min_dim
 from torch import Tensor
 
 #: queries per ``torch.cdist`` call: bounds the (chunk, bank) distance matrix in memory
@@ -35,6 +34,10 @@ def projection_dim(n_points: int, n_features: int, eps: float | None) -> int | N
     """
     if eps is None or n_points < 2:
         return None
+    # imported here: scikit-learn takes longer to import than torch, and listing detectors
+    # (cl-bench list, --help) does not need it
+    from sklearn.random_projection import johnson_lindenstrauss_min_dim
+
     target = int(johnson_lindenstrauss_min_dim(n_points, eps=eps))
     return target if target < n_features else None
 

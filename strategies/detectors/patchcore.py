@@ -23,7 +23,7 @@ Memory (per task t, with ``N_t`` the new task's patch features):
 
 Scores: ``s(p) = min_{m in M} ||phi(p) - m||_2`` per patch (nearest neighbour, exact, torch
 ``cdist``); map ``A = G_sigma=4(Up_bilinear(s))``; image score = max of A, the convention of every
-cl-bench detector (DESIGN.md). The paper's image score, ``max_p s(p)`` reweighted by the
+cl-bench detector (docs/detectors.md). The paper's image score, ``max_p s(p)`` reweighted by the
 softmax of the nearest bank entry's neighbourhood, is not applied: it would score PatchCore
 unlike the others. Before the first fit the bank is empty and the map is 0 everywhere (chance
 AUROC in the untrained row).

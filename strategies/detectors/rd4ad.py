@@ -23,7 +23,7 @@ Reverse student = OCBE + decoder:
 
 Loss (official code, kept by anomalib after RD4AD issue #22):
 ``L = sum_l mean_b [1 - cos(vec(T_l[b]), vec(D_l[b]))]`` with the cosine taken over the whole
-flattened ``C*H*W`` vector of each sample (``loss="flat"``). DESIGN.md says "along channels";
+flattened ``C*H*W`` vector of each sample (``loss="flat"``). A cosine "along channels"
 that is the anomaly map's definition. The flattened form is the default because the published
 numbers were obtained with it; ``loss="pixel"`` (mean over pixels of the per-pixel cosine
 distance) is offered for comparison.

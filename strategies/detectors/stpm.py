@@ -17,8 +17,9 @@ With channel-L2-normalised features ``t^ = t / ||t||_2`` and ``s^ = s / ||s||_2`
   images of the batch, so the paper's SGD learning rate 0.4 means what it means there;
 - map ``A = G_sigma=4( prod_l Up(0.5 * ||t^_l - s^_l||^2) )``: per level the same distance,
   bilinear upsampling to the image size, product over levels. The official code does not smooth;
-  here every detector's map is smoothed with the same Gaussian (sigma 4, DESIGN.md: "image score =
-  maximum of the smoothed map"), so the three detectors are scored alike. Image score = max of A.
+  here every detector's map is smoothed with the same Gaussian (sigma 4; image score = maximum
+  of the smoothed map, docs/detectors.md), so the three detectors are scored alike. Image
+  score = max of A.
 
 Note ``0.5 * ||t^ - s^||^2 = 1 - cos(t, s)``, the per-pixel cosine distance along channels.
 """

@@ -1,8 +1,8 @@
 """The report's tables against an independent, plain-Python recomputation from records.csv.
 
 Reads every records.csv with the csv module (not the report's loader), rebuilds R per run with
-dicts, applies the formulas of DESIGN.md written out below, aggregates with ``statistics``, and
-compares with the CSV tables the report wrote.
+dicts, applies the formulas of docs/metrics.md written out below, aggregates with
+``statistics``, and compares with the CSV tables the report wrote.
 """
 
 from __future__ import annotations

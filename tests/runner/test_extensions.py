@@ -64,7 +64,8 @@ def test_example_detector_is_listed_run_and_reported(installed_example, fresh_re
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
     assert "mean_distance" in listing and "cl_bench_example.detector:SPEC" in listing
-    assert get_detector("mean_distance").source == "cl_bench_example.detector:SPEC"
+    assert get_detector("mean_distance").source == ("cl-bench-example "
+                                                   "(cl_bench_example.detector:SPEC)")
 
     raw = tiny_raw(**{"model.methods": ["mean_distance", "stpm"],
                       "model.options": {"mean_distance": {"level": 2}},

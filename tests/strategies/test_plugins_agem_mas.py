@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from strategies.agem import SeededAGEMPlugin
+from strategies.builtin_specs import SIOptions, make_si_plugins
 from strategies.mas import per_image_importance
-from strategies.si import SIOptions, SIPlugin, make_si_plugins
+from strategies.si import SIPlugin
 
 
 class TinyBN(nn.Module):
