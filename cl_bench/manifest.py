@@ -94,6 +94,9 @@ class ManifestData(TypedDict, total=False):
     steps: list[StepEntry]
     total_s: float
     peak_memory_mb: float
+    config_digest: str  # sha256 of config.yaml's values when the run began (run/digest.py)
+    config_at_start: dict[str, Any]  # config.yaml's values when the run began
+    config_changes: list[dict[str, Any]]  # changes accepted with --allow-config-change
 
 
 def utc_now() -> str:

@@ -19,6 +19,7 @@ process holds the folder's lock while it writes it; the manifest ends ``complete
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
 import shlex
@@ -33,16 +34,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from cl_bench.config import ExperimentConfig, to_yaml, validate
 from cl_bench.data import orders
 from cl_bench.errors import ConfigError, RunError, RunInterrupted
 from cl_bench.io import atomic_write_text
-from cl_bench.manifest import Manifest
+from cl_bench.manifest import Manifest, utc_now
 from cl_bench.progress_settings import Progress, resolve_progress
 from cl_bench.records import RecordWriter
 from cl_bench.run.cells import run_cell
 from cl_bench.run.context import Log, RunContext
+from cl_bench.run.digest import config_changes, config_digest, describe_changes
 from cl_bench.run.layout import RunLayout
 from cl_bench.run.lock import RunLock
 from cl_bench.run.resume import fall_back_to_intact_steps
@@ -268,8 +271,6 @@ def fill_legacy_defaults(raw: dict[str, Any]) -> list[str]:
 
 def _read_run_config(config_path: Path) -> dict[str, Any]:
     """The saved ``config.yaml`` of a run, or a :class:`RunError` saying how to repair it."""
-    import yaml
-
     repair = ("it must be the configuration the run started with: repair it by hand (a "
               "different value would make the resumed records differ from the first ones), or "
               "start a new run with cl-bench run CONFIG")
@@ -303,13 +304,19 @@ def check_run_files(run_dir: Path) -> None:
             )
 
 
-def load_run_for_resume(run_dir: Path, log: Log = print) -> tuple[ExperimentConfig, Manifest]:
-    """The saved configuration and manifest of ``run_dir``; reads only (a legacy-default warning
-    is added to the manifest in memory and saved with the manifest's next save)."""
+def load_run_for_resume(run_dir: Path, log: Log = print,
+                        allow_config_change: bool = False) -> tuple[ExperimentConfig, Manifest]:
+    """The saved configuration and manifest of ``run_dir``; reads only (a legacy-default warning,
+    a digest recorded now or an allowed configuration change is added to the manifest in memory
+    and saved with the manifest's next save).
+
+    ``config.yaml`` must be the configuration the run began with (:func:`check_config_digest`);
+    ``allow_config_change`` accepts a changed one and records the change in the manifest."""
     run_dir = Path(run_dir)
     check_run_files(run_dir)
     config_path, manifest_path = RunLayout(run_dir).config, RunLayout(run_dir).manifest
     raw = _read_run_config(config_path)
+    as_written = copy.deepcopy(raw)
     filled = fill_legacy_defaults(raw)
     try:
         cfg = validate(raw, source=str(config_path))
@@ -326,12 +333,57 @@ def load_run_for_resume(run_dir: Path, log: Log = print) -> tuple[ExperimentConf
                        "start a new run")
     if manifest.status == "complete":
         raise RunError(f"--resume {run_dir}: the run is already complete; nothing to resume")
+    check_config_digest(run_dir, as_written, manifest, log, allow_config_change)
     if filled:
         message = (f"{config_path.name} predates {', '.join(filled)}: resumed with the "
                    "behaviour of the version that started the run")
         log(f"warning: {message}")
         manifest.warn(message, save=False)
     return cfg, manifest
+
+
+def check_config_digest(run_dir: Path, config: dict[str, Any], manifest: Manifest, log: Log,
+                        allow_change: bool) -> None:
+    """Refuse to resume a run whose ``config.yaml`` differs from the one it began with.
+
+    The run's manifest holds the digest (:func:`cl_bench.run.digest.config_digest`) and the
+    configuration at the start; a different digest is a :class:`RunError` naming every key that
+    differs (old -> new), unless ``allow_change``: then the change is recorded in the manifest
+    (``config_changes``: when, which keys, old and new values) and the new configuration becomes
+    the reference. A run begun before digests existed has none: it is recorded now, with a
+    warning that the earlier steps cannot be checked.
+    """
+    digest = config_digest(config)
+    recorded = manifest.data.get("config_digest")
+    config_path = RunLayout(run_dir).config
+    if recorded is None:
+        message = (f"{config_path} could not be checked against the configuration the run "
+                   "began with: the run was started by a cl-bench version that recorded no "
+                   "digest of it. Its digest is recorded now; later resumes are checked")
+        log(f"warning: {message}")
+        manifest.warn(message, save=False)
+        manifest.describe_run(config_digest=digest, config_at_start=config)
+        return
+    if digest == recorded:
+        return
+    started = manifest.data.get("config_at_start")
+    changes = config_changes(started, config) if isinstance(started, dict) else {}
+    what = describe_changes(changes) if changes else "the recorded copy is missing"
+    if not allow_change:
+        raise RunError(
+            f"--resume {run_dir}: {config_path.name} was changed since the run began ({what}); "
+            "the remaining steps would follow another protocol than the completed ones. "
+            f"Restore the original value(s) in {config_path}, or start a new run with the "
+            "changed configuration (cl-bench run CONFIG); to continue with the change on "
+            "purpose, add --allow-config-change (recorded in manifest.json)")
+    message = (f"{config_path.name} changed since the run began, resumed with "
+               f"--allow-config-change: {what}")
+    log(f"warning: {message}")
+    manifest.warn(message, save=False)
+    manifest.data.setdefault("config_changes", []).append({
+        "at": utc_now(), "from_digest": recorded, "to_digest": digest,
+        "keys": {key: {"old": old, "new": new} for key, (old, new) in changes.items()}})
+    manifest.describe_run(config_digest=digest, config_at_start=config)
 
 
 def resume_command(run_dir: Path) -> str:
@@ -361,6 +413,7 @@ def run_experiment(
     log: Log = print,
     progress: Progress | str | bool | None = None,
     run_id: str | None = None,
+    allow_config_change: bool = False,
 ) -> Path:
     """Run (or resume) every method x seed cell of ``cfg``; return the run folder.
 
@@ -369,17 +422,19 @@ def run_experiment(
     and weights are checked (:func:`prepare_run`) before the run folder is created or, on resume,
     changed; the folder is locked (:class:`~cl_bench.run.lock.RunLock`) while this writes it.
     A signal ends in :class:`~cl_bench.errors.RunInterrupted` with the run marked
-    ``interrupted``; any other error marks it ``failed`` and propagates.
+    ``interrupted``; any other error marks it ``failed`` and propagates. A resume refuses a
+    ``config.yaml`` changed since the run began unless ``allow_config_change``
+    (:func:`check_config_digest`).
     """
     if resume is not None:
         run_dir = Path(resume)
         # read-only checks first: a folder that is not a resumable run gets no lock file
         check_run_files(run_dir)
         check_run_folder_writable(run_dir)
-        load_run_for_resume(run_dir, lambda _: None)
+        load_run_for_resume(run_dir, lambda _: None, allow_config_change)
         with RunLock(run_dir):
             _import_avalanche()
-            cfg, manifest = load_run_for_resume(run_dir, log)
+            cfg, manifest = load_run_for_resume(run_dir, log, allow_config_change)
             run_id = manifest.run_id
             if manifest.status == "running":
                 log(f"note: {run_dir} says 'running' but no process holds it: the process that "
@@ -394,9 +449,12 @@ def run_experiment(
     prepared = prepare_run(cfg, log)
     run_dir, run_id = start_run(cfg, Path(out_root), log, run_id)
     with RunLock(run_dir):
-        atomic_write_text(RunLayout(run_dir).config, to_yaml(cfg))
+        text = to_yaml(cfg)
+        atomic_write_text(RunLayout(run_dir).config, text)
+        written = yaml.safe_load(text)
         manifest = Manifest.create(RunLayout(run_dir).manifest, run_id=run_id,
-                                   experiment=cfg.experiment)
+                                   experiment=cfg.experiment,
+                                   config_digest=config_digest(written), config_at_start=written)
         return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=False)
 
 
