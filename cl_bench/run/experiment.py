@@ -23,6 +23,7 @@ import copy
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import threading
 import time
@@ -448,14 +449,26 @@ def run_experiment(
     _import_avalanche()
     prepared = prepare_run(cfg, log)
     run_dir, run_id = start_run(cfg, Path(out_root), log, run_id)
-    with RunLock(run_dir):
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
         text = to_yaml(cfg)
         atomic_write_text(RunLayout(run_dir).config, text)
         written = yaml.safe_load(text)
         manifest = Manifest.create(RunLayout(run_dir).manifest, run_id=run_id,
                                    experiment=cfg.experiment,
                                    config_digest=config_digest(written), config_at_start=written)
+    except BaseException as exc:  # a full disk, say: no folder that holds no run is left
+        lock.release()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        with suppress(AttributeError, TypeError):
+            exc.run_hint = (f"nothing was run; the new run folder {run_dir} was removed "  # type: ignore[attr-defined]
+                            "again (it held nothing yet)")
+        raise
+    try:
         return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=False)
+    finally:
+        lock.release()
 
 
 def _import_avalanche() -> None:
@@ -513,11 +526,15 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
             f"and keeps every completed step ({_progress_summary(manifest)}). "
             f"Continue it with:\n  {resume_command(run_dir)}", signum) from None
     except BaseException as exc:
+        marked = True
         with _signals_held():
             add_time()
-            manifest.mark("failed", f"{type(exc).__name__}: {exc}")
+            try:
+                manifest.mark("failed", f"{type(exc).__name__}: {exc}")
+            except OSError:  # the disk is full: the manifest keeps its last state ('running')
+                marked = False
         with suppress(AttributeError, TypeError):
-            exc.run_hint = _failure_hint(exc, run_dir)  # type: ignore[attr-defined]
+            exc.run_hint = _failure_hint(exc, run_dir, marked)  # type: ignore[attr-defined]
         raise
     add_time()
     manifest.mark_complete()
@@ -545,11 +562,13 @@ def _progress_summary(manifest: Manifest) -> str:
     return ", ".join(parts) or "nothing completed yet"
 
 
-def _failure_hint(exc: BaseException, run_dir: Path) -> str:
+def _failure_hint(exc: BaseException, run_dir: Path, marked: bool = True) -> str:
+    state = ("is marked 'failed'" if marked else "could not be marked 'failed' (its manifest "
+             "could not be written either; it still says 'running')")
     if isinstance(exc, DivergedError):
-        return (f"{run_dir} is marked 'failed' and keeps the steps it completed; resuming "
+        return (f"{run_dir} {state} and keeps the steps it completed; resuming "
                 "would repeat the same computation: start a new run with the change")
-    return (f"{run_dir} is marked 'failed' and keeps the steps it completed; once the cause is "
+    return (f"{run_dir} {state} and keeps the steps it completed; once the cause is "
             f"fixed, continue it with:\n  {resume_command(run_dir)}")
 
 
