@@ -49,6 +49,7 @@ from cl_bench.run.context import Log, RunContext
 from cl_bench.run.digest import config_changes, config_digest, describe_changes
 from cl_bench.run.layout import RunLayout
 from cl_bench.run.lock import RunLock
+from cl_bench.run.rebuild import rebuild_lost_records
 from cl_bench.run.resume import fall_back_to_intact_steps
 from strategies.errors import DivergedError
 
@@ -292,12 +293,13 @@ def _read_run_config(config_path: Path) -> dict[str, Any]:
 
 
 def check_run_files(run_dir: Path) -> None:
-    """``--resume``: ``run_dir`` is the folder of a run (config, manifest, records)."""
+    """``--resume``: ``run_dir`` is the folder of a run (config and manifest; a missing
+    ``records.csv`` is rebuilt from the checkpoints, :mod:`cl_bench.run.rebuild`)."""
     if not run_dir.is_dir():
         raise RunError(f"--resume {run_dir}: no such folder; give the folder of a run that "
                        "cl-bench run created (results/<experiment>/<run_id>)")
     layout = RunLayout(run_dir)
-    for path in (layout.config, layout.manifest, layout.records):
+    for path in (layout.config, layout.manifest):  # a lost records.csv is rebuilt (rebuild.py)
         if not path.is_file():
             raise RunError(
                 f"--resume {run_dir}: {path.name} is missing; give the folder of a run that "
@@ -332,7 +334,7 @@ def load_run_for_resume(run_dir: Path, log: Log = print,
     if not isinstance(manifest.data, dict) or not manifest.run_id:
         raise RunError(f"{manifest_path}: not a cl-bench manifest (no run_id); restore it or "
                        "start a new run")
-    if manifest.status == "complete":
+    if manifest.status == "complete" and RunLayout(run_dir).records.is_file():
         raise RunError(f"--resume {run_dir}: the run is already complete; nothing to resume")
     check_config_digest(run_dir, as_written, manifest, log, allow_config_change)
     if filled:
@@ -441,10 +443,15 @@ def run_experiment(
                 log(f"note: {run_dir} says 'running' but no process holds it: the process that "
                     "wrote it was killed")
             prepared = prepare_run(cfg, log)
+            records_lost = not RunLayout(run_dir).records.is_file()
+            if records_lost:
+                log(f"note: {RunLayout(run_dir).records} is missing: its rows are rebuilt by "
+                    "evaluating the kept checkpoints again")
             manifest.note_resumed()
             manifest.mark("running")
             log(f"resuming run {run_id} in {run_dir}")
-            return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=True)
+            return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=True,
+                        records_lost=records_lost)
     check_out_writable(Path(out_root), cfg.experiment)
     _import_avalanche()
     prepared = prepare_run(cfg, log)
@@ -482,7 +489,7 @@ def _import_avalanche() -> None:
 
 def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
          prepared: Prepared, log: Log, progress: Progress | str | bool | None,
-         resumed: bool) -> Path:
+         resumed: bool, records_lost: bool = False) -> Path:
     """The cells of a prepared, locked run folder; the final status in every outcome."""
     started = time.perf_counter()
 
@@ -508,8 +515,12 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
                               strategy=cfg.strategy.name)
         manifest.save()
         if resumed:
+            if records_lost:
+                rebuild_lost_records(ctx, tasks)
+            completed = {key: cell.get("completed_step", -2)
+                         for key, cell in ctx.manifest.cells.items()}
             fall_back_to_intact_steps(ctx)
-            _drop_incomplete_rows(ctx)
+            _drop_incomplete_rows(ctx, completed)
         shown = resolve_progress(progress, task_names=tuple(ctx.categories),
                                  joint=cfg.strategy.spec().stream == "joint",
                                  log=_flushed(log))
@@ -572,14 +583,33 @@ def _failure_hint(exc: BaseException, run_dir: Path, marked: bool = True) -> str
             f"fixed, continue it with:\n  {resume_command(run_dir)}")
 
 
-def _drop_incomplete_rows(ctx: RunContext) -> None:
-    """Before resuming: drop the rows of steps that had not completed (cut by the kill)."""
+def _drop_incomplete_rows(ctx: RunContext, completed: dict[str, int]) -> None:
+    """Before resuming: drop the rows after each cell's resume point. ``completed``: each cell's
+    last completed step before :func:`fall_back_to_intact_steps`; rows after it are of steps
+    cut by the stop, rows between the resume point and it of completed steps trained again."""
     cells = ctx.manifest.cells
+    cut, again = 0, 0
 
     def keep(row: dict[str, str]) -> bool:
-        done = cells.get(ctx.cell_key(row["method"], int(row["seed"])), {})
-        return int(row["step"]) <= done.get("completed_step", -2)
+        nonlocal cut, again
+        key = ctx.cell_key(row["method"], int(row["seed"]))
+        step = int(row["step"])
+        if step <= cells.get(key, {}).get("completed_step", -2):
+            return True
+        if step > completed.get(key, -2):
+            cut += 1
+        else:
+            again += 1
+        return False
 
     dropped = ctx.records.rewrite(keep)
-    if dropped:
-        ctx.log(f"resume: dropped {dropped} record(s) of steps that had not completed")
+    parts = []
+    if cut:
+        parts.append(f"{cut} record(s) of steps that had not completed (cut by the stop)")
+    if again:
+        parts.append(f"{again} record(s) of completed steps that are trained again (their "
+                     "checkpoint could not be used, see the warning above)")
+    if dropped - cut - again > 0:
+        parts.append(f"{dropped - cut - again} incomplete line(s)")
+    if parts:
+        ctx.log(f"resume: dropped {', '.join(parts)}")
