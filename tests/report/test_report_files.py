@@ -99,3 +99,17 @@ def test_path_tails_keep_what_differs() -> None:
     assert path_tails(["/data/a/mvtec", "/data/b/mvtec"]) == {"/data/a/mvtec": "a/mvtec",
                                                               "/data/b/mvtec": "b/mvtec"}
     assert path_tails(["/d/x", "/d/x/y"]) == {"/d/x": "x", "/d/x/y": "x/y"}
+
+
+def test_report_first_paragraph_is_whole_sentences(tmp_path) -> None:
+    from report_fabricate import make_experiment
+
+    from cl_bench.report import build_report
+
+
+    exp = make_experiment(tmp_path / "results", seeds=(0,), methods=("stpm",), maps=False)
+    out = build_report([exp], tmp_path / "report", metrics=["image_auroc"])
+    paragraphs = (out / "report.md").read_text().split("\n\n")
+    first = paragraphs[1]  # after the title
+    assert first.startswith("This report covers") and first.rstrip().endswith(".")
+    assert f"`{exp}`" in first
