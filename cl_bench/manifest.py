@@ -38,7 +38,7 @@ STATUSES = ("running", "complete", "failed", "interrupted")
 class CellEntry(TypedDict, total=False):
     """``cells["<method>/seed<s>"]``: how far one method x seed got."""
 
-    status: str  # running | complete
+    status: str  # running | complete | failed (the run failed while this cell ran)
     completed_step: int  # -2: nothing yet; -1: the untrained model evaluated; i: task i done
     train: dict[str, Any]  # the resolved train settings of the method
     strategy_options: dict[str, Any]  # the strategy's options for the method (per_method resolved)

@@ -540,6 +540,9 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
         marked = True
         with _signals_held():
             add_time()
+            for cell in manifest.cells.values():  # the cell that was running failed with it
+                if cell.get("status") == "running":
+                    cell["status"] = "failed"
             try:
                 manifest.mark("failed", f"{type(exc).__name__}: {exc}")
             except OSError:  # the disk is full: the manifest keeps its last state ('running')
