@@ -11,6 +11,7 @@ SIGTERM). ``CL_BENCH_TRACEBACK=1`` re-raises instead, for debugging.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import signal
@@ -66,6 +67,11 @@ def _say(message: str) -> None:
 
 def _os_error_message(exc: OSError) -> str:
     where = f" {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        folder = os.path.dirname(str(exc.filename)) if exc.filename else "the results folder"
+        return (f"error: the disk is full: no space left to write{where} "
+                f"({exc.strerror or exc}). Free space on that disk (df -h {folder}) or write "
+                "the results to another disk with --out DIR")
     return (f"error: cannot access{where}: {exc.strerror or exc}; check that the path exists, "
             "that this user may write it and that the disk is not full")
 

@@ -38,7 +38,7 @@ STATUSES = ("running", "complete", "failed", "interrupted")
 class CellEntry(TypedDict, total=False):
     """``cells["<method>/seed<s>"]``: how far one method x seed got."""
 
-    status: str  # running | complete
+    status: str  # running | complete | failed (the run failed while this cell ran)
     completed_step: int  # -2: nothing yet; -1: the untrained model evaluated; i: task i done
     train: dict[str, Any]  # the resolved train settings of the method
     strategy_options: dict[str, Any]  # the strategy's options for the method (per_method resolved)
@@ -94,6 +94,9 @@ class ManifestData(TypedDict, total=False):
     steps: list[StepEntry]
     total_s: float
     peak_memory_mb: float
+    config_digest: str  # sha256 of config.yaml's values when the run began (run/digest.py)
+    config_at_start: dict[str, Any]  # config.yaml's values when the run began
+    config_changes: list[dict[str, Any]]  # changes accepted with --allow-config-change
 
 
 def utc_now() -> str:

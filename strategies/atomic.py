@@ -44,7 +44,25 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        cause = os_error_behind(exc) if isinstance(exc, Exception) else None
+        if cause is not None and (cause is not exc or not cause.filename):
+            # the target's name, and the OSError behind a wrapper: torch.save turns a failed
+            # write (a full disk) into "RuntimeError: [enforce fail at inline_container.cc]"
+            raise OSError(cause.errno, cause.strerror or str(cause), str(path)) from exc
         raise
     return path
+
+
+def os_error_behind(exc: BaseException) -> OSError | None:
+    """``exc`` itself when it is an :class:`OSError`, else the first OSError in its chain of
+    causes and contexts (``None`` when there is none)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -25,9 +25,15 @@ import time
 from cl_bench.errors import ConfigError, RunError
 
 
+def first_paragraph(text: str | None) -> str:
+    """The first paragraph of a docstring as one line (``--help``'s description): the whole
+    sentence, not its first line."""
+    return " ".join((text or "").strip().split("\n\n")[0].split())
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("detectors", help="throughput and memory of each detector",
-                              description=__doc__.strip().splitlines()[0])
+                              description=first_paragraph(__doc__))
     p.add_argument("--detectors", default="stpm,rd4ad,hybrid", help="comma-separated")
     p.add_argument("--backbone", default="efficientnet_lite0")
     p.add_argument("--weights", default="none",

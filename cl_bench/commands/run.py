@@ -27,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", metavar="RUN_DIR",
                         help="continue an interrupted or failed run after its last completed "
                         "task (the folder is locked while a process writes it)")
+    parser.add_argument("--allow-config-change", action="store_true",
+                        help="with --resume: continue although config.yaml was changed since "
+                        "the run began (refused otherwise, naming the changed keys); the "
+                        "change is recorded in manifest.json (config_changes)")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--progress", choices=MODES, default="auto",
                         help="bar: tqdm bars; lines: a plain line per epoch or every "
@@ -51,6 +55,8 @@ def main(args: argparse.Namespace) -> int:
         if args.config or args.overrides:
             raise ConfigError("--resume takes the run folder alone: its config.yaml is reused")
         cfg = None
+    elif args.allow_config_change:
+        raise ConfigError("--allow-config-change applies to --resume RUN_DIR only")
     elif not args.config:
         raise ConfigError("give a CONFIG file (e.g. experiments/quickstart.yaml) or "
                           "--resume RUN_DIR")
@@ -61,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
                           "seconds")
     progress = resolve_progress(args.progress, interval_s=args.progress_interval)
     run_dir = run_experiment(cfg, out_root=Path(args.out), resume=args.resume,
-                             progress=progress)
+                             progress=progress, allow_config_change=args.allow_config_change)
     from cl_bench.report import build_report, console_summary
 
     print()

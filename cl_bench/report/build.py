@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -29,6 +32,7 @@ from cl_bench.report.aggregate import (
 from cl_bench.report.compare import compare_runs, compare_table, configured_pairs, default_pairs
 from cl_bench.report.literature import literature_section
 from cl_bench.report.load import MapSet, RunInfo, load_runs_with_info, read_map_file
+from cl_bench.report.names import Slugs
 from cl_bench.report.report_data import ReportData, SavedFigure
 from cl_bench.report.tables import (
     Table,
@@ -174,6 +178,7 @@ def task_order(data: ReportData) -> list[str]:
 def write_tables(data: ReportData, out_dir: Path) -> tuple[dict[str, Table | TextTable],
                                                            list[Path]]:
     tables: dict[str, Table | TextTable] = {}
+    file_name = Slugs()  # a label may hold spaces, brackets, quotes, a path: never a file name
     for metric in data.metrics:
         tables[f"summary_{metric}"] = summary_table(data.summary, metric, data.fpr_limit)
         tables[f"final_per_task_{metric}"] = final_task_table(data.final, metric,
@@ -181,7 +186,7 @@ def write_tables(data: ReportData, out_dir: Path) -> tuple[dict[str, Table | Tex
     for agg in aggregate_matrices(data.matrices):
         name = (f"R_{agg.metric}__{agg.method}__{agg.strategy}"
                 f"{_sequence_suffix(data, agg.tasks)}")
-        tables[name] = matrix_table(agg, name)
+        tables[name] = matrix_table(agg, file_name(name))
     if not data.paired.empty:
         tables["comparison"] = compare_table(
             data.paired, fpr_limit=data.fpr_limit,
@@ -282,7 +287,12 @@ def console_summary(paths: Iterable[str | Path] | str | Path,
 
 def write_report(paths: Iterable[str | Path] | str | Path, out_dir: str | Path,
                  metrics: Sequence[str] | None = None) -> ReportResult:
-    """Like :func:`build_report`, returning the tables, figures and data it wrote."""
+    """Like :func:`build_report`, returning the tables, figures and data it wrote.
+
+    The report is built in a temporary sibling folder and renamed into place
+    (:func:`_install`), so ``out_dir`` holds either the whole new report or what it held before
+    (nothing, or the previous report), never half of one.
+    """
     from cl_bench.report.markdown import render_report
 
     if isinstance(paths, (str, Path)):
@@ -291,12 +301,65 @@ def write_report(paths: Iterable[str | Path] | str | Path, out_dir: str | Path,
     out_dir = Path(out_dir)
     data = compute(paths, metrics)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; a report folder is not private
     except OSError as exc:
-        raise DataError(f"{out_dir}: cannot create the report folder ({exc}); pass --out") from None
-    tables, table_files = write_tables(data, out_dir / "tables")
-    figures = write_figures(data, out_dir / "figures")
-    markdown = out_dir / "report.md"
-    markdown.write_text(render_report(data, tables, figures, out_dir, paths), encoding="utf-8")
-    return ReportResult(out_dir=out_dir, markdown=markdown, tables=tables,
-                        table_files=table_files, figures=figures, data=data)
+        raise DataError(f"{out_dir}: cannot create the report folder ({exc.strerror or exc} "
+                        f"on {exc.filename or out_dir.parent}); pass a writable --out DIR, or "
+                        "free space on the disk") from None
+    try:
+        tables, table_files = write_tables(data, staging / "tables")
+        figures = write_figures(data, staging / "figures")
+        (staging / "report.md").write_text(render_report(data, tables, figures, staging, paths),
+                                           encoding="utf-8")
+        _install(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    def moved(path: Path) -> Path:
+        return out_dir / path.relative_to(staging)
+
+    return ReportResult(
+        out_dir=out_dir, markdown=out_dir / "report.md", tables=tables,
+        table_files=[moved(p) for p in table_files],
+        figures=[SavedFigure(f.name, f.caption, [moved(p) for p in f.paths]) for f in figures],
+        data=data)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: what a report folder holds; a folder with anything else is not replaced as a whole
+REPORT_ENTRIES = ("report.md", "tables", "figures")
+
+
+def _install(staging: Path, out_dir: Path) -> None:
+    """Move the finished report ``staging`` to ``out_dir`` by renames.
+
+    A new ``out_dir``, or one holding only an earlier report, is replaced as a whole (one
+    rename). A folder that holds other files too (``--out`` given as a folder of other things)
+    keeps them: ``tables/`` and ``figures/`` are swapped in one rename each, then ``report.md``,
+    which is what a reader opens; the earlier entries are deleted only after that.
+    """
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    if not out_dir.is_dir():
+        raise DataError(f"{out_dir}: is a file, not a folder; pass another --out DIR for the "
+                        "report")
+    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+    if all(p.name in REPORT_ENTRIES for p in out_dir.iterdir()):
+        out_dir.rename(old / out_dir.name)
+        staging.rename(out_dir)
+    else:
+        for name in ("tables", "figures", "report.md"):
+            if (out_dir / name).exists():
+                (out_dir / name).rename(old / name)
+            (staging / name).rename(out_dir / name)
+        staging.rmdir()
+    shutil.rmtree(old, ignore_errors=True)

@@ -246,10 +246,10 @@ def render_report(data: ReportData, tables: dict[str, Table | TextTable],
     experiments = ", ".join(sorted({run.experiment for run in data.runs}))
     lines = [
         f"# cl-bench report: {experiments}", "",
-        f"Generated {now} by cl-bench {__version__} from "
-        f"{', '.join(f'`{p}`' for p in paths)}. Continual learning of unsupervised anomaly "
-        "detectors (knowledge distillation from a frozen teacher), one product category per "
-        "task; after each task the same model is tested on every task.", "",
+        "This report covers the continual learning of unsupervised anomaly detectors "
+        "(knowledge distillation from a frozen teacher) with one product category per task: "
+        "after each task, the same model is tested on every task. It was generated on "
+        f"{now} by cl-bench {__version__} from {', '.join(f'`{p}`' for p in paths)}.", "",
     ]
     lines += _experiment_section(data)
     lines += ["## Protocol", "", protocol_text(data.fpr_limit)]

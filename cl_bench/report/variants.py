@@ -3,7 +3,8 @@
 Two run folders with the same (method, strategy, seed, order) are one configuration reported
 twice, unless their ``config.yaml`` files differ in a setting that can change that method's run.
 Then they are *variants*: each one's strategy is labelled with the settings that tell them apart,
-``ewc [ewc_lambda=10]``, so that a sweep over ``strategy.ewc.ewc_lambda`` is reported as one row
+``ewc [ewc_lambda=10]`` (a path by the part that differs, ``naive [root=site_a/mvtec]``), so
+that a sweep over ``strategy.ewc.ewc_lambda`` is reported as one row
 per value instead of being refused as a duplicate. The registered strategy is the part before
 `` [`` (:func:`base_strategy`).
 """
@@ -67,6 +68,23 @@ def _text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) and "/" in value
+
+
+def path_tails(paths: Sequence[str]) -> dict[str, str]:
+    """Each path shortened to what tells it apart from the others: the components after the
+    leading ones they all share (``/data/site_a/mvtec`` and ``/data/site_b/mvtec`` ->
+    ``site_a/mvtec`` and ``site_b/mvtec``); the whole path where that leaves nothing."""
+    parts = {p: [c for c in p.rstrip("/").split("/") if c] for p in paths}
+    shared = 0
+    columns = list(parts.values())
+    while columns and all(len(c) > shared + 1 for c in columns) and len(
+            {c[shared] for c in columns}) == 1:
+        shared += 1
+    return {p: "/".join(c[shared:]) or p for p, c in parts.items()}
+
+
 def label_variants(df: pd.DataFrame, configs: dict[str, dict[str, Any]]) -> tuple[pd.DataFrame,
                                                                                   list[str]]:
     """``df`` with the strategy of variant runs labelled by the settings that differ, and a
@@ -87,8 +105,15 @@ def label_variants(df: pd.DataFrame, configs: dict[str, dict[str, Any]]) -> tupl
         if not differing:
             continue
         names = _short(differing)
+        shown: dict[str, dict[Any, str]] = {}  # a path is shown by its differing tail
+        for k in differing:
+            values = [settings[d].get(k) for d in dirs]
+            if all(_is_path(v) for v in values):
+                shown[k] = path_tails(values)  # type: ignore[arg-type]
         for d in dirs:
-            text = ", ".join(f"{names[k]}={_text(settings[d].get(k))}" for k in differing)
+            values = {k: shown[k][settings[d][k]] if k in shown else _text(settings[d].get(k))
+                      for k in differing}
+            text = ", ".join(f"{names[k]}={values[k]}" for k in differing)
             labels[(d, method, strategy)] = f"{strategy}{VARIANT_OPEN}{text}]"
         notes.append(f"{method}/{strategy}: its runs differ in {', '.join(differing)}; each "
                      "setting is reported as its own row")

@@ -17,6 +17,7 @@ def run_cell(ctx: RunContext, tasks, method: str, seed: int, progress: bool | No
     if cell.get("status") == "complete":
         ctx.log(f"[{method} seed {seed}] already complete, skipped")
         return
+    cell["status"] = "running"  # a failed cell that a resume continues
     # what this method trains with, shared settings and train.per_method resolved
     cell["train"] = ctx.cfg.train.for_method(method).model_dump(mode="json")
     options = ctx.cfg.strategy.options_for(method)  # strategy.per_method resolved

@@ -19,9 +19,11 @@ process holds the folder's lock while it writes it; the manifest ends ``complete
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import threading
 import time
@@ -33,18 +35,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from cl_bench.config import ExperimentConfig, to_yaml, validate
 from cl_bench.data import orders
 from cl_bench.errors import ConfigError, RunError, RunInterrupted
 from cl_bench.io import atomic_write_text
-from cl_bench.manifest import Manifest
+from cl_bench.manifest import Manifest, utc_now
 from cl_bench.progress_settings import Progress, resolve_progress
 from cl_bench.records import RecordWriter
 from cl_bench.run.cells import run_cell
 from cl_bench.run.context import Log, RunContext
+from cl_bench.run.digest import config_changes, config_digest, describe_changes
 from cl_bench.run.layout import RunLayout
 from cl_bench.run.lock import RunLock
+from cl_bench.run.rebuild import rebuild_lost_records
 from cl_bench.run.resume import fall_back_to_intact_steps
 from strategies.errors import DivergedError
 
@@ -289,8 +294,6 @@ def fill_legacy_defaults(raw: dict[str, Any]) -> list[str]:
 
 def _read_run_config(config_path: Path) -> dict[str, Any]:
     """The saved ``config.yaml`` of a run, or a :class:`RunError` saying how to repair it."""
-    import yaml
-
     repair = ("it must be the configuration the run started with: repair it by hand (a "
               "different value would make the resumed records differ from the first ones), or "
               "start a new run with cl-bench run CONFIG")
@@ -311,12 +314,13 @@ def _read_run_config(config_path: Path) -> dict[str, Any]:
 
 
 def check_run_files(run_dir: Path) -> None:
-    """``--resume``: ``run_dir`` is the folder of a run (config, manifest, records)."""
+    """``--resume``: ``run_dir`` is the folder of a run (config and manifest; a missing
+    ``records.csv`` is rebuilt from the checkpoints, :mod:`cl_bench.run.rebuild`)."""
     if not run_dir.is_dir():
         raise RunError(f"--resume {run_dir}: no such folder; give the folder of a run that "
                        "cl-bench run created (results/<experiment>/<run_id>)")
     layout = RunLayout(run_dir)
-    for path in (layout.config, layout.manifest, layout.records):
+    for path in (layout.config, layout.manifest):  # a lost records.csv is rebuilt (rebuild.py)
         if not path.is_file():
             raise RunError(
                 f"--resume {run_dir}: {path.name} is missing; give the folder of a run that "
@@ -324,13 +328,19 @@ def check_run_files(run_dir: Path) -> None:
             )
 
 
-def load_run_for_resume(run_dir: Path, log: Log = print) -> tuple[ExperimentConfig, Manifest]:
-    """The saved configuration and manifest of ``run_dir``; reads only (a legacy-default warning
-    is added to the manifest in memory and saved with the manifest's next save)."""
+def load_run_for_resume(run_dir: Path, log: Log = print,
+                        allow_config_change: bool = False) -> tuple[ExperimentConfig, Manifest]:
+    """The saved configuration and manifest of ``run_dir``; reads only (a legacy-default warning,
+    a digest recorded now or an allowed configuration change is added to the manifest in memory
+    and saved with the manifest's next save).
+
+    ``config.yaml`` must be the configuration the run began with (:func:`check_config_digest`);
+    ``allow_config_change`` accepts a changed one and records the change in the manifest."""
     run_dir = Path(run_dir)
     check_run_files(run_dir)
     config_path, manifest_path = RunLayout(run_dir).config, RunLayout(run_dir).manifest
     raw = _read_run_config(config_path)
+    as_written = copy.deepcopy(raw)
     filled = fill_legacy_defaults(raw)
     try:
         cfg = validate(raw, source=str(config_path))
@@ -345,14 +355,59 @@ def load_run_for_resume(run_dir: Path, log: Log = print) -> tuple[ExperimentConf
     if not isinstance(manifest.data, dict) or not manifest.run_id:
         raise RunError(f"{manifest_path}: not a cl-bench manifest (no run_id); restore it or "
                        "start a new run")
-    if manifest.status == "complete":
+    if manifest.status == "complete" and RunLayout(run_dir).records.is_file():
         raise RunError(f"--resume {run_dir}: the run is already complete; nothing to resume")
+    check_config_digest(run_dir, as_written, manifest, log, allow_config_change)
     if filled:
         message = (f"{config_path.name} predates {', '.join(filled)}: resumed with the "
                    "behaviour of the version that started the run")
         log(f"warning: {message}")
         manifest.warn(message, save=False)
     return cfg, manifest
+
+
+def check_config_digest(run_dir: Path, config: dict[str, Any], manifest: Manifest, log: Log,
+                        allow_change: bool) -> None:
+    """Refuse to resume a run whose ``config.yaml`` differs from the one it began with.
+
+    The run's manifest holds the digest (:func:`cl_bench.run.digest.config_digest`) and the
+    configuration at the start; a different digest is a :class:`RunError` naming every key that
+    differs (old -> new), unless ``allow_change``: then the change is recorded in the manifest
+    (``config_changes``: when, which keys, old and new values) and the new configuration becomes
+    the reference. A run begun before digests existed has none: it is recorded now, with a
+    warning that the earlier steps cannot be checked.
+    """
+    digest = config_digest(config)
+    recorded = manifest.data.get("config_digest")
+    config_path = RunLayout(run_dir).config
+    if recorded is None:
+        message = (f"{config_path} could not be checked against the configuration the run "
+                   "began with: the run was started by a cl-bench version that recorded no "
+                   "digest of it. Its digest is recorded now; later resumes are checked")
+        log(f"warning: {message}")
+        manifest.warn(message, save=False)
+        manifest.describe_run(config_digest=digest, config_at_start=config)
+        return
+    if digest == recorded:
+        return
+    started = manifest.data.get("config_at_start")
+    changes = config_changes(started, config) if isinstance(started, dict) else {}
+    what = describe_changes(changes) if changes else "the recorded copy is missing"
+    if not allow_change:
+        raise RunError(
+            f"--resume {run_dir}: {config_path.name} was changed since the run began ({what}); "
+            "the remaining steps would follow another protocol than the completed ones. "
+            f"Restore the original value(s) in {config_path}, or start a new run with the "
+            "changed configuration (cl-bench run CONFIG); to continue with the change on "
+            "purpose, add --allow-config-change (recorded in manifest.json)")
+    message = (f"{config_path.name} changed since the run began, resumed with "
+               f"--allow-config-change: {what}")
+    log(f"warning: {message}")
+    manifest.warn(message, save=False)
+    manifest.data.setdefault("config_changes", []).append({
+        "at": utc_now(), "from_digest": recorded, "to_digest": digest,
+        "keys": {key: {"old": old, "new": new} for key, (old, new) in changes.items()}})
+    manifest.describe_run(config_digest=digest, config_at_start=config)
 
 
 def resume_command(run_dir: Path) -> str:
@@ -382,6 +437,7 @@ def run_experiment(
     log: Log = print,
     progress: Progress | str | bool | None = None,
     run_id: str | None = None,
+    allow_config_change: bool = False,
 ) -> Path:
     """Run (or resume) every method x seed cell of ``cfg``; return the run folder.
 
@@ -390,35 +446,57 @@ def run_experiment(
     and weights are checked (:func:`prepare_run`) before the run folder is created or, on resume,
     changed; the folder is locked (:class:`~cl_bench.run.lock.RunLock`) while this writes it.
     A signal ends in :class:`~cl_bench.errors.RunInterrupted` with the run marked
-    ``interrupted``; any other error marks it ``failed`` and propagates.
+    ``interrupted``; any other error marks it ``failed`` and propagates. A resume refuses a
+    ``config.yaml`` changed since the run began unless ``allow_config_change``
+    (:func:`check_config_digest`).
     """
     if resume is not None:
         run_dir = Path(resume)
         # read-only checks first: a folder that is not a resumable run gets no lock file
         check_run_files(run_dir)
         check_run_folder_writable(run_dir)
-        load_run_for_resume(run_dir, lambda _: None)
+        load_run_for_resume(run_dir, lambda _: None, allow_config_change)
         with RunLock(run_dir):
             _import_avalanche()
-            cfg, manifest = load_run_for_resume(run_dir, log)
+            cfg, manifest = load_run_for_resume(run_dir, log, allow_config_change)
             run_id = manifest.run_id
             if manifest.status == "running":
                 log(f"note: {run_dir} says 'running' but no process holds it: the process that "
                     "wrote it was killed")
             prepared = prepare_run(cfg, log)
+            records_lost = not RunLayout(run_dir).records.is_file()
+            if records_lost:
+                log(f"note: {RunLayout(run_dir).records} is missing: its rows are rebuilt by "
+                    "evaluating the kept checkpoints again")
             manifest.note_resumed()
             manifest.mark("running")
             log(f"resuming run {run_id} in {run_dir}")
-            return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=True)
+            return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=True,
+                        records_lost=records_lost)
     check_out_writable(Path(out_root), cfg.experiment)
     _import_avalanche()
     prepared = prepare_run(cfg, log)
     run_dir, run_id = start_run(cfg, Path(out_root), log, run_id)
-    with RunLock(run_dir):
-        atomic_write_text(RunLayout(run_dir).config, to_yaml(cfg))
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+        text = to_yaml(cfg)
+        atomic_write_text(RunLayout(run_dir).config, text)
+        written = yaml.safe_load(text)
         manifest = Manifest.create(RunLayout(run_dir).manifest, run_id=run_id,
-                                   experiment=cfg.experiment)
+                                   experiment=cfg.experiment,
+                                   config_digest=config_digest(written), config_at_start=written)
+    except BaseException as exc:  # a full disk, say: no folder that holds no run is left
+        lock.release()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        with suppress(AttributeError, TypeError):
+            exc.run_hint = (f"nothing was run; the new run folder {run_dir} was removed "  # type: ignore[attr-defined]
+                            "again (it held nothing yet)")
+        raise
+    try:
         return _run(cfg, run_dir, run_id, manifest, prepared, log, progress, resumed=False)
+    finally:
+        lock.release()
 
 
 def _import_avalanche() -> None:
@@ -432,7 +510,7 @@ def _import_avalanche() -> None:
 
 def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
          prepared: Prepared, log: Log, progress: Progress | str | bool | None,
-         resumed: bool) -> Path:
+         resumed: bool, records_lost: bool = False) -> Path:
     """The cells of a prepared, locked run folder; the final status in every outcome."""
     started = time.perf_counter()
 
@@ -461,8 +539,12 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
                               strategy=cfg.strategy.name)
         manifest.save()
         if resumed:
+            if records_lost:
+                rebuild_lost_records(ctx, tasks)
+            completed = {key: cell.get("completed_step", -2)
+                         for key, cell in ctx.manifest.cells.items()}
             fall_back_to_intact_steps(ctx)
-            _drop_incomplete_rows(ctx)
+            _drop_incomplete_rows(ctx, completed)
         shown = resolve_progress(progress, task_names=tuple(ctx.task_names),
                                  joint=cfg.strategy.spec().stream == "joint",
                                  log=_flushed(log))
@@ -479,11 +561,18 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
             f"and keeps every completed step ({_progress_summary(manifest)}). "
             f"Continue it with:\n  {resume_command(run_dir)}", signum) from None
     except BaseException as exc:
+        marked = True
         with _signals_held():
             add_time()
-            manifest.mark("failed", f"{type(exc).__name__}: {exc}")
+            for cell in manifest.cells.values():  # the cell that was running failed with it
+                if cell.get("status") == "running":
+                    cell["status"] = "failed"
+            try:
+                manifest.mark("failed", f"{type(exc).__name__}: {exc}")
+            except OSError:  # the disk is full: the manifest keeps its last state ('running')
+                marked = False
         with suppress(AttributeError, TypeError):
-            exc.run_hint = _failure_hint(exc, run_dir)  # type: ignore[attr-defined]
+            exc.run_hint = _failure_hint(exc, run_dir, marked)  # type: ignore[attr-defined]
         raise
     add_time()
     manifest.mark_complete()
@@ -511,22 +600,43 @@ def _progress_summary(manifest: Manifest) -> str:
     return ", ".join(parts) or "nothing completed yet"
 
 
-def _failure_hint(exc: BaseException, run_dir: Path) -> str:
+def _failure_hint(exc: BaseException, run_dir: Path, marked: bool = True) -> str:
+    state = ("is marked 'failed'" if marked else "could not be marked 'failed' (its manifest "
+             "could not be written either; it still says 'running')")
     if isinstance(exc, DivergedError):
-        return (f"{run_dir} is marked 'failed' and keeps the steps it completed; resuming "
+        return (f"{run_dir} {state} and keeps the steps it completed; resuming "
                 "would repeat the same computation: start a new run with the change")
-    return (f"{run_dir} is marked 'failed' and keeps the steps it completed; once the cause is "
+    return (f"{run_dir} {state} and keeps the steps it completed; once the cause is "
             f"fixed, continue it with:\n  {resume_command(run_dir)}")
 
 
-def _drop_incomplete_rows(ctx: RunContext) -> None:
-    """Before resuming: drop the rows of steps that had not completed (cut by the kill)."""
+def _drop_incomplete_rows(ctx: RunContext, completed: dict[str, int]) -> None:
+    """Before resuming: drop the rows after each cell's resume point. ``completed``: each cell's
+    last completed step before :func:`fall_back_to_intact_steps`; rows after it are of steps
+    cut by the stop, rows between the resume point and it of completed steps trained again."""
     cells = ctx.manifest.cells
+    cut, again = 0, 0
 
     def keep(row: dict[str, str]) -> bool:
-        done = cells.get(ctx.cell_key(row["method"], int(row["seed"])), {})
-        return int(row["step"]) <= done.get("completed_step", -2)
+        nonlocal cut, again
+        key = ctx.cell_key(row["method"], int(row["seed"]))
+        step = int(row["step"])
+        if step <= cells.get(key, {}).get("completed_step", -2):
+            return True
+        if step > completed.get(key, -2):
+            cut += 1
+        else:
+            again += 1
+        return False
 
     dropped = ctx.records.rewrite(keep)
-    if dropped:
-        ctx.log(f"resume: dropped {dropped} record(s) of steps that had not completed")
+    parts = []
+    if cut:
+        parts.append(f"{cut} record(s) of steps that had not completed (cut by the stop)")
+    if again:
+        parts.append(f"{again} record(s) of completed steps that are trained again (their "
+                     "checkpoint could not be used, see the warning above)")
+    if dropped - cut - again > 0:
+        parts.append(f"{dropped - cut - again} incomplete line(s)")
+    if parts:
+        ctx.log(f"resume: dropped {', '.join(parts)}")

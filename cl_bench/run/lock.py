@@ -27,10 +27,10 @@ LOCK_NAME = ".lock"
 OWNER_NAME = ".lock.owner"
 
 
-def read_owner(run_dir: Path) -> dict:
+def read_owner(run_dir: Path, name: str = OWNER_NAME) -> dict:
     """What the holder wrote into ``.lock.owner`` (``{}`` when absent or unreadable)."""
     try:
-        owner = json.loads((Path(run_dir) / OWNER_NAME).read_text())
+        owner = json.loads((Path(run_dir) / name).read_text())
     except (OSError, ValueError):
         return {}
     return owner if isinstance(owner, dict) else {}
@@ -40,9 +40,13 @@ class RunLock:
     """``with RunLock(run_dir):`` hold the run folder's lock, or raise :class:`RunLockedError`
     at once (no waiting) naming the process that holds it."""
 
+    #: the lock file and the holder's side file in the folder
+    lock_name = LOCK_NAME
+    owner_name = OWNER_NAME
+
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
-        self._lock = FileLock(str(self.run_dir / LOCK_NAME), timeout=0)
+        self._lock = FileLock(str(self.run_dir / self.lock_name), timeout=0)
 
     def acquire(self) -> None:
         try:
@@ -51,10 +55,11 @@ class RunLock:
             raise RunLockedError(self._held_message()) from None
         except PermissionError as exc:
             raise RunError(f"cannot lock run folder {self.run_dir}: {exc.strerror} on "
-                           f"{exc.filename or self.run_dir / LOCK_NAME}; make the folder writable "
+                           f"{exc.filename or self.run_dir / self.lock_name}; make the folder "
+                           "writable "
                            f"(chmod -R u+w {self.run_dir}) or copy it and use the copy") from None
         try:
-            atomic_write_json(self.run_dir / OWNER_NAME, {
+            atomic_write_json(self.run_dir / self.owner_name, {
                 "pid": os.getpid(), "host": platform.node(),
                 "since": _utc_now(), "command": sys.argv,
             })
@@ -64,7 +69,7 @@ class RunLock:
 
     def release(self) -> None:
         if self._lock.is_locked:
-            (self.run_dir / OWNER_NAME).unlink(missing_ok=True)
+            (self.run_dir / self.owner_name).unlink(missing_ok=True)
             self._lock.release()
 
     def __enter__(self) -> RunLock:
@@ -76,13 +81,32 @@ class RunLock:
         self.release()
 
     def _held_message(self) -> str:
-        owner = read_owner(self.run_dir)
+        owner = read_owner(self.run_dir, self.owner_name)
         pid = owner.get("pid", "?")
         where = f" on host {owner['host']}" if owner.get("host") else ""
         since = f" since {owner['since']}" if owner.get("since") else ""
         return (f"run folder {self.run_dir} is being written by another process (pid {pid}"
                 f"{where}{since}); two processes writing one run would duplicate its records. "
                 f"Wait until it ends, or stop it (kill {pid}) and resume then")
+
+
+class SweepLock(RunLock):
+    """``with SweepLock(experiment_dir):`` one ``cl-bench sweep`` per sweep folder
+    (``<folder>/.sweep.lock``, the same kind of kernel lock as :class:`RunLock`): a second sweep
+    on the same ``--out`` and experiment stops at once instead of running the same cells."""
+
+    lock_name = ".sweep.lock"
+    owner_name = ".sweep.lock.owner"
+
+    def _held_message(self) -> str:
+        owner = read_owner(self.run_dir, self.owner_name)
+        pid = owner.get("pid", "?")
+        where = f" on host {owner['host']}" if owner.get("host") else ""
+        since = f" since {owner['since']}" if owner.get("since") else ""
+        return (f"sweep folder {self.run_dir} is being run by another cl-bench sweep (pid {pid}"
+                f"{where}{since}); two sweeps on one folder would run the same cells at once. "
+                f"Wait until it ends (it skips or resumes what is done), stop it (kill {pid}) "
+                "and start this sweep again, or give this sweep another --out DIR")
 
 
 def _utc_now() -> str:

@@ -58,8 +58,12 @@ def fall_back_to_intact_steps(ctx: RunContext) -> None:
             continue
         method, _, seed_text = key.rpartition("/seed")
         seed = int(seed_text)
-        problems, intact = [], -1
+        problems, intact, by_design = [], -1, False
         for step in sorted((s for s in candidates if s <= last), reverse=True):
+            if (problems and ctx.cfg.strategy.spec().stream != "per_task"
+                    and ctx.cfg.performance.keep_checkpoints == "last"):
+                by_design = True  # the earlier checkpoints were deleted after each step
+                break
             problem = _step_problem(ctx, method, seed, step)
             if problem is None:
                 intact = step
@@ -68,9 +72,11 @@ def fall_back_to_intact_steps(ctx: RunContext) -> None:
         if not problems:
             continue
         after = "the untrained model" if intact < 0 else f"step {intact}"
-        message = (f"resume {method} seed {seed}: {problems[0]}"
-                   + (f" (and {len(problems) - 1} earlier step(s))" if len(problems) > 1 else "")
-                   + f"; continuing from {after}: the records of steps {intact + 1}..{last} "
+        earlier = ("; the earlier checkpoints were deleted by design after each step "
+                   "(performance.keep_checkpoints: last)" if by_design else
+                   f" (and {len(problems) - 1} earlier step(s))" if len(problems) > 1 else "")
+        message = (f"resume {method} seed {seed}: {problems[0]}{earlier}"
+                   f"; continuing from {after}: the records of steps {intact + 1}..{last} "
                    "are dropped and those steps trained again")
         ctx.log(f"warning: {message}")
         ctx.manifest.warn(message)

@@ -24,6 +24,7 @@ from cl_bench.config import validate
 from cl_bench.errors import ConfigError, DataError
 from cl_bench.io import atomic_write_json
 from cl_bench.run.layout import RunLayout
+from cl_bench.run.lock import SweepLock
 from cl_bench.sweep.execute import (
     COMPLETE,
     DONE,
@@ -184,6 +185,16 @@ def run_sweep(sweep: Sweep, out_root: str | Path = "results", backend: str = "lo
         log(f"warning: data.root {', '.join(missing)} does not exist on this machine; the Ray "
             "workers must find it at that path")
     experiment_dir.mkdir(parents=True, exist_ok=True)
+    with SweepLock(experiment_dir):
+        planned = plan(sweep, out_root)  # again, now that no other sweep can change the folders
+        return _run_locked(sweep, planned, out_root, experiment_dir, backend, jobs, threads,
+                           address, ray_results, report, log, started)
+
+
+def _run_locked(sweep: Sweep, planned: list[PlannedCell], out_root: Path, experiment_dir: Path,
+                backend: str, jobs: int, threads: int | None, address: str | None,
+                ray_results: str, report: bool, log: Log, started: float) -> SweepOutcome:
+    """:func:`run_sweep` once the sweep folder is locked."""
     record = SweepRecord(experiment_dir / SWEEP_FILE, {
         "experiment": sweep.experiment, "source": sweep.source, "grid": sweep.grid,
         "exclude": sweep.exclude, "backend": backend, "jobs": jobs, "threads": threads,
@@ -213,6 +224,7 @@ def run_sweep(sweep: Sweep, out_root: str | Path = "results", backend: str = "lo
         for done, (cell, result) in enumerate(_backend(backend, todo, out_root, jobs, threads,
                                                        address, ray_results, gpus_per_cell,
                                                        log), 1):
+            result = agree_with_manifest(experiment_dir / cell.run_id, result)
             results[cell.run_id] = result
             record.set(cell, result.status, error=result.error, wall_s=round(result.wall_s, 2),
                        host=result.host,
@@ -222,6 +234,14 @@ def run_sweep(sweep: Sweep, out_root: str | Path = "results", backend: str = "lo
             log(f"[{done}/{len(todo)}] {cell.run_id}: {result.status} in {result.wall_s:.1f} s"
                 f"{detail}")
     finally:
+        for cell in sweep.cells:  # a cell another process completed meanwhile is complete
+            entry = record.cells.get(cell.run_id)
+            if entry and entry["status"] in (FAILED, PENDING) and cell_state(
+                    experiment_dir / cell.run_id) == COMPLETE and not _mismatch(planned, cell):
+                record.set(cell, DONE, error=None)
+                results[cell.run_id] = agree_with_manifest(
+                    experiment_dir / cell.run_id,
+                    results.get(cell.run_id) or CellResult(cell.run_id, FAILED))
         record.save(finished=utc_now(), wall_s=round(time.perf_counter() - started, 2))
 
     outcome = SweepOutcome(experiment_dir, results, time.perf_counter() - started)
@@ -229,6 +249,19 @@ def run_sweep(sweep: Sweep, out_root: str | Path = "results", backend: str = "lo
     if report:
         outcome.report_dir = build_sweep_report(sweep, experiment_dir, log)
     return outcome
+
+
+def agree_with_manifest(run_dir: Path, result: CellResult) -> CellResult:
+    """A failed cell whose folder's manifest says ``complete`` was finished by another process
+    (a ``cl-bench run --resume`` of the cell held its lock): it is complete, and sweep.json
+    says so instead of contradicting the manifest."""
+    if result.status == FAILED and cell_state(run_dir) == COMPLETE:
+        return CellResult(result.run_id, DONE, None, result.wall_s, result.host, result.attempts)
+    return result
+
+
+def _mismatch(planned: list[PlannedCell], cell: Cell) -> bool:
+    return any(p.cell.run_id == cell.run_id and p.mismatch for p in planned)
 
 
 def _backend(backend: str, cells: list[Cell], out_root: Path, jobs: int, threads: int | None,

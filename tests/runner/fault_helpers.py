@@ -26,11 +26,15 @@ def fake_run(run_dir: Path, status: str = "interrupted", **overrides) -> Path:
     from cl_bench.manifest import Manifest
 
     run_dir.mkdir(parents=True)
+    from cl_bench.run.digest import config_digest
+
     cfg = validate(tiny_raw(**overrides))
     (run_dir / "config.yaml").write_text(to_yaml(cfg))
     (run_dir / "records.csv").write_text("")
+    raw = yaml.safe_load(to_yaml(cfg))
     manifest = Manifest.create(run_dir / "manifest.json", run_id=run_dir.name,
-                               experiment="tiny")
+                               experiment="tiny", config_digest=config_digest(raw),
+                               config_at_start=raw)
     manifest.data["status"] = status
     manifest.save()
     return run_dir

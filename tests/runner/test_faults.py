@@ -163,6 +163,7 @@ def test_failure_after_the_start_marks_failed_with_the_error(capsys, tmp_path, m
     def disk_full(ctx, strategy, method, seed, step):
         raise OSError(errno.ENOSPC, "No space left on device", str(ctx.run_dir / "x.pt"))
 
+    save_step = cl_bench.run.sequential.save_step
     monkeypatch.setattr(cl_bench.run.sequential, "save_step", disk_full)
     config = write_config(tmp_path / "tiny.yaml")
     status, said = cli(capsys, "run", str(config), "--out", str(tmp_path / "out"),
@@ -172,7 +173,13 @@ def test_failure_after_the_start_marks_failed_with_the_error(capsys, tmp_path, m
     assert f"cl-bench run --resume {run_dir}" in said
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "No space left on device" in manifest["error"]
+    assert manifest["cells"]["stpm/seed0"]["status"] == "failed"  # not left 'running' (#25)
     assert sorted(pd.read_csv(run_dir / "records.csv")["step"].unique()) == [-1]
+    monkeypatch.setattr(cl_bench.run.sequential, "save_step", save_step)  # space freed
+    status, said = cli(capsys, "run", "--resume", str(run_dir), "--no-report", "--progress",
+                       "off")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert status == 0 and manifest["cells"]["stpm/seed0"]["status"] == "complete", said
 
 
 def test_interrupt_marks_interrupted_and_names_the_resume_command(tiny_config, tmp_path,

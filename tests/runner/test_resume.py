@@ -88,13 +88,17 @@ def test_resume_after_each_step_with_kept_optimizer_state(tmp_path, synthetic_ca
         pd.testing.assert_frame_equal(got, want)
 
 
-def _fake_run(run_dir: Path, raw: dict) -> None:
+def _fake_run(run_dir: Path, raw: dict, digest: bool = True) -> None:
+    """A run folder before its first step; ``digest=False``: as versions that recorded no
+    configuration digest left it."""
     from cl_bench.manifest import Manifest
+    from cl_bench.run.digest import config_digest
 
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(raw))
     (run_dir / "records.csv").write_text("")
-    Manifest.create(run_dir / "manifest.json", run_id="r", experiment="tiny")
+    recorded = {"config_digest": config_digest(raw), "config_at_start": raw} if digest else {}
+    Manifest.create(run_dir / "manifest.json", run_id="r", experiment="tiny", **recorded)
 
 
 def test_resume_keeps_the_optimizer_of_a_run_written_before_fused_existed(tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -239,3 +240,53 @@ def test_only_the_options_a_cell_runs_with_are_compared() -> None:
     # an override for another detector does not touch this cell
     rd4ad_5 = {"rd4ad": {"ewc": {"ewc_lambda": 5.0}}}
     assert differ(config("ewc", 1.0), config("ewc", 1.0, rd4ad_5)) == []
+
+
+def test_a_second_sweep_on_the_same_folder_is_one_clear_refusal(
+        tmp_path: Path, fake_runner: FakeRunner, capsys: pytest.MonkeyPatch) -> None:
+    """Issue #27: two sweeps on one --out both ended in RunLockedError tracebacks."""
+    from cl_bench.run.lock import SweepLock
+
+    path = tmp_path / "unit.yaml"
+    path.write_text(yaml.safe_dump({"experiment": "unit", "model": {"weights": "none"},
+                                    "data": {"categories": ["a", "b"]},
+                                    "grid": {"seeds": [0, 1], "model.methods": ["stpm"]}}))
+    (tmp_path / "unit").mkdir()
+    with SweepLock(tmp_path / "unit"):  # the first sweep, still running
+        status = cli_main(["sweep", str(path), "--out", str(tmp_path), "--no-report"])
+    said = capsys.readouterr()
+    assert status == 2 and "Traceback" not in said.err
+    assert f"sweep folder {tmp_path / 'unit'} is being run by another cl-bench sweep (pid " \
+        f"{os.getpid()}" in said.err and "--out DIR" in said.err
+    assert not fake_runner.calls and not (tmp_path / "unit" / "sweep.json").exists()
+    # once the first sweep has ended, the folder is free again
+    assert cli_main(["sweep", str(path), "--out", str(tmp_path), "--no-report"]) == 0
+
+
+def test_sweep_json_never_contradicts_a_cells_manifest(
+        tmp_path: Path, fake_runner: FakeRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cell that failed here because another process held it (and completed it) is complete
+    in sweep.json, as its manifest says."""
+    import cl_bench.sweep.driver as driver
+
+    spec = sweep({"seeds": [0, 1]})
+    taken = spec.cells[0]
+
+    def backend(name, cells, out_root, *args):
+        for cell in cells:
+            if cell.run_id == taken.run_id:  # `cl-bench run --resume` of the cell held it...
+                run_dir = Path(out_root) / "unit" / cell.run_id
+                fake_runner(validate(cell.config), out_root=out_root, run_id=cell.run_id)
+                yield cell, CellResult(cell.run_id, "failed", f"RunLockedError: run folder "
+                                       f"{run_dir} is being written by another process")
+            else:
+                fake_runner(validate(cell.config), out_root=out_root, run_id=cell.run_id)
+                yield cell, CellResult(cell.run_id, "complete")
+
+    monkeypatch.setattr(driver, "_backend", backend)
+    outcome = run_sweep(spec, tmp_path, report=False, log=lambda _: None)
+    status = json.loads((tmp_path / "unit" / "sweep.json").read_text())
+    for cell in status["cells"]:
+        manifest = json.loads((tmp_path / "unit" / cell["run_dir"] / "manifest.json").read_text())
+        assert manifest["status"] == "complete" and cell["status"] == "complete", cell
+    assert not outcome.failed and status["counts"]["failed"] == 0

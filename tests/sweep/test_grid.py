@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from cl_bench.errors import ConfigError
 from cl_bench.sweep import cell_run_id, sweep_from_dict
@@ -101,3 +104,22 @@ def test_free_form_option_keys_are_accepted() -> None:
                   "model.methods": ["hybrid"]})
     assert [c.config["model"]["options"]["hybrid"]["weighting"] for c in cells] == ["fixed", "dwa"]
     assert cells[0].run_id.startswith("hybrid-weighting=fixed-")
+
+
+def test_docs_sweeps_counts_match_the_example_file() -> None:
+    """docs/sweeps.md quotes experiments/synthetic_sweep.yaml (24 cells) and its exclude
+    example (20 cells): both numbers are what the grid expands to (issue #27)."""
+    import re
+
+    from cl_bench.sweep import load_sweep
+
+    root = Path(__file__).resolve().parents[2]
+    docs = (root / "docs" / "sweeps.md").read_text()
+    spec = load_sweep(root / "experiments" / "synthetic_sweep.yaml")
+    assert not spec.exclude and len(spec.cells) == 24
+    assert "list the 24 cells" in docs and "= 24 cells" in docs
+    raw = yaml.safe_load((root / "experiments" / "synthetic_sweep.yaml").read_text())
+    block = re.search(r"adding\n\n```yaml\n(exclude:.*?)```", docs, re.S)
+    assert block, "the exclude example of docs/sweeps.md"
+    raw.update(yaml.safe_load(block.group(1)))
+    assert len(sweep_from_dict(raw, "docs").cells) == 20 and "leaving 20 cells" in docs
