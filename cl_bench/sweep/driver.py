@@ -188,12 +188,13 @@ def run_sweep(sweep: Sweep, out_root: str | Path = "results", backend: str = "lo
     with SweepLock(experiment_dir):
         planned = plan(sweep, out_root)  # again, now that no other sweep can change the folders
         return _run_locked(sweep, planned, out_root, experiment_dir, backend, jobs, threads,
-                           address, ray_results, report, log, started)
+                           address, ray_results, gpus_per_cell, report, log, started)
 
 
 def _run_locked(sweep: Sweep, planned: list[PlannedCell], out_root: Path, experiment_dir: Path,
                 backend: str, jobs: int, threads: int | None, address: str | None,
-                ray_results: str, report: bool, log: Log, started: float) -> SweepOutcome:
+                ray_results: str, gpus_per_cell: float, report: bool, log: Log,
+                started: float) -> SweepOutcome:
     """:func:`run_sweep` once the sweep folder is locked."""
     record = SweepRecord(experiment_dir / SWEEP_FILE, {
         "experiment": sweep.experiment, "source": sweep.source, "grid": sweep.grid,

@@ -15,7 +15,7 @@ from cl_bench.config import to_yaml, validate
 from cl_bench.errors import RunError
 from cl_bench.records import Record, RecordWriter
 from cl_bench.sweep import run_sweep, sweep_from_dict
-from cl_bench.sweep.execute import execute_cell
+from cl_bench.sweep.execute import CellResult, execute_cell
 
 FAIL_EPOCHS = 7  # the stand-in runner fails cells with this many epochs
 
