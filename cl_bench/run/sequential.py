@@ -27,6 +27,17 @@ def restore_step(ctx: RunContext, strategy: DistillationStrategy, tasks, method:
     strategy.clock.train_exp_counter = int(extra["train_exp_counter"])
 
 
+def _memory_stats(strategy) -> dict:
+    """The detector's memory after a step, with what its plugins hold (a plugin with
+    ``memory_stats()``, e.g. routing's experts: their total next to the per-task figure)."""
+    stats = dict(strategy.detector.memory_stats())
+    for plugin in strategy.plugins:
+        measure = getattr(plugin, "memory_stats", None)
+        if callable(measure):
+            stats.update(measure())
+    return stats
+
+
 def run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
                          progress: bool | None) -> None:
     cfg = ctx.cfg
@@ -63,7 +74,7 @@ def run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
         if is_final and result.maps:
             save_maps(ctx, method, seed, result)
         _finish_step(ctx, method, seed, step, train_task, result,
-                     {"train": t1 - t0, "eval": t2 - t1}, strategy.detector.memory_stats())
+                     {"train": t1 - t0, "eval": t2 - t1}, _memory_stats(strategy))
         if cfg.performance.keep_checkpoints == "last":
             drop_checkpoints_before(ctx, method, seed, step)
 

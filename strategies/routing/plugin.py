@@ -7,6 +7,13 @@ the task's training images. The next task trains from the previous expert (``ini
 the default) or from the untrained initial students (``init: fresh``: then every expert is
 trained exactly as the ``independent`` oracle trains its detector for that task).
 
+A gradient-free detector (``detector.learns_without_gradients``, e.g. PatchCore) has no weights
+to warm-start: its state is a memory of the data it was fitted on. Its expert t therefore always
+starts from the unfitted detector (one bank per task, ``M_t = C_t``, whatever ``init`` says), so
+that it holds task t's memory only and the experts' total memory is ``sum_t |C_t|``, as much as
+naive's growing bank; with a warm start expert t would hold the cumulative bank
+``C_0 ∪ ... ∪ C_t`` and the experts ``sum_t (T - t) |C_t|``.
+
 In evaluation, :meth:`RoutingPlugin.score_batch` replaces the detector
 (:meth:`strategies.avalanche_strategy.DistillationStrategy.forward` calls the first plugin that
 has it): one teacher pass per batch serves routing and scoring (the teacher is read through the
@@ -96,8 +103,14 @@ class RoutingPlugin(SupervisedPlugin):
         self._counts: dict[int, list[int]] = {}  # task -> [good right, good, defect right, defect]
 
     # ---- training ---------------------------------------------------------------------------
+    def starts_fresh(self, strategy) -> bool:
+        """Whether each expert starts from the untrained (unfitted) detector: ``init: fresh``,
+        or a gradient-free detector (one memory per task; module docstring)."""
+        return self.init == "fresh" or bool(
+            getattr(strategy.detector, "learns_without_gradients", False))
+
     def before_training_exp(self, strategy, **kwargs) -> None:
-        if self.init != "fresh":
+        if not self.starts_fresh(strategy):
             return
         if self.initial is None:
             self.initial = _stored(strategy.model.state_dict(), None)
@@ -206,6 +219,22 @@ class RoutingPlugin(SupervisedPlugin):
         return {t: _nbytes(e.values()) + (router.key_nbytes(t) if router else 0)
                 for t, e in enumerate(self.experts)}
 
+    def held_bytes(self) -> int:
+        """Everything held: every expert and key, and the initial students when kept."""
+        return (sum(self.memory_bytes().values())
+                + (_nbytes(self.initial.values()) if self.initial else 0))
+
+    def memory_stats(self) -> dict[str, Any]:
+        """For the manifest's step entry: the total memory of all experts (MB, what the pooled
+        ``memory_mb`` record holds), that total per task, and each task's own expert and key."""
+        if not self.experts:
+            return {}
+        memory = self.memory_bytes()
+        total = self.held_bytes() / _MB
+        return {"routing_memory_mb_total": round(total, 4),
+                "routing_memory_mb_per_task": round(total / len(self.experts), 4),
+                "routing_expert_memory_mb": [round(memory[t] / _MB, 4) for t in sorted(memory)]}
+
     def eval_metrics(self) -> tuple[dict[int, dict[str, float]], dict[str, float]]:
         """(per task, pooled over the seen tasks) task-identification accuracy of the last
         evaluation (all, good, defective images) and memory held (MB). Per task: the expert and
@@ -229,8 +258,7 @@ class RoutingPlugin(SupervisedPlugin):
             pooled.update(accuracies([sum(c[k] for c in self._counts.values())
                                       for k in range(4)]))
         if self.experts:
-            held = sum(memory.values()) + (_nbytes(self.initial.values()) if self.initial else 0)
-            pooled["memory_mb"] = held / _MB
+            pooled["memory_mb"] = self.held_bytes() / _MB
         return per_task, pooled
 
     # ---- resumable state ----------------------------------------------------------------------
