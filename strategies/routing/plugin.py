@@ -39,6 +39,7 @@ from avalanche.training.plugins import SupervisedPlugin
 from torch import Tensor
 
 from strategies.detectors.base import DetectorOutput
+from strategies.routing.diagnostics import DIAGNOSTIC_METRICS, RoutingDiagnostics
 from strategies.routing.router import RouterKind, TaskRouter, pooled_descriptor
 from strategies.teacher_cache import (
     CachedTeacher,
@@ -47,8 +48,10 @@ from strategies.teacher_cache import (
     detach_teacher_cache,
 )
 
-#: metrics the plugin adds to a step's records: per seen task and pooled over the seen tasks
-ROUTING_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb")
+#: metrics the plugin adds to a step's records: per seen task and pooled over the seen tasks,
+#: then per seen task the misrouting diagnostics (:mod:`strategies.routing.diagnostics`)
+ROUTING_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb",
+                   *DIAGNOSTIC_METRICS)
 _MB = 1024 * 1024
 
 
@@ -101,6 +104,8 @@ class RoutingPlugin(SupervisedPlugin):
         self._scorer = None  # a copy of the detector (shared teacher) that experts load into
         self._loaded: int | None = None  # the expert now in the scorer
         self._counts: dict[int, list[int]] = {}  # task -> [good right, good, defect right, defect]
+        self.diagnostics = RoutingDiagnostics()  # confusion, margins, metrics per routing outcome
+        self._routed_batch = False  # the current evaluation batch went through the router
 
     # ---- training ---------------------------------------------------------------------------
     def starts_fresh(self, strategy) -> bool:
@@ -146,6 +151,23 @@ class RoutingPlugin(SupervisedPlugin):
     # ---- evaluation ---------------------------------------------------------------------------
     def before_eval(self, strategy, **kwargs) -> None:
         self._counts = {}
+        self.diagnostics.reset()
+
+    def after_eval_iteration(self, strategy, **kwargs) -> None:
+        """Hand the routed batch's scores, maps and masks to the diagnostics."""
+        if not self._routed_batch:
+            return
+        self._routed_batch = False
+        self.diagnostics.add_outputs(int(strategy.experience.current_experience),
+                                     strategy.mb_image_score, strategy.mb_y,
+                                     strategy.mb_anomaly_map, strategy.mb_mask)
+
+    def confusion_matrix(self) -> Any:
+        """``C[j, e]``: test images of task j routed to expert e in the last evaluation (rows:
+        every evaluated task; columns: the experts), or None before the first expert."""
+        if not self.experts:
+            return None
+        return self.diagnostics.confusion(self.diagnostics.n_tasks, len(self.experts))
 
     @torch.no_grad()
     def score_batch(self, strategy, images: Tensor) -> DetectorOutput:
@@ -167,8 +189,12 @@ class RoutingPlugin(SupervisedPlugin):
         detector = strategy.detector
         with strategy._autocast():
             teacher = detector.teacher(images)
-        routed = self._router(strategy).route(pooled_descriptor(teacher)).to(images.device)
+        distances = self._router(strategy).distances(pooled_descriptor(teacher))
+        routed = distances.argmin(dim=1).to(images.device)  # TaskRouter.route
         self._count(strategy, routed)
+        self.diagnostics.add_routing(int(strategy.experience.current_experience), routed,
+                                     distances)
+        self._routed_batch = True
         scorer = self._scorer_for(strategy)
         size = tuple(images.shape[-2:])
         maps = torch.empty((images.shape[0], 1, *size), device=images.device)
@@ -251,7 +277,9 @@ class RoutingPlugin(SupervisedPlugin):
             return out
 
         memory = self.memory_bytes()
-        per_task = {t: {**accuracies(c), "memory_mb": memory.get(t, 0) / _MB}
+        diagnostics = self.diagnostics.task_metrics(len(self.experts))
+        per_task = {t: {**accuracies(c), "memory_mb": memory.get(t, 0) / _MB,
+                        **diagnostics.get(t, {})}
                     for t, c in self._counts.items()}
         pooled: dict[str, float] = {}
         if self._counts:
