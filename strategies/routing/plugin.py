@@ -12,7 +12,8 @@ to warm-start: its state is a memory of the data it was fitted on. Its expert t 
 starts from the unfitted detector (one bank per task, ``M_t = C_t``, whatever ``init`` says), so
 that it holds task t's memory only and the experts' total memory is ``sum_t |C_t|``, as much as
 naive's growing bank; with a warm start expert t would hold the cumulative bank
-``C_0 ∪ ... ∪ C_t`` and the experts ``sum_t (T - t) |C_t|``.
+``C_0 ∪ ... ∪ C_t`` and the experts ``sum_t (T - t) |C_t|`` (``gradient_free_memory:
+cumulative`` keeps that behaviour, for comparison).
 
 In evaluation, :meth:`RoutingPlugin.score_batch` replaces the detector
 (:meth:`strategies.avalanche_strategy.DistillationStrategy.forward` calls the first plugin that
@@ -89,8 +90,13 @@ class RoutingPlugin(SupervisedPlugin):
 
     def __init__(self, router: RouterKind = "prototype_cosine",
                  init: Literal["warm", "fresh"] = "warm",
-                 expert_dtype: Literal["float32", "float16"] = "float32") -> None:
+                 expert_dtype: Literal["float32", "float16"] = "float32",
+                 gradient_free_memory: Literal["own_task", "cumulative"] = "own_task") -> None:
         super().__init__()
+        if gradient_free_memory not in ("own_task", "cumulative"):
+            raise ValueError(f"routing gradient_free_memory {gradient_free_memory!r}: use "
+                             "own_task or cumulative")
+        self.gradient_free_memory = gradient_free_memory
         if init not in ("warm", "fresh"):
             raise ValueError(f"routing init {init!r}: use 'warm' or 'fresh'")
         if expert_dtype not in ("float32", "float16"):
@@ -110,9 +116,11 @@ class RoutingPlugin(SupervisedPlugin):
     # ---- training ---------------------------------------------------------------------------
     def starts_fresh(self, strategy) -> bool:
         """Whether each expert starts from the untrained (unfitted) detector: ``init: fresh``,
-        or a gradient-free detector (one memory per task; module docstring)."""
-        return self.init == "fresh" or bool(
-            getattr(strategy.detector, "learns_without_gradients", False))
+        or a gradient-free detector with ``gradient_free_memory: own_task`` (one memory per
+        task; module docstring)."""
+        return self.init == "fresh" or (
+            self.gradient_free_memory == "own_task"
+            and bool(getattr(strategy.detector, "learns_without_gradients", False)))
 
     def before_training_exp(self, strategy, **kwargs) -> None:
         if not self.starts_fresh(strategy):
@@ -293,12 +301,19 @@ class RoutingPlugin(SupervisedPlugin):
     def state_dict(self) -> dict[str, Any]:
         return {"router_kind": self.router_kind, "init": self.init,
                 "expert_dtype": self.expert_dtype,
+                "gradient_free_memory": self.gradient_free_memory,
                 "experts": [dict(e) for e in self.experts],
                 "router": self.router.state_dict() if self.router is not None else None,
                 "initial": dict(self.initial) if self.initial is not None else None}
 
     def load_state_dict(self, state: dict[str, Any], strategy=None) -> None:
-        for key in ("router_kind", "init", "expert_dtype"):
+        if "gradient_free_memory" not in state:  # a checkpoint from before the option
+            gradient_free = bool(getattr(getattr(strategy, "detector", None),
+                                         "learns_without_gradients", False))
+            # its gradient-free experts kept cumulative memories; trained weights are unaffected
+            state = {**state, "gradient_free_memory": "cumulative" if gradient_free
+                     else self.gradient_free_memory}
+        for key in ("router_kind", "init", "expert_dtype", "gradient_free_memory"):
             if state[key] != getattr(self, key):
                 raise ValueError(f"saved routing state has {key}={state[key]!r}, this run "
                                  f"{getattr(self, key)!r}; resume with the configuration the "

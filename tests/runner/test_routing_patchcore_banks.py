@@ -49,3 +49,12 @@ def test_each_expert_holds_its_own_task_bank_only(tmp_path, synthetic_cache, ini
     assert last["routing_memory_mb_total"] == pytest.approx(sum(per_expert), abs=1e-3)
     assert last["routing_memory_mb_per_task"] == pytest.approx(
         last["routing_memory_mb_total"] / 3, abs=1e-3)
+
+
+def test_cumulative_memory_is_an_explicit_choice(tmp_path, synthetic_cache) -> None:
+    routing = _run(tmp_path, "routing", **{"strategy.routing": {
+        "init": "warm", "gradient_free_memory": "cumulative"}})
+    checkpoint = torch.load(next(routing.rglob("step02.pt")), weights_only=False)
+    (state,) = [p for p in checkpoint["extra"]["plugins"] if isinstance(p, dict)
+                and "experts" in p]
+    assert [int(e["memory_bank"].shape[0]) for e in state["experts"]] == [51, 102, 153]
