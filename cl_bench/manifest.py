@@ -61,6 +61,9 @@ class StepEntry(TypedDict, total=False):
     state_mb: float  # the detector's state after the step (memory_stats)
     memory_bank_patches: int  # PatchCore
     memory_bank_mb: float  # PatchCore
+    routing_memory_mb_total: float  # routing: all experts and keys held
+    routing_memory_mb_per_task: float  # routing: that total over the experts
+    routing_expert_memory_mb: list[float]  # routing: each task's own expert and key
 
 
 class ManifestData(TypedDict, total=False):

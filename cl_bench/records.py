@@ -39,8 +39,14 @@ POOLED = "pooled"
 #: metrics a strategy's plugin may add (``eval_metrics()``, cl_bench.evaluation), not anomaly
 #: metrics (no R matrix of their own); a plugin metric is written only when listed here:
 #: the routing strategy's task-identification accuracy (all, good, defective test images of the
-#: seen tasks) and memory held (MB; per task: its expert and key, pooled: everything held)
-SIDE_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb")
+#: seen tasks) and memory held (MB; per task: its expert and key, pooled: everything held), and
+#: per seen task its misrouting diagnostics (strategies.routing.diagnostics: image and pixel
+#: AUROC of correctly routed and misrouted images apart, NaN where a group is empty or of one
+#: class; the key-distance margin's mean, minimum and share below the low-margin threshold)
+SIDE_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb",
+                "image_auroc_routed_right", "image_auroc_misrouted",
+                "pixel_auroc_routed_right", "pixel_auroc_misrouted",
+                "routing_margin_mean", "routing_margin_min", "routing_margin_low_frac")
 
 
 class RecordWriter:

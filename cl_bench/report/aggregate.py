@@ -52,13 +52,14 @@ RETENTION_DETAILS = ("retention_low", "retention_high", "retention_excluded")
 #: per-run quantities read from side metrics (strategies that record them, e.g. routing):
 #: the pooled value after the final step; memory divided by the number of tasks
 SIDE_QUANTITIES = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective",
-                   "memory_mb_per_task")
+                   "memory_mb_per_task", "memory_mb_total")
 QUANTITY_LABELS.update({"task_id_acc": "Task-ID acc (final)", "task_id_acc_good": "Task-ID good",
                         "task_id_acc_defective": "Task-ID defective",
-                        "memory_mb_per_task": "Memory/task (MB)"})
+                        "memory_mb_per_task": "Memory/task (MB)",
+                        "memory_mb_total": "Memory total (MB)"})
 #: True where a smaller value is better
 LOWER_IS_BETTER = {"fm": True, "intransigence": True, "memory_mb_per_task": True,
-                   "retention_excluded": True}
+                   "retention_excluded": True, "memory_mb_total": True}
 #: significance level of the paired tests (bold where the Holm-adjusted p is below it)
 ALPHA = 0.05
 KNOWN_METHODS = ("stpm", "rd4ad", "hybrid")
@@ -321,7 +322,8 @@ def per_run_summary(matrices: Iterable[RunMatrix]) -> pd.DataFrame:
 def side_quantities(df: pd.DataFrame, per_run: pd.DataFrame) -> pd.DataFrame:
     """Per-run rows of :data:`SIDE_QUANTITIES` for every metric of ``per_run``: the pooled
     side metric (:data:`cl_bench.records.SIDE_METRICS`) after each run's final step; memory per
-    task = memory held / number of tasks. Empty where no run recorded side metrics."""
+    task = memory held / number of tasks, next to the total held (``memory_mb_total``). Empty
+    where no run recorded side metrics."""
     side = df[df["metric"].isin(SIDE_METRICS) & (df["eval_task"] == POOLED)]
     if side.empty or per_run.empty:
         return per_run.iloc[0:0]
@@ -336,7 +338,7 @@ def side_quantities(df: pd.DataFrame, per_run: pd.DataFrame) -> pd.DataFrame:
         values = dict(zip(mine["metric"], mine["value"].astype(float), strict=True))
         n_tasks = int(mine["step"].max()) + 1 if len(mine) else 0
         for quantity in SIDE_QUANTITIES:
-            metric = "memory_mb" if quantity == "memory_mb_per_task" else quantity
+            metric = "memory_mb" if quantity.startswith("memory_mb_") else quantity
             if metric not in values:
                 continue
             value = values[metric] / n_tasks if quantity == "memory_mb_per_task" else values[metric]

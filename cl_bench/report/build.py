@@ -212,6 +212,27 @@ def load_map_sets(runs: Iterable[RunInfo]) -> list[MapSet]:
     return sorted(chosen.values(), key=lambda m: config_sort_key((m.method, m.strategy)))
 
 
+def load_routing_confusions(runs: Sequence[RunInfo]) -> list[tuple[str, pd.DataFrame]]:
+    """The last step's routing confusion matrix of each run and method/seed that saved one."""
+    from cl_bench.run.layout import RunLayout
+
+    panels = []
+    for info in runs:
+        last: dict[str, Path] = {}
+        for path in RunLayout(info.path).routing_confusions():  # sorted: the last step wins
+            last[path.name.split("__confusion_step")[0]] = path
+        for key, path in sorted(last.items()):
+            try:
+                matrix = pd.read_csv(path, index_col=0)
+            except (OSError, ValueError, pd.errors.ParserError) as exc:
+                raise DataError(f"{path}: unreadable routing confusion matrix ({exc}); delete "
+                                "it or rerun the step") from None
+            step = path.stem.split("__confusion_step")[1]
+            panels.append((f"{info.run_id[-6:]} {key.replace('__', ' ')} step {int(step)}",
+                           matrix))
+    return panels
+
+
 def write_figures(data: ReportData, out_dir: Path) -> list[SavedFigure]:
     colors = plots.method_colors(sorted({m.method for m in data.matrices}))
     figures: list[SavedFigure] = []
@@ -252,6 +273,13 @@ def write_figures(data: ReportData, out_dir: Path) -> list[SavedFigure]:
              "between experts): share of the test images of the tasks seen so far sent to their "
              "own task's expert; all, defect-free and defective images apart. Line = mean over "
              "seeds and orders, band = ± std.")
+    confusions = load_routing_confusions(data.runs)
+    if confusions:
+        save(plots.plot_routing_confusions(confusions), "routing_confusion",
+             "Routing after the last step: test images of each true task (row) by the task "
+             "whose expert the router chose (column), one panel per run and method (count "
+             "written in, colour = share of the row); off the diagonal = misrouted. Every step's "
+             "matrix is in the run folder, routing/<method>__seed<s>__confusion_step<k>.csv.")
     map_sets = load_map_sets(data.runs)
     if map_sets:
         save(plots.plot_map_grid(map_sets, colors), "anomaly_maps",

@@ -197,6 +197,37 @@ def plot_task_id_accuracy(curves: pd.DataFrame, colors: dict[str, str]) -> Figur
     return fig
 
 
+def plot_routing_confusions(panels: Sequence[tuple[str, pd.DataFrame]]) -> Figure:
+    """Routing confusion matrices (rows: true task, columns: the expert the router chose), one
+    panel per ``(title, matrix)``; colour = share of the row's test images, count written in."""
+    rows, cols = _grid(len(panels))
+    n = max(len(m) for _, m in panels)
+    size = max(3.2, 0.42 * n + 1.5)
+    fig = Figure(figsize=(size * cols + 0.8, size * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    fontsize = max(4.0, min(8.0, 60.0 / n))
+    image = None
+    for ax, (title, matrix) in zip(axes.flat, panels, strict=False):
+        counts = matrix.to_numpy(dtype=float)
+        share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+        image = ax.imshow(share, vmin=0.0, vmax=1.0, cmap="cividis", aspect="equal")
+        for (i, j), value in np.ndenumerate(counts):
+            if value:
+                ax.text(j, i, f"{int(value)}", ha="center", va="center", fontsize=fontsize,
+                        color="black" if share[i, j] > 0.5 else "white")
+        ax.set_xticks(range(counts.shape[1]), list(matrix.columns), rotation=90,
+                      fontsize=fontsize)
+        ax.set_yticks(range(counts.shape[0]), list(matrix.index), fontsize=fontsize)
+        ax.set_xlabel("routed to expert of")
+        ax.set_ylabel("true task")
+        ax.set_title(title, fontsize=9)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="share of the true task's test images")
+    return fig
+
+
 def plot_heatmaps(aggs: Sequence[MatrixAggregate], colors: dict[str, str]) -> Figure:
     """R-matrix heatmaps (mean over seeds, values written in), one panel per method/strategy.
 

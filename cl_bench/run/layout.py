@@ -106,6 +106,15 @@ class RunLayout:
         """The saved map files, sorted by name (none when the run saved no maps)."""
         return sorted(self.maps_dir.glob("*.npz")) if self.maps_dir.is_dir() else []
 
+    def routing_confusion(self, method: str, seed: int, step: int) -> Path:
+        """The routing strategy's confusion matrix (true task x routed expert) after ``step``."""
+        return self.root / "routing" / f"{method}__seed{seed}__confusion_step{step:02d}.csv"
+
+    def routing_confusions(self) -> list[Path]:
+        """The saved confusion matrices, sorted by name (none when the run routed nothing)."""
+        folder = self.root / "routing"
+        return sorted(folder.glob("*__confusion_step*.csv")) if folder.is_dir() else []
+
     def text_log(self, method: str, seed: int) -> Path:
         return self.root / LOGS / f"{method}__seed{seed}.txt"
 

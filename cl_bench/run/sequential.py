@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from cl_bench.evaluation import evaluate_stream, save_maps
+from cl_bench.io import atomic_write_text
 from cl_bench.run.context import RunContext
 from cl_bench.run.steps import build_strategy, save_step
 from cl_bench.run.steps import finish_step as _finish_step
@@ -25,6 +26,34 @@ def restore_step(ctx: RunContext, strategy: DistillationStrategy, tasks, method:
         load_plugin_state(plugin, state, strategy)
         restore_from_stream(plugin, done)
     strategy.clock.train_exp_counter = int(extra["train_exp_counter"])
+
+
+def _memory_stats(strategy) -> dict:
+    """The detector's memory after a step, with what its plugins hold (a plugin with
+    ``memory_stats()``, e.g. routing's experts: their total next to the per-task figure)."""
+    stats = dict(strategy.detector.memory_stats())
+    for plugin in strategy.plugins:
+        measure = getattr(plugin, "memory_stats", None)
+        if callable(measure):
+            stats.update(measure())
+    return stats
+
+
+def _save_routing_confusion(ctx: RunContext, strategy, method: str, seed: int,
+                            step: int) -> None:
+    """``routing/<method>__seed<s>__confusion_step<k>.csv`` (atomic): rows the evaluated tasks,
+    columns the experts, counts of test images, from a plugin with ``confusion_matrix()``."""
+    for plugin in strategy.plugins:
+        measure = getattr(plugin, "confusion_matrix", None)
+        matrix = measure() if callable(measure) else None
+        if matrix is None:
+            continue
+        import pandas as pd
+
+        rows, experts = list(ctx.categories), list(ctx.task_names)  # test columns; tasks
+        frame = pd.DataFrame(matrix, index=pd.Index(rows[: matrix.shape[0]], name="true_task"),
+                             columns=experts[: matrix.shape[1]])
+        atomic_write_text(ctx.layout.routing_confusion(method, seed, step), frame.to_csv())
 
 
 def run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
@@ -62,10 +91,11 @@ def run_sequential_cell(ctx: RunContext, tasks, method: str, seed: int,
                                  keep_maps=cfg.eval.saved_maps_per_task if is_final else 0)
         t2 = time.perf_counter()
         save_step(ctx, strategy, method, seed, step)
+        _save_routing_confusion(ctx, strategy, method, seed, step)
         if is_final and result.maps:
             save_maps(ctx, method, seed, result)
         _finish_step(ctx, method, seed, step, train_task, result,
-                     {"train": t1 - t0, "eval": t2 - t1}, strategy.detector.memory_stats())
+                     {"train": t1 - t0, "eval": t2 - t1}, _memory_stats(strategy))
         if cfg.performance.keep_checkpoints == "last":
             drop_checkpoints_before(ctx, method, seed, step)
 

@@ -7,6 +7,14 @@ the task's training images. The next task trains from the previous expert (``ini
 the default) or from the untrained initial students (``init: fresh``: then every expert is
 trained exactly as the ``independent`` oracle trains its detector for that task).
 
+A gradient-free detector (``detector.learns_without_gradients``, e.g. PatchCore) has no weights
+to warm-start: its state is a memory of the data it was fitted on. Its expert t therefore always
+starts from the unfitted detector (one bank per task, ``M_t = C_t``, whatever ``init`` says), so
+that it holds task t's memory only and the experts' total memory is ``sum_t |C_t|``, as much as
+naive's growing bank; with a warm start expert t would hold the cumulative bank
+``C_0 ∪ ... ∪ C_t`` and the experts ``sum_t (T - t) |C_t|`` (``gradient_free_memory:
+cumulative`` keeps that behaviour, for comparison).
+
 In evaluation, :meth:`RoutingPlugin.score_batch` replaces the detector
 (:meth:`strategies.avalanche_strategy.DistillationStrategy.forward` calls the first plugin that
 has it): one teacher pass per batch serves routing and scoring (the teacher is read through the
@@ -32,6 +40,7 @@ from avalanche.training.plugins import SupervisedPlugin
 from torch import Tensor
 
 from strategies.detectors.base import DetectorOutput
+from strategies.routing.diagnostics import DIAGNOSTIC_METRICS, RoutingDiagnostics
 from strategies.routing.router import RouterKind, TaskRouter, pooled_descriptor
 from strategies.teacher_cache import (
     CachedTeacher,
@@ -40,8 +49,10 @@ from strategies.teacher_cache import (
     detach_teacher_cache,
 )
 
-#: metrics the plugin adds to a step's records: per seen task and pooled over the seen tasks
-ROUTING_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb")
+#: metrics the plugin adds to a step's records: per seen task and pooled over the seen tasks,
+#: then per seen task the misrouting diagnostics (:mod:`strategies.routing.diagnostics`)
+ROUTING_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb",
+                   *DIAGNOSTIC_METRICS)
 _MB = 1024 * 1024
 
 
@@ -88,8 +99,13 @@ class RoutingPlugin(SupervisedPlugin):
 
     def __init__(self, router: RouterKind = "prototype_cosine",
                  init: Literal["warm", "fresh"] = "warm",
-                 expert_dtype: Literal["float32", "float16"] = "float32") -> None:
+                 expert_dtype: Literal["float32", "float16"] = "float32",
+                 gradient_free_memory: Literal["own_task", "cumulative"] = "own_task") -> None:
         super().__init__()
+        if gradient_free_memory not in ("own_task", "cumulative"):
+            raise ValueError(f"routing gradient_free_memory {gradient_free_memory!r}: use "
+                             "own_task or cumulative")
+        self.gradient_free_memory = gradient_free_memory
         if init not in ("warm", "fresh"):
             raise ValueError(f"routing init {init!r}: use 'warm' or 'fresh'")
         if expert_dtype not in ("float32", "float16"):
@@ -105,10 +121,20 @@ class RoutingPlugin(SupervisedPlugin):
         # test column -> [good right, good, defect right, defect], and the task of each column
         self._counts: dict[int, list[int]] = {}
         self._task_of: dict[int, int] = {}
+        self.diagnostics = RoutingDiagnostics()  # confusion, margins, metrics per routing outcome
+        self._routed_batch = False  # the current evaluation batch went through the router
 
     # ---- training ---------------------------------------------------------------------------
+    def starts_fresh(self, strategy) -> bool:
+        """Whether each expert starts from the untrained (unfitted) detector: ``init: fresh``,
+        or a gradient-free detector with ``gradient_free_memory: own_task`` (one memory per
+        task; module docstring)."""
+        return self.init == "fresh" or (
+            self.gradient_free_memory == "own_task"
+            and bool(getattr(strategy.detector, "learns_without_gradients", False)))
+
     def before_training_exp(self, strategy, **kwargs) -> None:
-        if self.init != "fresh":
+        if not self.starts_fresh(strategy):
             return
         if self.initial is None:
             self.initial = _stored(strategy.model.state_dict(), None)
@@ -145,6 +171,24 @@ class RoutingPlugin(SupervisedPlugin):
     # ---- evaluation ---------------------------------------------------------------------------
     def before_eval(self, strategy, **kwargs) -> None:
         self._counts, self._task_of = {}, {}
+        self.diagnostics.reset()
+
+    def after_eval_iteration(self, strategy, **kwargs) -> None:
+        """Hand the routed batch's scores, maps and masks to the diagnostics."""
+        if not self._routed_batch:
+            return
+        self._routed_batch = False
+        self.diagnostics.add_outputs(int(strategy.experience.current_experience),
+                                     strategy.mb_image_score, strategy.mb_y,
+                                     strategy.mb_anomaly_map, strategy.mb_mask)
+
+    def confusion_matrix(self) -> Any:
+        """``C[j, e]``: test images of test column j (a category) routed to expert e in the last
+        evaluation (rows: every evaluated column; columns: the experts, one per task), or None
+        before the first expert."""
+        if not self.experts:
+            return None
+        return self.diagnostics.confusion(self.diagnostics.n_rows, len(self.experts))
 
     @torch.no_grad()
     def score_batch(self, strategy, images: Tensor) -> DetectorOutput:
@@ -166,8 +210,15 @@ class RoutingPlugin(SupervisedPlugin):
         detector = strategy.detector
         with strategy._autocast():
             teacher = detector.teacher(images)
-        routed = self._router(strategy).route(pooled_descriptor(teacher)).to(images.device)
+        router = self._router(strategy)
+        # each task's nearest key (several keys per task: one per category); its argmin is
+        # TaskRouter.route (keys are stored in task order, so ties go to the earlier task too)
+        distances = router.task_distances(router.distances(pooled_descriptor(teacher)))
+        routed = distances.argmin(dim=1).to(images.device)
         self._count(strategy, routed)
+        column = int(strategy.experience.current_experience)
+        self.diagnostics.add_routing(column, self._true_task(strategy), routed, distances)
+        self._routed_batch = True
         scorer = self._scorer_for(strategy)
         size = tuple(images.shape[-2:])
         maps = torch.empty((images.shape[0], 1, *size), device=images.device)
@@ -200,10 +251,16 @@ class RoutingPlugin(SupervisedPlugin):
             self._loaded = None
         return self._scorer[1]
 
+    @staticmethod
+    def _true_task(strategy) -> int:
+        """The task holding the test column being evaluated (several categories per task:
+        ``data.tasks``; one category per task: the column itself)."""
+        column = int(strategy.experience.current_experience)
+        return int(getattr(strategy.experience, "task_index", column))
+
     def _count(self, strategy, routed: Tensor) -> None:
         column = int(strategy.experience.current_experience)
-        # the task holding this test category (several categories per task: data.tasks)
-        task = int(getattr(strategy.experience, "task_index", column))
+        task = self._true_task(strategy)
         if task >= len(self.experts):  # no expert yet: its images cannot be routed right
             return
         self._task_of[column] = task
@@ -221,6 +278,22 @@ class RoutingPlugin(SupervisedPlugin):
         return {t: _nbytes(e.values()) + (router.key_nbytes(t) if router else 0)
                 for t, e in enumerate(self.experts)}
 
+    def held_bytes(self) -> int:
+        """Everything held: every expert and key, and the initial students when kept."""
+        return (sum(self.memory_bytes().values())
+                + (_nbytes(self.initial.values()) if self.initial else 0))
+
+    def memory_stats(self) -> dict[str, Any]:
+        """For the manifest's step entry: the total memory of all experts (MB, what the pooled
+        ``memory_mb`` record holds), that total per task, and each task's own expert and key."""
+        if not self.experts:
+            return {}
+        memory = self.memory_bytes()
+        total = self.held_bytes() / _MB
+        return {"routing_memory_mb_total": round(total, 4),
+                "routing_memory_mb_per_task": round(total / len(self.experts), 4),
+                "routing_expert_memory_mb": [round(memory[t] / _MB, 4) for t in sorted(memory)]}
+
     def eval_metrics(self) -> tuple[dict[int, dict[str, float]], dict[str, float]]:
         """(per task, pooled over the seen tasks) task-identification accuracy of the last
         evaluation (all, good, defective images) and memory held (MB). Per task: the expert and
@@ -237,28 +310,36 @@ class RoutingPlugin(SupervisedPlugin):
             return out
 
         memory = self.memory_bytes()
+        diagnostics = self.diagnostics.task_metrics(len(self.experts))
         per_task = {j: {**accuracies(c),
-                        "memory_mb": memory.get(self._task_of.get(j, j), 0) / _MB}
+                        "memory_mb": memory.get(self._task_of.get(j, j), 0) / _MB,
+                        **diagnostics.get(j, {})}
                     for j, c in self._counts.items()}
         pooled: dict[str, float] = {}
         if self._counts:
             pooled.update(accuracies([sum(c[k] for c in self._counts.values())
                                       for k in range(4)]))
         if self.experts:
-            held = sum(memory.values()) + (_nbytes(self.initial.values()) if self.initial else 0)
-            pooled["memory_mb"] = held / _MB
+            pooled["memory_mb"] = self.held_bytes() / _MB
         return per_task, pooled
 
     # ---- resumable state ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"router_kind": self.router_kind, "init": self.init,
                 "expert_dtype": self.expert_dtype,
+                "gradient_free_memory": self.gradient_free_memory,
                 "experts": [dict(e) for e in self.experts],
                 "router": self.router.state_dict() if self.router is not None else None,
                 "initial": dict(self.initial) if self.initial is not None else None}
 
     def load_state_dict(self, state: dict[str, Any], strategy=None) -> None:
-        for key in ("router_kind", "init", "expert_dtype"):
+        if "gradient_free_memory" not in state:  # a checkpoint from before the option
+            gradient_free = bool(getattr(getattr(strategy, "detector", None),
+                                         "learns_without_gradients", False))
+            # its gradient-free experts kept cumulative memories; trained weights are unaffected
+            state = {**state, "gradient_free_memory": "cumulative" if gradient_free
+                     else self.gradient_free_memory}
+        for key in ("router_kind", "init", "expert_dtype", "gradient_free_memory"):
             if state[key] != getattr(self, key):
                 raise ValueError(f"saved routing state has {key}={state[key]!r}, this run "
                                  f"{getattr(self, key)!r}; resume with the configuration the "

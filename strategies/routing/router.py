@@ -147,6 +147,15 @@ class TaskRouter:
                 total += ((z_l[:, None, :] - mu_l[None]) ** 2).sum(dim=2) / z_l.shape[1]
         return total
 
+    def task_distances(self, distances: Tensor) -> Tensor:
+        """``(B, tasks)``: the distance to each task's nearest key, from :meth:`distances`'
+        ``(B, keys)`` (one key per task: the same matrix)."""
+        owner = torch.tensor(self.key_task, dtype=torch.int64, device=distances.device)
+        if owner.numel() == self.n_tasks:  # one key per task, in task order
+            return distances
+        out = distances.new_full((distances.shape[0], self.n_tasks), float("inf"))
+        return out.scatter_reduce(1, owner.expand_as(distances), distances, reduce="amin")
+
     def route(self, descriptors: Tensor) -> Tensor:
         """The task of the nearest key of each descriptor, ``(B,)`` int64 (ties: the earlier
         key)."""

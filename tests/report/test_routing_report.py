@@ -55,9 +55,11 @@ def test_side_metrics_are_summary_columns_not_matrices(routing_runs: Path, tmp_p
     assert routing["task_id_acc_good_mean"] == pytest.approx((0.75 + 0.65) / 2)
     assert routing["task_id_acc_defective_mean"] == pytest.approx((0.25 + 0.15) / 2)
     assert routing["memory_mb_per_task_mean"] == pytest.approx(6.0 / 3)
+    assert routing["memory_mb_total_mean"] == pytest.approx(6.0)  # all experts, next to it
     assert naive[["task_id_acc_mean", "memory_mb_per_task_mean"]].isna().all()
     markdown = tables["summary_image_auroc"].to_markdown()
     assert "Task-ID acc (final)" in markdown and "Memory/task (MB)" in markdown
+    assert "Memory total (MB)" in markdown
 
 
 def test_task_id_plot_is_written(routing_runs: Path, tmp_path) -> None:

@@ -76,3 +76,22 @@ def test_bad_input_is_named() -> None:
         router.add_task(torch.zeros(3, 5))
     with pytest.raises(RouterError, match="unknown router kind"):
         TaskRouter("nearest", CHANNELS)
+
+
+def test_task_distances_take_each_tasks_nearest_key_and_route_by_them() -> None:
+    """Two categories in task 0 (two keys), one in task 1: the per-task distance is the smaller
+    of task 0's two key distances, and its argmin is the routed task."""
+    generator = torch.Generator().manual_seed(3)
+    router = TaskRouter("prototype_cosine", CHANNELS)
+    a = pooled_descriptor(_task_images(0, 6, generator))
+    b = pooled_descriptor(_task_images(1, 6, generator))
+    c = pooled_descriptor(_task_images(2, 6, generator))
+    router.add_task(torch.cat([a, b]), groups=["a"] * 6 + ["b"] * 6)  # task 0: keys 0, 1
+    router.add_task(c)  # task 1: key 2
+    probe = pooled_descriptor(_task_images(1, 4, generator))  # looks like task 0's second key
+    keys = router.distances(probe)
+    per_task = router.task_distances(keys)
+    assert per_task.shape == (4, 2)
+    torch.testing.assert_close(per_task[:, 0], keys[:, :2].min(dim=1).values)
+    torch.testing.assert_close(per_task[:, 1], keys[:, 2])
+    assert per_task.argmin(dim=1).tolist() == router.route(probe).tolist() == [0] * 4
