@@ -47,12 +47,13 @@ from cl_bench.report.tables import TextTable, _p_text, _wilcoxon_text, latex_esc
 
 #: target power and level of the "n needed" column
 POWER = 0.8
-COMPARE_COLUMNS = ["metric", "quantity", "kind", "within", "first", "second", "n",
+COMPARE_COLUMNS = ["metric", "quantity", "kind", "within", "task_aware", "first", "second", "n",
                    "first_mean", "second_mean", "mean_diff", "sd_diff", "t_pvalue",
                    "t_pvalue_holm", "wilcoxon_pvalue", "wilcoxon_pvalue_holm", "wilcoxon_note",
                    "n_needed"]
 #: the key that pairs two runs, by kind of comparison (the compared column is left out)
-PAIR_KEYS = {"strategy": ["method", "order", "seed"],
+#: task-aware (oracle) and task-agnostic runs are never paired with each other nor pooled
+PAIR_KEYS = {"strategy": ["method", "task_aware", "order", "seed"],
              "method": ["strategy", "task_aware", "order", "seed"]}
 NAIVE, ROUTING, INDEPENDENT = "naive", "routing", "independent"
 
@@ -141,15 +142,16 @@ def compare_runs(per_run: pd.DataFrame, pairs: Sequence[Pair], min_pairs: int = 
                                 values="value", aggfunc="first", dropna=False)
         if pair.first not in wide or pair.second not in wide:
             continue
-        for (metric, quantity, within), table in wide.groupby(
-                level=["metric", "quantity", group_by]):
+        for (metric, quantity, within, task_aware), table in wide.groupby(
+                level=["metric", "quantity", group_by, "task_aware"]):
             both = table[[pair.first, pair.second]].dropna()
             if len(both) < min_pairs:
                 continue
             first, second = both[pair.first].to_numpy(), both[pair.second].to_numpy()
             diff = first - second
             rows.append({"metric": metric, "quantity": quantity, "kind": pair.kind,
-                         "within": within, "first": pair.first, "second": pair.second,
+                         "within": within, "task_aware": bool(task_aware),
+                         "first": pair.first, "second": pair.second,
                          "n": len(both), "first_mean": first.mean(),
                          "second_mean": second.mean(), "mean_diff": float(diff.mean()),
                          "sd_diff": float(diff.std(ddof=1)),
@@ -185,7 +187,8 @@ def compare_table(frame: pd.DataFrame, fpr_limit: float = DEFAULT_FPR_LIMIT,
         "$p$ Holm (Wilcoxon)", "$n$ for 80\\% power"]
     body_md, body_tex = [], []
     for row in frame.itertuples(index=False):
-        within = f"{'detector' if row.kind == 'strategy' else 'strategy'} {row.within}"
+        within = (f"{'detector' if row.kind == 'strategy' else 'strategy'} {row.within}"
+                  + (" (task-aware)" if row.task_aware else ""))
         common = [metric_label(row.metric, fpr_limit),
                   QUANTITY_LABELS.get(row.quantity, row.quantity),
                   f"{row.first} − {row.second}", within, str(row.n),

@@ -118,3 +118,28 @@ def test_compare_table_shows_raw_and_holm_p_and_n_needed() -> None:
     assert "Holm's family is every test of one kind in this table (2 t-tests" in table.caption
     cells = table.body_markdown[0]
     assert cells[2] == "replay − naive" and cells[-1].isdigit()
+
+
+def test_pairs_follow_the_run_keys_not_the_row_order() -> None:
+    """Shuffling the per-run rows changes nothing: runs are paired by (method, order, seed)."""
+    per_run = _per_run(_values())
+    pairs = [Pair("strategy", "replay", "naive"), Pair("method", "rd4ad", "stpm")]
+    reference = compare_runs(per_run, pairs)
+    for state in (1, 2, 3):
+        shuffled = per_run.sample(frac=1.0, random_state=state).reset_index(drop=True)
+        pd.testing.assert_frame_equal(compare_runs(shuffled, pairs), reference)
+
+
+def test_task_aware_runs_are_compared_apart_from_task_agnostic_ones() -> None:
+    """A task-aware (oracle) evaluation of the same strategies is its own comparison: never
+    pooled with the task-agnostic runs, and never dropped as a duplicate."""
+    plain = _per_run(_values())
+    aware = plain.assign(task_aware=True, run_id=plain["run_id"] + "-aware",
+                         run_dir=plain["run_dir"] + "-aware",
+                         value=lambda f: f["value"] + 0.01 * (f["strategy"] == "replay"))
+    table = compare_runs(pd.concat([plain, aware], ignore_index=True),
+                         [Pair("strategy", "replay", "naive", within="stpm")])
+    assert sorted(table["task_aware"]) == [False, True]
+    assert list(table["n"]) == [4, 4]
+    by_mode = table.set_index("task_aware")["mean_diff"]
+    assert by_mode[True] == pytest.approx(by_mode[False] + 0.01)
