@@ -80,13 +80,19 @@ class RunLock:
                  tb: TracebackType | None) -> None:
         self.release()
 
-    def _held_message(self) -> str:
+    def _holder(self) -> tuple[str, str]:
+        """(pid, "pid P on host H since T") of the process that holds the lock, from its owner
+        file (parts it lacks are left out)."""
         owner = read_owner(self.run_dir, self.owner_name)
-        pid = owner.get("pid", "?")
+        pid = str(owner.get("pid", "?"))
         where = f" on host {owner['host']}" if owner.get("host") else ""
         since = f" since {owner['since']}" if owner.get("since") else ""
-        return (f"run folder {self.run_dir} is being written by another process (pid {pid}"
-                f"{where}{since}); two processes writing one run would duplicate its records. "
+        return pid, f"pid {pid}{where}{since}"
+
+    def _held_message(self) -> str:
+        pid, holder = self._holder()
+        return (f"run folder {self.run_dir} is being written by another process ({holder}); "
+                "two processes writing one run would duplicate its records. "
                 f"Wait until it ends, or stop it (kill {pid}) and resume then")
 
 
@@ -99,12 +105,9 @@ class SweepLock(RunLock):
     owner_name = ".sweep.lock.owner"
 
     def _held_message(self) -> str:
-        owner = read_owner(self.run_dir, self.owner_name)
-        pid = owner.get("pid", "?")
-        where = f" on host {owner['host']}" if owner.get("host") else ""
-        since = f" since {owner['since']}" if owner.get("since") else ""
-        return (f"sweep folder {self.run_dir} is being run by another cl-bench sweep (pid {pid}"
-                f"{where}{since}); two sweeps on one folder would run the same cells at once. "
+        pid, holder = self._holder()
+        return (f"sweep folder {self.run_dir} is being run by another cl-bench sweep ({holder}); "
+                "two sweeps on one folder would run the same cells at once. "
                 f"Wait until it ends (it skips or resumes what is done), stop it (kill {pid}) "
                 "and start this sweep again, or give this sweep another --out DIR")
 
