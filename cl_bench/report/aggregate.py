@@ -450,7 +450,7 @@ def aggregate_matrices(matrices: Iterable[RunMatrix]) -> list[MatrixAggregate]:
     return out
 
 
-#: the columns of :func:`paired_comparison`
+#: the columns of :func:`cl_bench.report.compare.paired_comparison`
 PAIRED_COLUMNS = ["metric", "strategy", "task_aware", "baseline", "quantity", "n",
                   "reference_mean", "baseline_mean", "mean_diff", "t_pvalue", "t_pvalue_holm",
                   "wilcoxon_pvalue", "wilcoxon_pvalue_holm", "wilcoxon_note"]
@@ -506,57 +506,6 @@ def _check_unique_pairs(per_run: pd.DataFrame) -> None:
                     f"{first['order']} appears in several runs: "
                     f"{', '.join(map(str, same[where]))}; a pair needs one run per seed and "
                     "order: move or delete the duplicate run folder")
-
-
-def paired_comparison(per_run: pd.DataFrame, reference: str = HYBRID, min_pairs: int = 3,
-                      alpha: float = ALPHA) -> pd.DataFrame:
-    """The hybrid against each baseline, paired over seeds and task orders of the same strategy.
-
-    Only complete runs enter (``status`` complete; others are left out, the report lists them).
-    A pair is the reference's and the baseline's run with the same (strategy, task awareness,
-    task order, seed) -- matched by that key, never by position or sorting. Two runs with the
-    same key are an error naming both. For each metric, strategy, quantity and baseline with
-    n >= ``min_pairs`` pairs where both values are finite, d_k = reference_k - baseline_k:
-
-    - the mean difference and the two-sided paired t-test (``scipy.stats.ttest_rel``; NaN when
-      all d_k are equal, the statistic divides by their standard deviation),
-    - the two-sided Wilcoxon signed-rank test (``scipy.stats.wilcoxon``), only where its
-      smallest possible p, 2 / 2^n (n = non-zero differences), is below ``alpha``; otherwise NaN
-      with ``wilcoxon_note`` = "n too small" (:func:`wilcoxon_min_pairs`),
-    - Holm-Bonferroni adjusted p-values (:func:`holm_adjust`), the family being every test of
-      one kind in the returned table (all metrics, strategies, quantities and baselines).
-    """
-    if per_run.empty or reference not in set(per_run["method"]):
-        return pd.DataFrame(columns=PAIRED_COLUMNS)
-    per_run = per_run[per_run["quantity"].isin(QUANTITIES)]
-    if "status" in per_run:
-        per_run = per_run[per_run["status"] == "complete"]
-    _check_unique_pairs(per_run)
-    index = ["metric", "quantity", *PAIR_KEY]
-    wide = per_run.pivot(index=index, columns="method", values="value")
-    if reference not in wide:
-        return pd.DataFrame(columns=PAIRED_COLUMNS)
-    min_wilcoxon = wilcoxon_min_pairs(alpha)
-    rows = []
-    groups = sorted(wide.groupby(level=["metric", "strategy", "task_aware", "quantity"]),
-                    key=lambda item: (_rank(item[0][0], METRIC_ORDER),
-                                      strategy_sort_key(item[0][1]), item[0][2],
-                                      _rank(item[0][3], QUANTITIES)))
-    for (metric, strategy, task_aware, quantity), table in groups:
-        for baseline in sorted((c for c in table.columns if c != reference), key=method_sort_key):
-            pairs = table[[reference, baseline]].dropna()
-            if len(pairs) < min_pairs:
-                continue
-            ref, base = pairs[reference].to_numpy(), pairs[baseline].to_numpy()
-            rows.append({"metric": metric, "strategy": strategy, "task_aware": bool(task_aware),
-                         "baseline": baseline, "quantity": quantity, "n": len(pairs),
-                         "reference_mean": ref.mean(), "baseline_mean": base.mean(),
-                         "mean_diff": float(np.mean(ref - base)),
-                         **_paired_pvalues(ref, base, min_wilcoxon)})
-    out = pd.DataFrame(rows, columns=PAIRED_COLUMNS)
-    out["t_pvalue_holm"] = holm_adjust(out["t_pvalue"].to_numpy(dtype=float))
-    out["wilcoxon_pvalue_holm"] = holm_adjust(out["wilcoxon_pvalue"].to_numpy(dtype=float))
-    return out
 
 
 def _rank(name: str, order: Sequence[str]) -> tuple[int, str]:

@@ -31,6 +31,7 @@ from cl_bench.report.aggregate import (
     DEFAULT_FPR_LIMIT,
     HYBRID,
     METRIC_ORDER,
+    PAIRED_COLUMNS,
     QUANTITIES,
     QUANTITY_LABELS,
     WILCOXON_TOO_FEW,
@@ -227,3 +228,19 @@ def compare_table(frame: pd.DataFrame, fpr_limit: float = DEFAULT_FPR_LIMIT,
 
 __all__ = ["COMPARE_COLUMNS", "Pair", "compare_runs", "compare_table", "configured_pairs",
            "default_pairs"]
+
+
+def paired_comparison(per_run: pd.DataFrame, reference: str = HYBRID, min_pairs: int = 3,
+                      alpha: float = ALPHA) -> pd.DataFrame:
+    """``reference`` against each other detector within each strategy, as :func:`compare_runs`
+    computes it (the report's path: pairs matched by (strategy, task awareness, order, seed),
+    never by position; duplicates an error; Holm over the whole table), in the columns of
+    :data:`~cl_bench.report.aggregate.PAIRED_COLUMNS`."""
+    methods = sorted(set(per_run["method"]), key=method_sort_key) if not per_run.empty else []
+    if reference not in methods:
+        return pd.DataFrame(columns=PAIRED_COLUMNS)
+    pairs = [Pair("method", reference, m) for m in methods if m != reference]
+    out = compare_runs(per_run, pairs, min_pairs=min_pairs, alpha=alpha)
+    out = out.rename(columns={"within": "strategy", "second": "baseline",
+                              "first_mean": "reference_mean", "second_mean": "baseline_mean"})
+    return out.reindex(columns=PAIRED_COLUMNS).reset_index(drop=True)

@@ -21,10 +21,10 @@ from cl_bench.report.aggregate import (
     holm_adjust,
     metric_label,
     metrics_present,
-    paired_comparison,
     per_run_summary,
     wilcoxon_min_pairs,
 )
+from cl_bench.report.compare import paired_comparison
 
 
 @pytest.fixture(scope="module")
