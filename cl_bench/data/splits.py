@@ -9,10 +9,11 @@ either an explicit list of lists (``[[bottle, cable], [capsule]]``) or the name 
 The named splits follow the category files of CDAD's released code (the repository copy
 ``jasjasmine-lab/tdvs``, files ``data/MVTec-AD/<setting>/train_<k>.json`` and
 ``data/VisA/<setting>/<k>.csv``: the ``clsname``/``object`` of each task's training images;
-settings as in its README, "4. Train"). IUF's repository (``jqtangust/IUF``) names the same
-protocols but keeps its category lists in the dataset download, not in the repository. In both
-datasets the tasks take the categories in sorted order (docs/datasets.md, "Multi-category
-tasks").
+settings as in its README, "4. Train"; the official repository ``FuNz-0/One-for-More`` holds
+the same files). IUF's repository (``jqtangust/IUF``) names the same protocols but keeps its base
+tasks' category lists in the dataset download, not in the repository; the configs of its later
+steps name single categories in the same sorted order. In both datasets the tasks take the
+categories in sorted order (docs/datasets.md, "Multi-category tasks").
 
 Checks, all before anything trains: an empty task, a category in two tasks, an unknown split
 name (:func:`check_tasks`, configuration time); a category the data lacks, a named split used

@@ -13,7 +13,10 @@ with :mod:`cl_bench.metrics.literature`:
 Values are percentages (x100), as the papers print them: mean ± std over seeds (n). Published
 numbers (``docs/literature/published.csv``, :func:`published_rows`) whose protocol and metric
 definition match a table are listed under it as context, marked "published, not reproduced",
-never ranked and never bold.
+never ranked and never bold. A row's ``metric`` is a key of :data:`PUBLISHED_METRICS`, which
+states the definition; only the keys of :data:`PUBLISHED_METRIC` are matched to a column, the
+others (a paper's own definition, e.g. UCAD's memory-gap FM) are kept in the CSV and never shown
+next to a different quantity.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from cl_bench.data.splits import DATASET_CATEGORIES, DATASET_NAMES, NAMED_SPLITS
+from cl_bench.errors import DataError
 from cl_bench.metrics.literature import a_auroc, final_mean, fm_versus_joint
 from cl_bench.report.load import RunInfo
 from cl_bench.report.task_level import run_tasks
@@ -42,12 +46,36 @@ ONE_COLUMNS = [("image AUROC, final", "image_auroc", "final"),
                ("pixel AP, final", "pixel_ap", "final"),
                ("image FM (ReplayCAD)", "image_auroc", "fm_joint"),
                ("pixel AP FM (ReplayCAD)", "pixel_ap", "fm_joint")]
-#: the published metric name of each (records metric, quantity)
+#: the published metric name of each (records metric, quantity): the keys a row can match
 PUBLISHED_METRIC = {("image_auroc", "final"): "image_auroc_final",
                     ("pixel_auroc", "final"): "pixel_auroc_final",
                     ("pixel_ap", "final"): "pixel_ap_final",
                     ("image_auroc", "a_auroc"): "image_a_auroc",
-                    ("pixel_auroc", "a_auroc"): "pixel_a_auroc"}
+                    ("pixel_auroc", "a_auroc"): "pixel_a_auroc",
+                    ("image_auroc", "fm_joint"): "image_fm_vs_joint",
+                    ("pixel_ap", "fm_joint"): "pixel_ap_fm_vs_joint"}
+#: every metric key the published CSV may use, with its definition (R: the per-category matrix
+#: of docs/metrics.md, T steps, C categories); keys outside PUBLISHED_METRIC are never matched
+PUBLISHED_METRICS = {
+    "image_auroc_final": "image AUROC after the last step, mean over all C categories: "
+                         "(1/C) sum_c R[T-1, c]",
+    "pixel_auroc_final": "pixel AUROC after the last step, mean over all C categories",
+    "pixel_ap_final": "pixel AP after the last step, mean over all C categories",
+    "image_a_auroc": "image A-AUROC (CDAD): (1/T) sum_i mean_{c seen by step i} R[i, c]",
+    "pixel_a_auroc": "pixel A-AUROC (CDAD), as image_a_auroc on pixel AUROC",
+    "image_fm_vs_joint": "FM as ReplayCAD defines it: the joint model's image AUROC minus the "
+                         "continual model's after the last task, mean over the categories",
+    "pixel_ap_fm_vs_joint": "as image_fm_vs_joint, on pixel AP",
+    "image_fm_memory_gap": "FM as UCAD defines it: image AUROC with an unlimited memory minus "
+                           "with the limited one, after the last task (not forgetting over time; "
+                           "never matched)",
+    "pixel_ap_fm_memory_gap": "as image_fm_memory_gap, on pixel AP (never matched)",
+    "image_auroc_average_unstated": "an 'average image AUROC' whose step and averaging the "
+                                    "source does not state (e.g. an abstract); never matched",
+}
+#: the columns of the published CSV
+PUBLISHED_COLUMNS = ("method", "venue", "dataset", "protocol", "metric", "definition", "value",
+                     "source", "caveats")
 
 
 def run_protocol(run: RunInfo) -> str:
@@ -122,9 +150,43 @@ def literature_values(df: pd.DataFrame, runs: list[RunInfo]) -> pd.DataFrame:
 
 
 def published_rows(path: Path = PUBLISHED) -> list[dict[str, str]]:
-    """The rows of the published-numbers CSV (every row names its source)."""
+    """The rows of the published-numbers CSV, each checked by :func:`check_published_row`."""
     with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        reader = csv.DictReader(fh)
+        missing = [c for c in PUBLISHED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)}; the header must be "
+                            f"{','.join(PUBLISHED_COLUMNS)}")
+        rows = list(reader)
+    for line, row in enumerate(rows, start=2):
+        check_published_row(row, f"{path}, line {line}")
+    return rows
+
+
+def check_published_row(row: dict[str, str], where: str) -> None:
+    """A published row is usable: a known protocol and metric key, a value in [0, 1] (AUROC and
+    AP are fractions; an FM, a difference of two, in [-1, 1]) and a non-empty source, definition
+    and caveats. Raises :class:`DataError` naming ``where``."""
+    protocols = {ONE_CATEGORY, *NAMED_SPLITS}
+    if row.get("protocol") not in protocols:
+        raise DataError(f"{where}: protocol {row.get('protocol')!r} is not one of "
+                        f"{', '.join(sorted(protocols))}")
+    if row.get("metric") not in PUBLISHED_METRICS:
+        raise DataError(f"{where}: metric {row.get('metric')!r} is not a known key; use one of "
+                        f"{', '.join(PUBLISHED_METRICS)} or add the key and its definition to "
+                        "PUBLISHED_METRICS in cl_bench/report/literature.py")
+    for column in ("source", "definition", "caveats"):
+        if not (row.get(column) or "").strip():
+            raise DataError(f"{where}: empty {column!r}; every published number names where it "
+                            "was read, what it means and its caveats, or is left out")
+    try:
+        value = float(row.get("value") or "")
+    except ValueError:
+        value = float("nan")
+    low = -1.0 if "_fm_" in str(row["metric"]) else 0.0
+    if not low <= value <= 1:
+        raise DataError(f"{where}: value {row.get('value')!r} of {row['metric']} is not a number "
+                        f"in [{low:g}, 1]; write fractions (0.972, not 97.2)")
 
 
 def _cell(values: pd.Series) -> str:
