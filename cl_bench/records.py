@@ -14,18 +14,42 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any, get_type_hints
 
 from cl_bench.io import atomic_write
 
 
 @dataclass(frozen=True)
-class Record:
+class RunKey:
+    """What identifies one continual run in the records: the run folder's id, the detector
+    (``method``), the strategy, whether it uses task identity at test time, the seed and the task
+    order. The first columns of every :class:`Record`; the report's result matrix of a run
+    (``cl_bench.report.matrices.RunMatrix``) extends it."""
+
     run_id: str
     method: str
     strategy: str
     task_aware: bool
     seed: int
     order: str
+
+    @classmethod
+    def of(cls, values: Iterable[Any]) -> RunKey:
+        """The key from its values in :data:`RUN_KEY` order, each cast to its declared type
+        (a group key or a DataFrame row may hold numpy scalars: ``np.int64``, ``np.bool_``)."""
+        return cls(*(RUN_KEY_TYPES[name](value)
+                     for name, value in zip(RUN_KEY, values, strict=True)))
+
+    def key(self) -> dict[str, Any]:
+        """The key's fields by name, in :data:`RUN_KEY` order (columns of the report's tidy
+        tables)."""
+        return {name: getattr(self, name) for name in RUN_KEY}
+
+
+@dataclass(frozen=True)
+class Record(RunKey):
+    """One measured value: a run (:class:`RunKey`), a step, a test set and a metric."""
+
     step: int  # -1: untrained model; i: after training task i
     train_task: str  # category trained at this step ("" at -1, "joint" for the joint strategy)
     eval_task: str  # category name, or "pooled" (all test images of tasks 0..step)
@@ -35,6 +59,11 @@ class Record:
 
 
 COLUMNS = [f.name for f in fields(Record)]
+#: the Python type of each column of ``records.csv`` (str, bool, int or float), as declared above
+COLUMN_TYPES: dict[str, type] = {name: get_type_hints(Record)[name] for name in COLUMNS}
+#: the columns that identify one run: the fields of :class:`RunKey`, the report's one run key
+RUN_KEY = tuple(f.name for f in fields(RunKey))
+RUN_KEY_TYPES = {name: COLUMN_TYPES[name] for name in RUN_KEY}
 POOLED = "pooled"
 #: metrics a strategy's plugin may add (``eval_metrics()``, cl_bench.evaluation), not anomaly
 #: metrics (no R matrix of their own); a plugin metric is written only when listed here:

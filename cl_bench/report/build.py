@@ -14,26 +14,29 @@ from pathlib import Path
 import pandas as pd
 
 from cl_bench.errors import DataError
+from cl_bench.records import RUN_KEY
 from cl_bench.report import plots
-from cl_bench.report.aggregate import (
-    CONFIG_KEY,
-    DEFAULT_FPR_LIMIT,
-    aggregate,
-    aggregate_matrices,
-    build_matrices,
-    config_sort_key,
-    final_per_task,
-    metrics_present,
-    per_run_summary,
-    side_quantities,
-    step_curves,
-    task_id_curves,
-)
 from cl_bench.report.compare import compare_runs, compare_table, configured_pairs, default_pairs
+from cl_bench.report.labels import config_sort_key
 from cl_bench.report.literature import literature_section
 from cl_bench.report.load import MapSet, RunInfo, load_runs_with_info, read_map_file
+from cl_bench.report.matrices import (
+    DEFAULT_FPR_LIMIT,
+    aggregate_matrices,
+    build_matrices,
+    final_per_task,
+    metrics_present,
+    step_curves,
+)
 from cl_bench.report.names import Slugs
 from cl_bench.report.report_data import ReportData, SavedFigure
+from cl_bench.report.statistics import (
+    CONFIG_KEY,
+    aggregate,
+    per_run_summary,
+    side_quantities,
+    task_id_curves,
+)
 from cl_bench.report.tables import (
     Table,
     TextTable,
@@ -99,7 +102,7 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
     summary = aggregate(per_run)
     final = aggregate(final_per_task(matrices), by=(*CONFIG_KEY, "metric", "task"))
     steps = step_curves(matrices).melt(
-        id_vars=[*CONFIG_KEY, "run_id", "seed", "order", "metric", "step"],
+        id_vars=[*RUN_KEY, "metric", "step"],
         value_vars=["seen_average", "pooled"], var_name="quantity", value_name="value")
     curves = aggregate(steps, by=(*CONFIG_KEY, "metric", "step", "quantity"))
     counts = Counter(m.tasks for m in matrices if m.metric == chosen[0])
@@ -125,10 +128,12 @@ def _status_text(run: RunInfo) -> str:
 
 
 def check_duplicate_runs(df: pd.DataFrame) -> None:
-    """Two run folders with the same (method, strategy, seed, order): an error naming both."""
-    key = ["method", "strategy", "seed", "order"]
+    """Two run folders with the same (method, strategy, seed, order), the run key less the run
+    id (:data:`cl_bench.records.RUN_KEY`; its task awareness follows the strategy): an error
+    naming both."""
+    key = [k for k in RUN_KEY if k != "run_id"]
     folders = df.drop_duplicates([*key, "run_dir"]).groupby(key, sort=True)["run_dir"]
-    for (method, strategy, seed, order), dirs in folders:
+    for (method, strategy, _, seed, order), dirs in folders:
         if len(dirs) > 1:
             raise DataError(f"{method}/{strategy} seed {seed} order {order} is in several run "
                             f"folders: {', '.join(sorted(dirs))}; each (method, strategy, seed, "

@@ -9,7 +9,7 @@ independent within every detector.
 Two runs form a pair when they share everything but the compared name: (detector, task order,
 seed) for strategies, (strategy, task awareness, task order, seed) for detectors; matched by
 that key, never by position. Per pair, metric and quantity (:data:`QUANTITIES`): the paired
-t-test and Wilcoxon signed-rank test of :func:`cl_bench.report.aggregate._paired_pvalues`,
+t-test and Wilcoxon signed-rank test of :func:`cl_bench.report.statistics._paired_pvalues`,
 Holm-Bonferroni over every test of one kind in the whole table (:func:`holm_adjust`), and the
 number of paired runs the t-test needs for 80 % power at alpha 0.05 given the observed mean
 and standard deviation of the differences (:func:`cl_bench.report.power.paired_runs_needed`).
@@ -26,24 +26,25 @@ from pydantic import ValidationError
 
 from cl_bench.config import ComparePair
 from cl_bench.errors import ConfigError
-from cl_bench.report.aggregate import (
-    ALPHA,
-    DEFAULT_FPR_LIMIT,
+from cl_bench.report.labels import (
     HYBRID,
     METRIC_ORDER,
-    PAIRED_COLUMNS,
     QUANTITIES,
     QUANTITY_LABELS,
+    method_sort_key,
+    metric_label,
+    strategy_sort_key,
+)
+from cl_bench.report.matrices import DEFAULT_FPR_LIMIT
+from cl_bench.report.power import paired_runs_needed
+from cl_bench.report.statistics import (
+    ALPHA,
     WILCOXON_TOO_FEW,
     _check_unique_pairs,
     _paired_pvalues,
     holm_adjust,
-    method_sort_key,
-    metric_label,
-    strategy_sort_key,
     wilcoxon_min_pairs,
 )
-from cl_bench.report.power import paired_runs_needed
 from cl_bench.report.tables import TextTable, _p_text, _wilcoxon_text, latex_escape
 
 #: target power and level of the "n needed" column
@@ -52,6 +53,10 @@ COMPARE_COLUMNS = ["metric", "quantity", "kind", "within", "task_aware", "first"
                    "first_mean", "second_mean", "mean_diff", "sd_diff", "t_pvalue",
                    "t_pvalue_holm", "wilcoxon_pvalue", "wilcoxon_pvalue_holm", "wilcoxon_note",
                    "n_needed"]
+#: the columns of :func:`paired_comparison`
+PAIRED_COLUMNS = ["metric", "strategy", "task_aware", "baseline", "quantity", "n",
+                  "reference_mean", "baseline_mean", "mean_diff", "t_pvalue", "t_pvalue_holm",
+                  "wilcoxon_pvalue", "wilcoxon_pvalue_holm", "wilcoxon_note"]
 #: the key that pairs two runs, by kind of comparison (the compared column is left out)
 #: task-aware (oracle) and task-agnostic runs are never paired with each other nor pooled
 PAIR_KEYS = {"strategy": ["method", "task_aware", "order", "seed"],
@@ -235,7 +240,7 @@ def paired_comparison(per_run: pd.DataFrame, reference: str = HYBRID, min_pairs:
     """``reference`` against each other detector within each strategy, as :func:`compare_runs`
     computes it (the report's path: pairs matched by (strategy, task awareness, order, seed),
     never by position; duplicates an error; Holm over the whole table), in the columns of
-    :data:`~cl_bench.report.aggregate.PAIRED_COLUMNS`."""
+    :data:`PAIRED_COLUMNS`."""
     methods = sorted(set(per_run["method"]), key=method_sort_key) if not per_run.empty else []
     if reference not in methods:
         return pd.DataFrame(columns=PAIRED_COLUMNS)

@@ -21,13 +21,9 @@ import pandas as pd
 import yaml
 
 from cl_bench.errors import DataError
-from cl_bench.records import COLUMNS
+from cl_bench.records import COLUMN_TYPES, COLUMNS
 from cl_bench.run.layout import OUTPUT_DIRS, RECORDS, RunLayout, parse_map_name
 
-#: the columns of ``records.csv`` in the order the runner writes them (:mod:`cl_bench.records`)
-RECORD_COLUMNS = tuple(COLUMNS)
-#: the rows that identify one continual run inside a run folder
-RUN_KEY = ("run_id", "method", "strategy", "seed", "order")
 #: the manifest status of a finished run; any other status is an incomplete run
 COMPLETE = "complete"
 #: folders never searched for runs (a run's own outputs)
@@ -125,17 +121,13 @@ def read_records(csv_path: Path) -> pd.DataFrame:
                         "nothing yet or the file was truncated") from None
     except (OSError, pd.errors.ParserError) as exc:
         raise DataError(f"{csv_path}: cannot be read as CSV ({exc})") from None
-    missing = [c for c in RECORD_COLUMNS if c not in raw.columns]
+    missing = [c for c in COLUMNS if c not in raw.columns]
     if missing:
         raise DataError(f"{csv_path}: missing column(s) {', '.join(missing)}; expected "
-                        f"{', '.join(RECORD_COLUMNS)}")
-    df = raw[list(RECORD_COLUMNS)].copy()
-    for column in ("seed", "step", "eval_index"):
-        df[column] = _to_int(df[column], csv_path, column)
-    df["value"] = _to_float(df["value"], csv_path)
-    df["task_aware"] = _to_bool(df["task_aware"], csv_path)
-    for column in ("run_id", "method", "strategy", "order", "train_task", "eval_task", "metric"):
-        df[column] = df[column].astype(object)
+                        f"{', '.join(COLUMNS)}")
+    df = raw[COLUMNS].copy()
+    for column, kind in COLUMN_TYPES.items():  # the types Record declares
+        df[column] = _PARSERS[kind](df[column], csv_path, column)
     return df
 
 
@@ -153,7 +145,7 @@ def _to_int(series: pd.Series, csv_path: Path, column: str) -> pd.Series:
     return stripped.astype(int)
 
 
-def _to_float(series: pd.Series, csv_path: Path) -> pd.Series:
+def _to_float(series: pd.Series, csv_path: Path, column: str) -> pd.Series:
     def parse(text: str) -> float:
         text = text.strip()
         if text == "":
@@ -166,16 +158,24 @@ def _to_float(series: pd.Series, csv_path: Path) -> pd.Series:
     values = series.map(parse)
     bad = values.isna() & ~series.str.strip().str.lower().isin(["", "nan"])
     if bad.any():
-        raise _bad_row(csv_path, "value", series, bad, "a number (or nan)")
+        raise _bad_row(csv_path, column, series, bad, "a number (or nan)")
     return values.astype(float)
 
 
-def _to_bool(series: pd.Series, csv_path: Path) -> pd.Series:
+def _to_bool(series: pd.Series, csv_path: Path, column: str) -> pd.Series:
     lowered = series.str.strip().str.lower()
     bad = ~lowered.isin(_TRUE | _FALSE)
     if bad.any():
-        raise _bad_row(csv_path, "task_aware", series, bad, "True or False")
+        raise _bad_row(csv_path, column, series, bad, "True or False")
     return lowered.isin(_TRUE).astype(bool)
+
+
+def _to_str(series: pd.Series, csv_path: Path, column: str) -> pd.Series:
+    return series.astype(object)
+
+
+#: how a column of each type declared by :class:`cl_bench.records.Record` is parsed
+_PARSERS = {int: _to_int, float: _to_float, bool: _to_bool, str: _to_str}
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
@@ -227,7 +227,7 @@ def _check_duplicates(records: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
     """Rows measured twice in one ``records.csv`` (two processes wrote the run at once, before
     run folders were locked): identical values are kept once with a warning; differing values
     are refused, since nothing tells which one is right."""
-    key = [c for c in RECORD_COLUMNS if c != "value"]
+    key = [c for c in COLUMNS if c != "value"]
     repeated = records.duplicated(subset=key, keep=False)
     if not repeated.any():
         return records
@@ -259,12 +259,12 @@ def load_runs_with_info(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list
         records, info = read_run(run_dir)
         frames.append(records)
         infos.append(info)
-    columns = [*RECORD_COLUMNS, "run_dir", "status", "pro_fpr_limit"]
+    columns = [*COLUMNS, "run_dir", "status", "pro_fpr_limit"]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     if df.empty:
         raise DataError(f"the records.csv files below {', '.join(map(str, paths))} hold no rows "
                         "yet; wait until the run has evaluated the untrained model")
-    df = df.drop_duplicates(subset=[c for c in RECORD_COLUMNS if c != "value"], keep="last")
+    df = df.drop_duplicates(subset=[c for c in COLUMNS if c != "value"], keep="last")
     return df.reset_index(drop=True), infos
 
 

@@ -18,7 +18,7 @@ import yaml
 
 from cl_bench import __version__
 from cl_bench.metrics.continual import RETENTION_MARGIN
-from cl_bench.report.aggregate import config_label, config_sort_key, metric_label
+from cl_bench.report.labels import config_label, config_sort_key, metric_label
 from cl_bench.report.tables import Table, TextTable, markdown_grid
 
 if TYPE_CHECKING:

@@ -17,14 +17,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from cl_bench.report.aggregate import (
-    KNOWN_METHODS,
-    MatrixAggregate,
-    config_label,
-    config_sort_key,
-    metric_label,
-)
+from cl_bench.report.labels import KNOWN_METHODS, config_label, config_sort_key, metric_label
 from cl_bench.report.load import MapSet
+from cl_bench.report.matrices import MatrixAggregate
 
 OKABE_ITO = {
     "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73", "yellow": "#F0E442",
@@ -174,7 +169,7 @@ def _mean_std_lines(ax, part: pd.DataFrame, configs, colors: dict[str, str],
 
 def plot_task_id_accuracy(curves: pd.DataFrame, colors: dict[str, str]) -> Figure:
     """Task-identification accuracy per step: panels all / good / defective images, one line
-    per method/strategy. ``curves``: :func:`cl_bench.report.aggregate.task_id_curves`."""
+    per method/strategy. ``curves``: :func:`cl_bench.report.statistics.task_id_curves`."""
     kinds = [k for k in ("task_id_acc", "task_id_acc_good", "task_id_acc_defective")
              if (curves["metric"] == k).any()]
     titles = {"task_id_acc": "all test images", "task_id_acc_good": "defect-free images",

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from cl_bench.report.aggregate import DEFAULT_FPR_LIMIT, RunMatrix, metric_label
+from cl_bench.report.labels import metric_label
 from cl_bench.report.load import RunInfo
+from cl_bench.report.matrices import DEFAULT_FPR_LIMIT, RunMatrix
 
 
 @dataclass

@@ -14,21 +14,18 @@ import numpy as np
 import pandas as pd
 
 from cl_bench.metrics.continual import RETENTION_MARGIN, chance_level
-from cl_bench.report.aggregate import (
-    ALPHA,
-    DEFAULT_FPR_LIMIT,
+from cl_bench.report.labels import (
     LOWER_IS_BETTER,
     QUANTITIES,
     QUANTITY_LABELS,
     RETENTION_DETAILS,
     SIDE_QUANTITIES,
-    WILCOXON_TOO_FEW,
-    MatrixAggregate,
     config_label,
     config_sort_key,
     metric_label,
-    wilcoxon_min_pairs,
 )
+from cl_bench.report.matrices import DEFAULT_FPR_LIMIT, MatrixAggregate
+from cl_bench.report.statistics import ALPHA, WILCOXON_TOO_FEW, wilcoxon_min_pairs
 from cl_bench.report.strategy_kinds import is_reference, is_task_aware
 
 DIGITS = 3

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cl_bench.records import COLUMNS
+
 TASKS = ("bottle", "cable", "metal_nut")
 BASELINE = np.array([0.50, 0.52, 0.48])
 BASE_R = {
@@ -24,8 +26,6 @@ BASE_R = {
 SEED_SHIFT = {"hybrid": 0.01, "stpm": 0.02}
 #: pixel AUROC = image AUROC - 0.05 everywhere
 PIXEL_OFFSET = -0.05
-COLUMNS = ["run_id", "method", "strategy", "task_aware", "seed", "order", "step", "train_task",
-           "eval_task", "eval_index", "metric", "value"]
 
 
 def known_matrix(method: str, seed: int, metric: str = "image_auroc") -> np.ndarray:

@@ -11,20 +11,18 @@ from report_fabricate import BASELINE, known_matrix, known_pooled, make_experime
 from scipy import stats
 
 from cl_bench.errors import DataError
+from cl_bench.records import COLUMN_TYPES, RUN_KEY, RunKey
 from cl_bench.report import load_runs
-from cl_bench.report.aggregate import (
-    METRIC_ORDER,
+from cl_bench.report.compare import paired_comparison
+from cl_bench.report.labels import METRIC_ORDER, metric_label
+from cl_bench.report.matrices import aggregate_matrices, build_matrices, metrics_present
+from cl_bench.report.statistics import (
     WILCOXON_TOO_FEW,
     aggregate,
-    aggregate_matrices,
-    build_matrices,
     holm_adjust,
-    metric_label,
-    metrics_present,
     per_run_summary,
     wilcoxon_min_pairs,
 )
-from cl_bench.report.compare import paired_comparison
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +49,15 @@ def test_matrices_hold_the_records(matrices) -> None:
     np.testing.assert_allclose(m.baseline, BASELINE)
     np.testing.assert_allclose(m.pooled, [known_pooled("stpm", 2, i) for i in range(3)])
     assert m.tasks == ("bottle", "cable", "metal_nut") and m.complete
+
+
+def test_a_matrix_is_its_run_key_with_the_types_records_declare(matrices) -> None:
+    """RunMatrix extends the records' RunKey: its key is the report's one run key, every value
+    of the type Record declares (not the numpy scalars of a pandas group key)."""
+    for m in matrices:
+        assert isinstance(m, RunKey)
+        assert tuple(m.key()) == RUN_KEY
+        assert all(type(value) is COLUMN_TYPES[name] for name, value in m.key().items())
 
 
 def test_per_run_metrics_match_hand_computation(per_run) -> None:

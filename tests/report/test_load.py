@@ -9,6 +9,7 @@ import pytest
 from report_fabricate import TASKS, write_run
 
 from cl_bench.errors import DataError
+from cl_bench.records import COLUMN_TYPES, COLUMNS
 from cl_bench.report import find_run_dirs, load_runs
 from cl_bench.report.build import compute
 
@@ -59,6 +60,29 @@ def test_non_numeric_value_names_the_line(tmp_path: Path) -> None:
     lines[3] = lines[3].rsplit(",", 1)[0] + ",oops"
     csv_path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"line 4, column 'value': 'oops'"):
+        load_runs(run)
+
+
+def test_every_column_is_typed_as_record_declares(tmp_path: Path) -> None:
+    df = load_runs(write_run(tmp_path / "exp", "r1", "stpm", 0))
+    kinds = {str: "O", int: "i", float: "f", bool: "b"}
+    assert {c: df[c].dtype.kind for c in COLUMN_TYPES} == {
+        c: kinds[kind] for c, kind in COLUMN_TYPES.items()}
+
+
+@pytest.mark.parametrize(("column", "bad", "what"), [
+    ("seed", "one", "an integer"), ("eval_index", "1.5", "an integer"),
+    ("task_aware", "maybe", "True or False")])
+def test_a_malformed_cell_names_its_line_and_column(tmp_path: Path, column: str, bad: str,
+                                                    what: str) -> None:
+    run = write_run(tmp_path / "exp", "r1", "stpm", 0)
+    csv_path = run / "records.csv"
+    lines = csv_path.read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[COLUMNS.index(column)] = bad
+    lines[2] = ",".join(cells)
+    csv_path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"line 3, column '{column}': '{bad}' is not {what}"):
         load_runs(run)
 
 

@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 from report_fabricate import make_experiment, write_run
 
 from cl_bench.report import load_runs, plots
-from cl_bench.report.aggregate import aggregate_matrices, build_matrices
 from cl_bench.report.build import compute, load_map_sets, task_order
+from cl_bench.report.matrices import aggregate_matrices, build_matrices
 
 METRIC = "image_auroc"
 

@@ -10,9 +10,9 @@ import pytest
 from report_fabricate import make_experiment, write_run
 
 from cl_bench.errors import DataError
-from cl_bench.report.aggregate import MatrixAggregate
 from cl_bench.report.build import compute, task_order, write_tables
 from cl_bench.report.markdown import protocol_text
+from cl_bench.report.matrices import MatrixAggregate
 from cl_bench.report.tables import (
     best_cells,
     comparison_table,

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from cl_bench.records import COLUMNS, Record, RecordWriter
+import numpy as np
+
+from cl_bench.records import COLUMN_TYPES, COLUMNS, RUN_KEY, Record, RecordWriter, RunKey
 
 
 def _record(step: int, value: float) -> Record:
     return Record(run_id="r", method="stpm", strategy="naive", task_aware=False, seed=0,
                   order="alphabetical", step=step, train_task="a", eval_task="a", eval_index=0,
                   metric="image_auroc", value=value)
+
+
+def test_the_run_key_is_the_first_columns_and_casts_to_their_types() -> None:
+    assert tuple(COLUMNS[:len(RUN_KEY)]) == RUN_KEY
+    assert _record(0, 0.5).key() == {"run_id": "r", "method": "stpm", "strategy": "naive",
+                                     "task_aware": False, "seed": 0, "order": "alphabetical"}
+    key = RunKey.of(["r", "stpm", "naive", np.bool_(True), np.int64(3), "alphabetical"])
+    assert key == RunKey("r", "stpm", "naive", True, 3, "alphabetical")
+    assert all(type(v) is COLUMN_TYPES[name] for name, v in key.key().items())
 
 
 def test_floats_round_trip_exactly(tmp_path) -> None:
