@@ -1,7 +1,8 @@
 """The command line answers without loading what it does not use: ``cl-bench --help`` imports
-neither torch nor Avalanche, ``report`` and ``data info`` import no Avalanche and ``list`` no
-Avalanche nor scikit-learn. Each command runs in a fresh interpreter; the test reads which of
-those packages ``sys.modules`` holds afterwards (no timing)."""
+neither torch nor Avalanche, ``report`` neither Avalanche, torch nor scikit-learn, ``data info``
+no Avalanche and ``list`` no Avalanche nor scikit-learn. Each command runs in a fresh
+interpreter; the test reads which of those packages ``sys.modules`` holds afterwards (no
+timing)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,19 @@ def test_report_imports_no_avalanche(tmp_path: Path) -> None:
     run_dir = next(make_experiment(tmp_path / "results", seeds=(0,), maps=False).glob("*/"))
     loaded = loaded_after("report", str(run_dir), "--out", str(tmp_path / "report"))
     assert "pandas" in loaded and (tmp_path / "report" / "report.md").is_file()
-    assert "avalanche" not in loaded
+    assert not {"avalanche", "torch", "sklearn"} & set(loaded)
+
+
+def test_metrics_package_loads_torch_only_for_the_streaming_evaluator() -> None:
+    """``cl_bench.metrics`` imports its modules on first use: the continual-learning metrics
+    (what the report needs) load no torch; the streaming evaluator does."""
+    probe = ("import sys; from cl_bench.metrics import summarize, MetricInputError; "
+             "a = 'torch' in sys.modules; from cl_bench.metrics import TaskEvaluator; "
+             "print(a, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True"]
 
 
 def test_data_info_imports_no_avalanche(tmp_path: Path) -> None:

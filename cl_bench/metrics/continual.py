@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from cl_bench.metrics.anomaly import image_ap, image_auroc
 from cl_bench.metrics.inputs import MetricInputError, UndefinedMetricWarning
 
 #: AUROC of a random ranking; retention is measured above it
@@ -344,6 +343,8 @@ def pooled_image_metrics(scores_by_task: Mapping[int, Any] | Sequence[Any],
     Per-task AUROC only ranks within a category, so calibration drift between categories stays
     hidden; the pooled AUROC exposes it (continual-ad notes, section 3).
     """
+    from cl_bench.metrics.anomaly import image_ap, image_auroc  # scikit-learn, not for the report
+
     pooled = _pooled(scores_by_task, labels_by_task, upto)
     if pooled is None:
         return {}
@@ -356,6 +357,8 @@ def pooled_image_auroc(scores_by_task: Mapping[int, Any] | Sequence[Any],
                        labels_by_task: Mapping[int, Any] | Sequence[Any], upto: int) -> float:
     """The image AUROC of :func:`pooled_image_metrics`; NaN with a warning when no task <= upto
     has scores."""
+    from cl_bench.metrics.anomaly import image_auroc  # scikit-learn, not for the report
+
     pooled = _pooled(scores_by_task, labels_by_task, upto)
     if pooled is None:
         warnings.warn(f"pooled AUROC: no task <= {upto} has scores; reporting NaN",

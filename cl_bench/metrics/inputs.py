@@ -8,13 +8,16 @@ return NaN after an :class:`UndefinedMetricWarning` (see :func:`undefined`).
 from __future__ import annotations
 
 import math
+import sys
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from cl_bench.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class MetricInputError(DataError, ValueError):
@@ -38,8 +41,13 @@ def undefined(metric: str, reason: str, task: str | None) -> float:
 
 
 def to_numpy(value: Any, name: str, task: str | None) -> np.ndarray:
-    """A numpy view/copy of a numpy array, torch tensor or nested list."""
-    if isinstance(value, torch.Tensor):
+    """A numpy view/copy of a numpy array, torch tensor or nested list.
+
+    torch is looked up in ``sys.modules`` instead of imported: a tensor cannot exist before torch
+    is imported, and the report (which checks numpy values only) then never loads torch.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
         value = value.detach().cpu()
         return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
     if isinstance(value, np.ndarray):
@@ -131,7 +139,11 @@ def maps_and_masks(maps: Any, masks: Any, task: str | None = None,
 
 def maps_and_masks_torch(maps: torch.Tensor, masks: torch.Tensor, task: str | None = None,
                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The torch twin of :func:`maps_and_masks`: (N,H,W) maps and bool masks on their device."""
+    """The torch twin of :func:`maps_and_masks`: (N,H,W) maps and bool masks on their device.
+
+    torch is imported here, not at the top of the module, so the numpy checks load no torch.
+    """
+    import torch
     m = as_image_stack(maps, "maps", task)
     g = as_image_stack(masks.to(m.device), "masks", task)
     if m.shape != g.shape:

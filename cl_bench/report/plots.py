@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -33,6 +34,7 @@ _SPARE_COLORS = [c for name, c in OKABE_ITO.items()
 _LINESTYLES = ["-", "--", ":", "-."]
 _HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]
 FIGURE_FORMATS = ("png", "pdf")
+FIGURE_DPI = 150
 
 
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
@@ -50,12 +52,23 @@ def _styles(strategies: Sequence[str], styles: Sequence[str]) -> dict[str, str]:
 
 
 def save_figure(fig: Figure, out_dir: Path, name: str) -> list[Path]:
-    """Write ``name.png`` (150 dpi) and ``name.pdf``; return their paths."""
+    """Write ``name.png`` (150 dpi) and ``name.pdf``; return their paths.
+
+    The constrained layout (which fits the labels) is computed once, at the PNG's resolution,
+    and then frozen with ``set_layout_engine(None)``: ``savefig`` would otherwise lay the figure
+    out again and draw it once more before every file, two layouts and four draws per figure
+    instead of one and three, most of the report's time. The PNG is byte-identical to one saved
+    with the engine on; the PDF keeps the same figure-relative positions.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)  # the PNG then reuses the renderer (and its text metrics) of the layout
+    fig.set_dpi(FIGURE_DPI)
+    fig.draw_without_rendering()
+    fig.set_layout_engine(None)
     paths = []
     for fmt in FIGURE_FORMATS:
         path = out_dir / f"{name}.{fmt}"
-        fig.savefig(path, dpi=150)  # constrained layout already fits the labels
+        fig.savefig(path, dpi=FIGURE_DPI)
         paths.append(path)
     return paths
 

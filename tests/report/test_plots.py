@@ -114,3 +114,23 @@ def test_joint_and_running_runs_still_plot(tmp_path: Path, colors) -> None:
     # joint: untrained and final only; running: untrained and step 0 only
     assert evaluated_steps(_panels(fig)[3]) == [[-1, 2]] * 3
     assert evaluated_steps(_panels(fig)[2]) == [[-1, 0]] * 3
+
+
+def test_save_figure_lays_out_once_and_writes_the_same_png(data, colors, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """One constrained-layout pass for both files, and the PNG is the one ``savefig`` writes
+    with the layout engine left on (same bytes)."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    group = aggregate_matrices(data.matrices)
+    plain = tmp_path / "plain.png"
+    plots.plot_heatmaps(group, colors).savefig(plain, dpi=plots.FIGURE_DPI)
+    calls = []
+    execute = ConstrainedLayoutEngine.execute
+    monkeypatch.setattr(ConstrainedLayoutEngine, "execute",
+                        lambda self, fig: calls.append(fig) or execute(self, fig))
+    paths = plots.save_figure(plots.plot_heatmaps(group, colors), tmp_path / "out", "heat")
+    assert [p.name for p in paths] == ["heat.png", "heat.pdf"]
+    assert len(calls) == 1
+    assert paths[0].read_bytes() == plain.read_bytes()
+    assert paths[1].read_bytes().startswith(b"%PDF")
