@@ -17,6 +17,7 @@ from cl_bench.metrics.continual import RETENTION_MARGIN, chance_level
 from cl_bench.report.aggregate import (
     ALPHA,
     DEFAULT_FPR_LIMIT,
+    HYBRID,
     LOWER_IS_BETTER,
     QUANTITIES,
     QUANTITY_LABELS,
@@ -337,7 +338,7 @@ def _wilcoxon_text(p: float, note: str, markdown: bool, bold_below: float | None
     return _p_text(p, markdown, bold_below)
 
 
-def comparison_table(paired: pd.DataFrame, reference: str = "hybrid",
+def comparison_table(paired: pd.DataFrame, reference: str = HYBRID,
                      fpr_limit: float = DEFAULT_FPR_LIMIT, excluded: Sequence[str] = (),
                      alpha: float = ALPHA) -> TextTable:
     """Paired comparison of ``reference`` against each baseline (rows of ``paired_comparison``).
