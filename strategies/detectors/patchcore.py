@@ -192,8 +192,8 @@ class PatchCoreOptions(SmoothedMapOptions):
     @model_validator(mode="after")
     def _consistent(self) -> PatchCoreOptions:
         if self.levels[0] >= self.levels[1]:
-            raise ValueError(f"levels={list(self.levels)}: the two teacher levels must increase, "
-                             "e.g. [2, 3]")
+            raise ValueError(f"levels={list(self.levels)}: must be two increasing teacher "
+                             "levels, e.g. [2, 3]")
         if self.memory == "budget" and self.memory_budget is None:
             raise ValueError("memory: budget needs memory_budget, the total number of patch "
                              "features kept (e.g. memory_budget: 2000)")

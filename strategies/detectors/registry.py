@@ -209,7 +209,7 @@ def validate_options(name: str, options: Mapping[str, Any], where: str = "") -> 
     except ValidationError as exc:
         first = exc.errors()[0]
         key = str(first["loc"][0]) if first["loc"] else None
-        reason = "has too few items" if first["type"] == "missing" else _reason(first["msg"])
+        reason = _reason(first)
         if key is None:  # a check across options (a model validator)
             raise DetectorOptionError(f"{where}{name}: {reason}") from None
         raise _option_error(spec, where, key, options.get(key), reason) from None
@@ -226,9 +226,14 @@ _REASONS = (("Input should be less than or equal to", "must be <="),
             ("Input should be", "must be"), ("Value error, ", ""))
 
 
-def _reason(message: str) -> str:
+def _reason(error: Mapping[str, Any]) -> str:
     """pydantic's message, shortened, e.g. "Input should be less than or equal to 1" -> "must be
     <= 1"."""
+    if error["type"] == "missing":  # an item of a fixed-length list
+        return "has too few items"
+    if error["type"] == "literal_error":
+        return f"must be one of {error['ctx']['expected']}"
+    message = str(error["msg"])
     for long, short in _REASONS:
         if message.startswith(long):
             return short + message[len(long):]

@@ -56,8 +56,8 @@ def test_every_builtin_option_has_a_description() -> None:
     ("patchcore", {"coreset_ratio": 0}, r"patchcore\.coreset_ratio=0: must be > 0"),
     ("patchcore", {"levels": [0, 2]}, r"patchcore\.levels=\[0, 2\]: must be >= 1; allowed: a "
      r"list of 2 items, each an integer >= 1 and <= 3"),
-    ("patchcore", {"levels": [3, 2]}, r"model\.options\.patchcore: levels=\[3, 2\]: the two "
-     r"teacher levels must increase"),
+    ("patchcore", {"levels": [3, 2]}, r"model\.options\.patchcore: levels=\[3, 2\]: must be two "
+     r"increasing teacher levels"),
     ("patchcore", {"memory": "budget"}, r"memory: budget needs memory_budget"),
     ("patchcore", {"memory_budget": 10}, r"memory_budget applies to memory: budget only"),
     ("patchcore", {"projection_eps": 1.0}, r"projection_eps=1\.0: must be < 1"),
@@ -68,8 +68,8 @@ def test_every_builtin_option_has_a_description() -> None:
     ("hybrid", {"dwa_temperature": 0}, r"hybrid\.dwa_temperature=0: must be > 0"),
     ("hybrid", {"student_blocks": [1, 2]}, r"hybrid\.student_blocks=\[1, 2\]: has too few items"),
     ("hybrid", {"student_stem": 2.5}, r"hybrid\.student_stem=2\.5: must be a valid integer"),
-    ("hybrid", {"weighting": "equal"}, r"hybrid\.weighting='equal': must be 'fixed', "
-     r"'uncertainty' or 'dwa'"),
+    ("hybrid", {"weighting": "equal"}, r"hybrid\.weighting='equal': must be one of "
+     r"'fixed', 'uncertainty' or 'dwa'"),
     ("rd4ad", {"loss": "l2"}, r"rd4ad\.loss='l2'.*allowed: one of 'flat', 'pixel'"),
     ("rd4ad", {"ocbe_blocks": 0}, r"rd4ad\.ocbe_blocks=0: must be >= 1"),
     ("rd4ad", {"ocbe_width": 0}, r"rd4ad\.ocbe_width=0: must be > 0; allowed: a number > 0, "
