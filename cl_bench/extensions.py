@@ -130,7 +130,24 @@ def load_extensions(raw_plugins: Any = None) -> None:
     import_plugins(raw_plugins)
 
 
-def catalogue() -> list[dict[str, str]]:
+def detector_option_rows(name: str) -> list[dict[str, Any]]:
+    """Detector ``name``'s options as read from its options model: name, default (as YAML
+    writes it), allowed values and description."""
+    from strategies.detectors import default_options, get_detector
+    from strategies.detectors.registry import allowed_values
+
+    spec = get_detector(name)
+    defaults = default_options(name)
+    return [{"option": key, "default": _yaml_value(defaults[key]),
+             "allowed": allowed_values(spec, key), "description": info.description or ""}
+            for key, info in spec.option_fields.items()]
+
+
+def _yaml_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def catalogue() -> list[dict[str, Any]]:
     """Every detector, backbone and strategy available, with its source, for ``cl-bench list``."""
     from strategies.backbones import available_backbones
     from strategies.detectors import detector_names, get_detector
@@ -140,7 +157,8 @@ def catalogue() -> list[dict[str, str]]:
         spec = get_detector(name)
         kind = "fit, no gradients" if spec.learns_without_gradients else "gradient-trained"
         rows.append({"kind": "detector", "name": name, "source": spec.source,
-                     "description": f"{spec.description} [{kind}]".strip()})
+                     "description": f"{spec.description} [{kind}]".strip(),
+                     "options": detector_option_rows(name)})
     for name in available_backbones():
         rows.append({"kind": "backbone", "name": name, "source": "cl-bench",
                      "description": "frozen teacher, three levels (strides 4, 8, 16)"})

@@ -50,8 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train one detector on one category and print image/pixel AUROC",
         description=__doc__.split("Example::")[0].strip(),
     )
-    p.add_argument("--detector", default="hybrid",
-                   help="detector name(s), comma-separated (cl-bench list shows them)")
+    p.add_argument("--detector", default=None,
+                   help="detector name(s), comma-separated (cl-bench list shows them); default: "
+                        "the first of a config's default model.methods (the hybrid)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--root", type=Path, help="MVTec-layout data folder")
     where.add_argument("--synthetic", action="store_true",
@@ -215,7 +216,9 @@ def run(args: argparse.Namespace) -> int:
     for category in categories:
         if category not in known:
             raise DataError(f"category {category!r} is not in {root}; it has {', '.join(known)}")
-    detectors = [d.strip() for d in args.detector.split(",") if d.strip()]
+    from cl_bench.config import DEFAULT_METHODS
+
+    detectors = [d.strip() for d in (args.detector or DEFAULT_METHODS[0]).split(",") if d.strip()]
     options = parse_options(args.option)
     unused = set(options) - set().union(*(_options_of(d) for d in detectors if
                                          d in available_detectors()))

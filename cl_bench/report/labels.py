@@ -42,7 +42,8 @@ QUANTITY_LABELS.update({"task_id_acc": "Task-ID acc (final)", "task_id_acc_good"
 #: True where a smaller value is better
 LOWER_IS_BETTER = {"fm": True, "intransigence": True, "memory_mb_per_task": True,
                    "retention_excluded": True, "memory_mb_total": True}
-KNOWN_METHODS = ("stpm", "rd4ad", "hybrid")
+#: the detector the paired comparison holds against each other one (the seed paper's): a role
+#: the report gives it, not a list of the detectors (those come from the detector registry)
 HYBRID = "hybrid"
 
 
@@ -56,16 +57,28 @@ def metric_label(metric: str, fpr_limit: float | None = None) -> str:
 
 
 def config_label(method: str, strategy: str, task_aware: bool = False) -> str:
-    """How a (method, strategy) is named in every table and figure."""
-    label = f"{method} / {strategy}"
+    """How a (method, strategy) is named in every table and figure: the detector's registered
+    ``label`` (its name by default)."""
+    label = f"{method_label(method)} / {strategy}"
     if is_task_aware(strategy, task_aware):
         label += " (task-aware oracle)"
     return label
 
 
+def method_label(method: str) -> str:
+    """The detector's registered label; the name itself for a detector not registered here."""
+    from strategies.detectors import detector_names, get_detector
+
+    return get_detector(method).display_label if method in detector_names() else method
+
+
 def method_sort_key(method: str) -> tuple[int, str]:
-    rank = KNOWN_METHODS.index(method) if method in KNOWN_METHODS else len(KNOWN_METHODS)
-    return rank, method
+    """The detectors' registration order (:func:`strategies.detectors.detector_names`); a
+    detector not registered here (its plugin not installed) after them, by name."""
+    from strategies.detectors import detector_names
+
+    order = detector_names()
+    return (order.index(method) if method in order else len(order)), method
 
 
 def strategy_sort_key(strategy: str) -> tuple[int, str]:

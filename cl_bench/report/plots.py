@@ -18,19 +18,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from cl_bench.report.labels import KNOWN_METHODS, config_label, config_sort_key, metric_label
+from cl_bench.report.labels import config_label, config_sort_key, metric_label
 from cl_bench.report.load import MapSet
 from cl_bench.report.matrices import MatrixAggregate
+from strategies.palette import OKABE_ITO as OKABE_ITO  # the figures' palette, re-exported
 
-OKABE_ITO = {
-    "orange": "#E69F00", "sky_blue": "#56B4E9", "bluish_green": "#009E73", "yellow": "#F0E442",
-    "blue": "#0072B2", "vermillion": "#D55E00", "reddish_purple": "#CC79A7", "black": "#000000",
-}
-#: the detectors' fixed colours; other methods take the remaining colours in name order
-FIXED_METHOD_COLORS = {"stpm": OKABE_ITO["blue"], "rd4ad": OKABE_ITO["bluish_green"],
-                       "hybrid": OKABE_ITO["vermillion"]}
-_SPARE_COLORS = [c for name, c in OKABE_ITO.items()
-                 if c not in FIXED_METHOD_COLORS.values() and name != "yellow"]
 _LINESTYLES = ["-", "--", ":", "-."]
 _HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]
 FIGURE_FORMATS = ("png", "pdf")
@@ -38,12 +30,12 @@ FIGURE_DPI = 150
 
 
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
-    """One colour per method: fixed for stpm/rd4ad/hybrid, the spare Okabe-Ito ones for others."""
-    colors = {m: FIXED_METHOD_COLORS[m] for m in methods if m in FIXED_METHOD_COLORS}
-    others = sorted(m for m in set(methods) if m not in KNOWN_METHODS)
-    for k, method in enumerate(others):
-        colors[method] = _SPARE_COLORS[k % len(_SPARE_COLORS)]
-    return colors
+    """One colour per method, the detector registry's (each detector's declared colour, a spare
+    Okabe-Ito one otherwise: :func:`strategies.detectors.detector_colors`)."""
+    from strategies.detectors import detector_colors
+
+    colors = detector_colors(methods)
+    return {m: colors[m] for m in methods}
 
 
 def _styles(strategies: Sequence[str], styles: Sequence[str]) -> dict[str, str]:

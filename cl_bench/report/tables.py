@@ -15,6 +15,7 @@ import pandas as pd
 
 from cl_bench.metrics.continual import RETENTION_MARGIN, chance_level
 from cl_bench.report.labels import (
+    HYBRID,
     LOWER_IS_BETTER,
     QUANTITIES,
     QUANTITY_LABELS,
@@ -334,7 +335,7 @@ def _wilcoxon_text(p: float, note: str, markdown: bool, bold_below: float | None
     return _p_text(p, markdown, bold_below)
 
 
-def comparison_table(paired: pd.DataFrame, reference: str = "hybrid",
+def comparison_table(paired: pd.DataFrame, reference: str = HYBRID,
                      fpr_limit: float = DEFAULT_FPR_LIMIT, excluded: Sequence[str] = (),
                      alpha: float = ALPHA) -> TextTable:
     """Paired comparison of ``reference`` against each baseline (rows of ``paired_comparison``).

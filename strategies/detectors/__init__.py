@@ -1,10 +1,11 @@
 """Anomaly detectors: STPM, RD4AD, the hybrid (seed paper) and PatchCore, and any a user registers.
 
 ``build_detector(name, backbone, weights, **options)`` builds one around a frozen teacher from
-:mod:`strategies.backbones`; ``DETECTOR_OPTIONS[name]`` lists the options it accepts with their
-types, defaults and allowed values (configs are validated against it). Both read the detector
-registry (:mod:`strategies.detectors.registry`); each built-in detector registers itself next to
-its class when its module is imported (below).
+:mod:`strategies.backbones`; ``DETECTOR_OPTIONS[name]`` lists the options it accepts (the fields
+of its options model, with their types, defaults, ranges and descriptions; configs are validated
+against the model). Both read the detector registry (:mod:`strategies.detectors.registry`); each
+built-in detector registers itself next to its class when its module is imported (below, in the
+order tables and figures list them).
 """
 
 from __future__ import annotations
@@ -12,20 +13,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-# importing the detectors' modules registers them
-import strategies.detectors.hybrid
-import strategies.detectors.patchcore
+# importing the detectors' modules registers them; the registration order is the order of
+# tables and figures, so these four are not sorted
+# isort: off
+import strategies.detectors.stpm
 import strategies.detectors.rd4ad
-import strategies.detectors.stpm  # noqa: F401
+import strategies.detectors.hybrid
+import strategies.detectors.patchcore  # noqa: F401
+# isort: on
 from strategies.backbones import build_teacher
 from strategies.detectors.base import AnomalyDetector, DetectorOutput, LossResult
 from strategies.detectors.hybrid import HybridDetector
 from strategies.detectors.registry import (
     DetectorOptionError,
+    DetectorOptions,
     DetectorOptionsView,
     DetectorSpec,
-    OptionSpec,
+    SmoothedMapOptions,
     default_options,
+    detector_colors,
     detector_names,
     get_detector,
     register_detector,
@@ -37,21 +43,23 @@ __all__ = [
     "DETECTOR_OPTIONS",
     "AnomalyDetector",
     "DetectorOptionError",
+    "DetectorOptions",
     "DetectorOutput",
     "DetectorSpec",
     "HybridDetector",
     "LossResult",
-    "OptionSpec",
+    "SmoothedMapOptions",
     "available_detectors",
     "build_detector",
     "default_options",
+    "detector_colors",
     "detector_names",
     "get_detector",
     "register_detector",
     "validate_options",
 ]
 
-#: ``{name: {option: OptionSpec}}``, a live read-only view of the registry
+#: ``{name: {option: pydantic FieldInfo}}``, a live read-only view of the registry
 DETECTOR_OPTIONS = DetectorOptionsView()
 
 
@@ -67,7 +75,7 @@ def build_detector(name: str, backbone: str = "efficientnet_lite0",
     ``options``: see ``DETECTOR_OPTIONS[name]``.
     """
     spec = get_detector(name)
-    checked = validate_options(name, options)
+    checked = validate_options(name, options, where="detector option ")
     teacher = build_teacher(backbone, weights)
     try:
         detector = spec.build(teacher, **checked)

@@ -37,8 +37,10 @@ in docs/detectors.md, "How the hybrid's defaults were chosen".
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal, get_args
 
 import torch
+from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
 from strategies.detectors.base import AnomalyDetector, DetectorOutput, LossResult
@@ -50,26 +52,20 @@ from strategies.detectors.maps import (
     gaussian_blur,
 )
 from strategies.detectors.rd4ad import (
-    DECODER_BLOCKS_OPTION,
-    OCBE_BLOCKS_OPTION,
-    OCBE_WIDTH_OPTION,
     RD4AD_TRAIN_DEFAULTS,
-    WIDTH_OPTION,
     ReverseStudent,
+    ReverseStudentOptions,
     check_strides,
     flat_cosine_loss,
 )
-from strategies.detectors.registry import (
-    SIGMA_OPTION,
-    DetectorSpec,
-    OptionSpec,
-    register_detector,
-)
+from strategies.detectors.registry import DetectorSpec, register_detector
 from strategies.detectors.stpm import stpm_loss
+from strategies.palette import OKABE_ITO
 from strategies.weighting import build_weighting
 
 BRANCHES = ("forward", "reverse")
-FUSION_NORMALIZATIONS = ("standardize", "none")
+FusionNormalization = Literal["standardize", "none"]
+FUSION_NORMALIZATIONS: tuple[str, ...] = get_args(FusionNormalization)
 
 
 class HybridDetector(AnomalyDetector):
@@ -218,32 +214,36 @@ class HybridDetector(AnomalyDetector):
         self.calibrated.fill_(True)
 
 
+class HybridOptions(ReverseStudentOptions):
+    """The hybrid's options: the forward student, the reverse student (shared with RD4AD), the
+    loss weighting and the map fusion (the seed paper's values by default)."""
+
+    weighting: Literal["fixed", "uncertainty", "dwa"] = Field(
+        "uncertainty", description="loss weighting scheme")
+    fixed_lambda: float = Field(0.5, ge=0, le=1, description="fixed: weight of the forward loss "
+                                "(reverse gets 1 - lambda)")
+    dwa_temperature: float = Field(2.0, gt=0, description="dwa: softmax temperature T")
+    student_blocks: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
+        (2, 3, 6), description="forward student blocks per stage")
+    student_width: int = Field(128, ge=1, description="forward student width_per_group "
+                               "(64 = plain)")
+    student_planes: tuple[PositiveInt, PositiveInt, PositiveInt] | None = Field(
+        None, description="forward student planes per stage; null = teacher channels / 4")
+    student_stem: int | None = Field(None, ge=1, description="forward student stem channels; "
+                                     "null = min(64, teacher level-1 channels)")
+    reverse_width: float = Field(1.0, gt=0, description="multiplier of the OCBE/decoder inner "
+                                 "widths (1 = official)")
+    fusion_normalization: FusionNormalization = Field(
+        "none", description="'none': add the branches' raw 1 - cos maps (already one unit); "
+        "'standardize': z-score each branch's level maps with training-image statistics first")
+    fusion_alpha: float = Field(0.5, ge=0, le=1,
+                                description="weight of the reverse branch in the fused map")
+
+
 register_detector(DetectorSpec(
-    "hybrid", HybridDetector,
-    {
-        "weighting": OptionSpec("str", "uncertainty", "loss weighting scheme",
-                                ("fixed", "uncertainty", "dwa")),
-        "fixed_lambda": OptionSpec("float", 0.5, "fixed: weight of the forward loss "
-                                   "(reverse gets 1 - lambda)"),
-        "dwa_temperature": OptionSpec("float", 2.0, "dwa: softmax temperature T"),
-        "student_blocks": OptionSpec("int3", (2, 3, 6), "forward student blocks per stage"),
-        "student_width": OptionSpec("int", 128, "forward student width_per_group (64 = plain)"),
-        "student_planes": OptionSpec("int3", None, "forward student planes per stage; null = "
-                                     "teacher channels / 4", nullable=True),
-        "student_stem": OptionSpec("int", None, "forward student stem channels; null = "
-                                   "min(64, teacher level-1 channels)", nullable=True),
-        "reverse_width": WIDTH_OPTION,
-        "ocbe_blocks": OCBE_BLOCKS_OPTION,
-        "ocbe_width": OCBE_WIDTH_OPTION,
-        "decoder_blocks": DECODER_BLOCKS_OPTION,
-        "fusion_normalization": OptionSpec("str", "none", "'none': add the branches' raw "
-                                           "1 - cos maps (already one unit); 'standardize': "
-                                           "z-score each branch's level maps with training-"
-                                           "image statistics first", ("standardize", "none")),
-        "fusion_alpha": OptionSpec("float", 0.5, "weight of the reverse branch in the fused map"),
-        "sigma": SIGMA_OPTION,
-    },
+    "hybrid", HybridDetector, HybridOptions,
     "forward + reverse students with dynamic loss weighting (the seed paper)",
+    color=OKABE_ITO["vermillion"],
     # RD4AD's Adam (its reverse branch) with the seed paper's 10 % linear warm-up and linear
     # decay to 0
     train_defaults={"optimizer": dict(RD4AD_TRAIN_DEFAULTS["optimizer"]),

@@ -35,9 +35,11 @@ carry it; its size varies, so loading resizes it first).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Annotated, Literal, get_args
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from strategies.detectors.base import AnomalyDetector, DetectorOutput, LossResult
@@ -48,14 +50,13 @@ from strategies.detectors.maps import (
     upsample,
 )
 from strategies.detectors.memory_bank import greedy_coreset, nearest_neighbor_distances
-from strategies.detectors.registry import (
-    SIGMA_OPTION,
-    DetectorSpec,
-    OptionSpec,
-    register_detector,
-)
+from strategies.detectors.registry import DetectorSpec, SmoothedMapOptions, register_detector
+from strategies.palette import OKABE_ITO
 
-MEMORY_MODES = ("growing", "budget")
+MemoryMode = Literal["growing", "budget"]
+MEMORY_MODES: tuple[str, ...] = get_args(MemoryMode)
+#: a teacher level, 1-based (every backbone of strategies.backbones has three)
+TeacherLevel = Annotated[int, Field(ge=1, le=3)]
 
 
 @float32_outside_autocast
@@ -170,22 +171,40 @@ class PatchCore(AnomalyDetector):
                 "memory_bank_mb": round(bank.numel() * bank.element_size() / 2**20, 3)}
 
 
+class PatchCoreOptions(SmoothedMapOptions):
+    """PatchCore's options (Roth et al. 2022; anomalib's values by default)."""
+
+    levels: tuple[TeacherLevel, TeacherLevel] = Field(
+        (2, 3), description="two teacher levels (1-based, increasing) whose 3x3-pooled features "
+        "are concatenated at the first's resolution")
+    coreset_ratio: float = Field(
+        0.1, gt=0, le=1, description="share of a task's patch features kept by the greedy "
+        "coreset (0.1 as anomalib; the paper uses 0.01-0.25)")
+    projection_eps: float | None = Field(
+        0.9, gt=0, lt=1, description="Johnson-Lindenstrauss eps of the random projection used "
+        "to choose the coreset (anomalib 0.9); null = choose on the full features")
+    memory: MemoryMode = Field(
+        "growing", description="growing: the bank keeps every task's coreset; budget: coreset "
+        "of old bank + new coreset, at most memory_budget")
+    memory_budget: int | None = Field(None, ge=1, description="memory: budget: total patch "
+                                      "features kept")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PatchCoreOptions:
+        if self.levels[0] >= self.levels[1]:
+            raise ValueError(f"levels={list(self.levels)}: must be two increasing teacher "
+                             "levels, e.g. [2, 3]")
+        if self.memory == "budget" and self.memory_budget is None:
+            raise ValueError("memory: budget needs memory_budget, the total number of patch "
+                             "features kept (e.g. memory_budget: 2000)")
+        if self.memory == "growing" and self.memory_budget is not None:
+            raise ValueError("memory_budget applies to memory: budget only; remove it or set "
+                             "memory: budget")
+        return self
+
+
 register_detector(DetectorSpec(
-    "patchcore", PatchCore,
-    {
-        "levels": OptionSpec("int2", (2, 3), "two teacher levels (1-based, increasing) whose "
-                             "3x3-pooled features are concatenated at the first's resolution"),
-        "coreset_ratio": OptionSpec("float", 0.1, "share of a task's patch features kept by the "
-                                    "greedy coreset (0.1 as anomalib; the paper uses 0.01-0.25)"),
-        "projection_eps": OptionSpec("float", 0.9, "Johnson-Lindenstrauss eps of the random "
-                                     "projection used to choose the coreset (anomalib 0.9); "
-                                     "null = choose on the full features", nullable=True),
-        "memory": OptionSpec("str", "growing", "growing: the bank keeps every task's coreset; "
-                             "budget: coreset of old bank + new coreset, at most memory_budget",
-                             MEMORY_MODES),
-        "memory_budget": OptionSpec("int", None, "memory: budget: total patch features kept",
-                                    nullable=True),
-        "sigma": SIGMA_OPTION,
-    },
+    "patchcore", PatchCore, PatchCoreOptions,
     "memory bank of locally aware patch features, nearest-neighbour score, no gradients "
-    "(Roth et al., CVPR 2022)"))
+    "(Roth et al., CVPR 2022)",
+    color=OKABE_ITO["orange"]))

@@ -40,9 +40,11 @@ bilinear upsampling to the image size; image score = max of A.
 from __future__ import annotations
 
 import itertools
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, PositiveInt
 from torch import Tensor, nn
 
 from strategies.detectors.base import AnomalyDetector, DetectorOutput, LossResult
@@ -53,13 +55,14 @@ from strategies.detectors.maps import (
     gaussian_blur,
 )
 from strategies.detectors.registry import (
-    SIGMA_OPTION,
     DetectorSpec,
-    OptionSpec,
+    SmoothedMapOptions,
     register_detector,
 )
+from strategies.palette import OKABE_ITO
 
-RD4AD_LOSSES = ("flat", "pixel")
+RD4ADLoss = Literal["flat", "pixel"]
+RD4AD_LOSSES: tuple[str, ...] = get_args(RD4ADLoss)
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -286,14 +289,27 @@ class RD4AD(AnomalyDetector):
         return gaussian_blur(combined, self.sigma)
 
 
-# options shared with the hybrid's reverse student
-WIDTH_OPTION = OptionSpec("float", 1.0, "multiplier of the OCBE/decoder inner widths "
-                          "(1 = official)")
-OCBE_BLOCKS_OPTION = OptionSpec("int", 3, "residual blocks in the OCBE compression")
-OCBE_WIDTH_OPTION = OptionSpec("float", None, "multiplier of the OCBE blocks' inner width only; "
-                               "null = width (official); 0.5 = anomalib's OCBE", nullable=True)
-DECODER_BLOCKS_OPTION = OptionSpec("int3", (6, 4, 3), "decoder blocks per teacher level "
-                                   "(level 1, 2, 3); official (6, 4, 3)")
+class ReverseStudentOptions(SmoothedMapOptions):
+    """The options of a reverse student (OCBE + decoder) that RD4AD and the hybrid share."""
+
+    ocbe_blocks: int = Field(3, ge=1, description="residual blocks in the OCBE compression")
+    ocbe_width: float | None = Field(
+        None, gt=0, description="multiplier of the OCBE blocks' inner width only; null = width "
+        "(official); 0.5 = anomalib's OCBE")
+    decoder_blocks: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
+        (6, 4, 3), description="decoder blocks per teacher level (level 1, 2, 3); official "
+        "(6, 4, 3)")
+
+
+class RD4ADOptions(ReverseStudentOptions):
+    """RD4AD's options (Deng & Li 2022; the official code's values by default)."""
+
+    width: float = Field(1.0, gt=0, description="multiplier of the OCBE/decoder inner widths "
+                         "(1 = official)")
+    loss: RD4ADLoss = Field(
+        "flat", description="cosine over flattened C*H*W per sample (official) or per pixel "
+        "along channels")
+
 
 #: Deng & Li 2022, Sec. 4.1 and the official code: Adam, learning rate 0.005, betas
 #: (0.5, 0.999), constant learning rate
@@ -301,17 +317,9 @@ RD4AD_TRAIN_DEFAULTS = {"optimizer": {"name": "adam", "lr": 0.005, "betas": [0.5
                         "schedule": {"name": "constant"}}
 
 register_detector(DetectorSpec(
-    "rd4ad", RD4AD,
-    {
-        "width": WIDTH_OPTION,
-        "ocbe_blocks": OCBE_BLOCKS_OPTION,
-        "ocbe_width": OCBE_WIDTH_OPTION,
-        "decoder_blocks": DECODER_BLOCKS_OPTION,
-        "loss": OptionSpec("str", "flat", "cosine over flattened C*H*W per sample (official) "
-                           "or per pixel along channels", RD4AD_LOSSES),
-        "sigma": SIGMA_OPTION,
-    },
+    "rd4ad", RD4AD, RD4ADOptions,
     "reverse distillation through a one-class bottleneck (Deng & Li, CVPR 2022)",
+    color=OKABE_ITO["bluish_green"],
     train_defaults=RD4AD_TRAIN_DEFAULTS,
     training_notes="loss: 1 - cosine similarity per level, summed over levels (official "
                    "code; option loss)"))

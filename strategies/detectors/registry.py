@@ -1,59 +1,76 @@
 """The detector registry: every detector cl-bench can build, by its config name.
 
 A detector is registered once, next to its class, as a :class:`DetectorSpec`: its name (the
-value of ``model.methods``), a builder ``builder(teacher, **options) -> AnomalyDetector``, the
-options it accepts (:class:`OptionSpec`, validated before anything is built), a one-line
-description and where it comes from (``"cl-bench"`` for the built-ins; an entry point
-``"pkg:obj"`` or a module name for a user's own). ``build_detector`` and ``DETECTOR_OPTIONS``
-(:mod:`strategies.detectors`) and the config validation read this registry, so a detector
-registered by a user's package is checked and built exactly like the built-in ones.
+value of ``model.methods``), a builder ``builder(teacher, **options) -> AnomalyDetector``, its
+options as a pydantic model (a subclass of :class:`DetectorOptions`: each option a typed field
+with its default, its allowed range and a description), a one-line description, where it comes
+from (``"cl-bench"`` for the built-ins; an entry point ``"pkg:obj"`` or a module name for a
+user's own), the training defaults of its paper, and how figures show it (``label``, ``color``).
+``build_detector`` and ``DETECTOR_OPTIONS`` (:mod:`strategies.detectors`), ``cl-bench list``, the
+config validation and the report read this registry, so a detector registered by a user's
+package is checked, built, listed and drawn exactly like the built-in ones.
+
+The registry lists detectors in registration order (the built-ins in the order
+:mod:`strategies.detectors` imports them: stpm, rd4ad, hybrid, patchcore); tables and figures
+use that order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from strategies.errors import StrategiesError
 
 if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
     from torch import nn
 
     from strategies.detectors.base import AnomalyDetector
 
 __all__ = [
     "DetectorOptionError",
+    "DetectorOptions",
     "DetectorSpec",
-    "OptionSpec",
+    "SmoothedMapOptions",
+    "allowed_values",
+    "default_options",
+    "detector_colors",
     "detector_names",
     "get_detector",
     "register_detector",
     "validate_options",
 ]
 
-OPTION_KINDS = ("float", "int", "str", "bool", "int3", "int2")
+#: the Gaussian sigma every built-in detector smooths its final map with (maps.DEFAULT_SIGMA)
+DEFAULT_SIGMA = 4.0
+_HEX_COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
 
 
 class DetectorOptionError(StrategiesError, ValueError):
     """An unknown detector name or option, or an option value of the wrong type or range."""
 
 
-@dataclass(frozen=True)
-class OptionSpec:
-    """One detector option: ``kind`` is "float", "int", "str", "bool", "int3" or "int2"
-    (a list of 3 or 2 positive ints)."""
+class DetectorOptions(BaseModel):
+    """Base of a detector's options model: an unknown key is an error, assignments validated.
 
-    kind: str
-    default: Any
-    help: str
-    choices: tuple[Any, ...] | None = None
-    nullable: bool = False
+    Every field needs a default (a config may omit any option) and should carry its allowed
+    range (``Field(ge=..., le=...)``, ``Literal[...]``) and a ``description``: both appear in
+    ``cl-bench list --options`` and in the error a bad value gets.
+    """
 
-    def __post_init__(self) -> None:
-        if self.kind not in OPTION_KINDS:
-            raise DetectorOptionError(
-                f"OptionSpec kind {self.kind!r} is unknown; use one of {', '.join(OPTION_KINDS)}")
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SmoothedMapOptions(DetectorOptions):
+    """The option every built-in detector shares: the Gaussian smoothing of its final map."""
+
+    sigma: float = Field(DEFAULT_SIGMA, ge=0,
+                         description="Gaussian sigma (pixels) smoothing the final map; 0 = none")
 
 
 @dataclass(frozen=True)
@@ -61,23 +78,30 @@ class DetectorSpec:
     """A detector as the registry knows it.
 
     ``builder(teacher, **options)`` returns the detector around the frozen ``teacher`` (a
-    :class:`strategies.backbones.FeatureExtractor`); ``options`` maps each option name to its
-    :class:`OptionSpec` (the builder receives only validated, converted values).
+    :class:`strategies.backbones.FeatureExtractor`); ``options`` is the detector's options model
+    (a :class:`DetectorOptions` subclass, ``None`` for a detector without options): the builder
+    receives every option, validated, defaults filled in (:func:`validate_options`).
 
     ``train_defaults``: the training settings of the detector's paper, as keys of the
     ``train`` section (``optimizer``, ``schedule``, ...). Every experiment trains the detector
     with them unless its ``train`` section or ``train.per_method.<name>`` sets the key
     (:func:`cl_bench.config.resolve_train_defaults`). The loss and its scale are part of the
     detector's code and are described in ``training_notes``.
+
+    ``label``: the detector's name in figure legends (default: ``name``); ``color``: its colour
+    in every figure, ``"#RRGGBB"`` (default: a spare Okabe-Ito colour, the same in every
+    report of an installation: :func:`detector_colors`).
     """
 
     name: str
     builder: Callable[..., AnomalyDetector]
-    options: dict[str, OptionSpec] = field(default_factory=dict)
+    options: type[BaseModel] | None = None
     description: str = ""
     source: str = "cl-bench"
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     training_notes: str = ""
+    label: str = ""
+    color: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
@@ -86,6 +110,34 @@ class DetectorSpec:
                 "config value and a column of records.csv)")
         if not callable(self.builder):
             raise DetectorOptionError(f"detector {self.name!r}: builder must be callable")
+        if self.options is not None:
+            self._check_options_model()
+        if self.color is not None and not _HEX_COLOR.fullmatch(str(self.color)):
+            raise DetectorOptionError(
+                f"detector {self.name!r}: color {self.color!r} is not '#RRGGBB' (e.g. the "
+                "Okabe-Ito sky blue '#56B4E9', strategies.palette.OKABE_ITO)")
+
+    def _check_options_model(self) -> None:
+        if not (isinstance(self.options, type) and issubclass(self.options, BaseModel)):
+            raise DetectorOptionError(
+                f"detector {self.name!r}: options must be a pydantic model class (a subclass of "
+                f"strategies.detectors.DetectorOptions), got {self.options!r}")
+        required = [key for key, info in self.options.model_fields.items() if info.is_required()]
+        if required:
+            raise DetectorOptionError(
+                f"detector {self.name!r}: option(s) {', '.join(required)} of "
+                f"{self.options.__name__} have no default; give each a default (a config may "
+                "omit any option)")
+
+    @property
+    def display_label(self) -> str:
+        """``label``, or the name when the spec gives none."""
+        return self.label or self.name
+
+    @property
+    def option_fields(self) -> dict[str, FieldInfo]:
+        """``{option: pydantic FieldInfo}`` of the options model (empty without one)."""
+        return dict(self.options.model_fields) if self.options is not None else {}
 
     @property
     def learns_without_gradients(self) -> bool:
@@ -100,7 +152,8 @@ _REGISTRY: dict[str, DetectorSpec] = {}
 
 
 def register_detector(spec: DetectorSpec, *, replace: bool = False) -> None:
-    """Add ``spec`` to the registry; a name already taken is an error unless ``replace``."""
+    """Add ``spec`` to the registry; a name already taken is an error unless ``replace`` (a
+    replaced spec keeps its place in the order)."""
     existing = _REGISTRY.get(spec.name)
     if existing is not None and not replace and existing != spec:
         raise DetectorOptionError(
@@ -120,73 +173,144 @@ def get_detector(name: str) -> DetectorSpec:
 
 
 def detector_names() -> list[str]:
-    return sorted(_REGISTRY)
+    """Every registered detector, in registration order (the built-ins first)."""
+    return list(_REGISTRY)
 
 
 def default_options(name: str) -> dict[str, Any]:
-    return {key: spec.default for key, spec in get_detector(name).options.items()}
+    """Detector ``name``'s options with their defaults (the options model's)."""
+    return {key: info.get_default(call_default_factory=True)
+            for key, info in get_detector(name).option_fields.items()}
 
 
-def validate_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Check ``options`` against detector ``name``'s option specs; return them converted."""
-    specs = get_detector(name).options
-    checked: dict[str, Any] = {}
+def validate_options(name: str, options: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """``options`` checked against detector ``name``'s options model: every option, converted,
+    defaults filled in.
+
+    A bad value is one :class:`DetectorOptionError` naming ``<where><name>.<option>=<value>``,
+    what is wrong, the allowed values and the option's description, e.g.
+    ``model.options.patchcore.coreset_ratio=1.5: must be <= 1; allowed: a number > 0 and <= 1
+    (share of ...)`` (``where`` = ``"model.options."`` in config validation).
+    """
+    spec = get_detector(name)
+    fields = spec.option_fields
     for key, value in options.items():
-        if key not in specs:
+        if key not in fields:
             raise DetectorOptionError(
-                f"detector {name!r} has no option {key!r}; its options are "
-                f"{', '.join(sorted(specs)) or '(none)'}")
-        checked[key] = _convert(name, key, specs[key], value)
-    return checked
-
-
-def _convert(name: str, key: str, spec: OptionSpec, value: Any) -> Any:
-    where = f"option {key}={value!r} of detector {name!r}"
-    if value is None:
-        if spec.nullable:
-            return None
-        raise DetectorOptionError(f"{where} must not be null ({spec.help})")
+                f"{where}{name}.{key}: detector {name!r} has no option {key!r}; its options are "
+                f"{', '.join(fields) or '(none)'}")
+        # pydantic's lax mode reads true/false as 1/0; a flag given for a number is a mistake
+        if isinstance(value, bool) and not _allows_bool(fields[key]):
+            raise _option_error(spec, where, key, value, "must be a number, not true/false")
+    if spec.options is None:
+        return {}
     try:
-        if spec.kind == "float":
-            if isinstance(value, bool):
-                raise TypeError
-            converted: Any = float(value)
-        elif spec.kind == "int":
-            if isinstance(value, bool) or float(value) != int(value):
-                raise TypeError
-            converted = int(value)
-        elif spec.kind == "str":
-            if not isinstance(value, str):
-                raise TypeError
-            converted = value
-        elif spec.kind == "bool":
-            if not isinstance(value, bool):
-                raise TypeError
-            converted = value
-        else:  # int3, int2
-            converted = tuple(int(v) for v in value)
-            if len(converted) != int(spec.kind[-1]) or any(v < 1 for v in converted):
-                raise TypeError
-    except (TypeError, ValueError):
-        raise DetectorOptionError(f"{where} must be of type {spec.kind} ({spec.help})") from None
-    if spec.choices is not None and converted not in spec.choices:
-        raise DetectorOptionError(
-            f"{where} must be one of {', '.join(map(str, spec.choices))} ({spec.help})")
-    return converted
+        return spec.options(**options).model_dump()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else None
+        reason = _reason(first)
+        if key is None:  # a check across options (a model validator)
+            raise DetectorOptionError(f"{where}{name}: {reason}") from None
+        raise _option_error(spec, where, key, options.get(key), reason) from None
 
 
-#: the Gaussian smoothing every built-in detector applies to its final map
-SIGMA_OPTION = OptionSpec("float", 4.0, "Gaussian sigma (pixels) smoothing the final map")
+def _allows_bool(info: FieldInfo) -> bool:
+    return info.annotation is bool or bool in get_args(info.annotation)
 
 
-class DetectorOptionsView(Mapping[str, dict[str, OptionSpec]]):
-    """``DETECTOR_OPTIONS``: a live, read-only ``{name: {option: OptionSpec}}`` over the
+_REASONS = (("Input should be less than or equal to", "must be <="),
+            ("Input should be greater than or equal to", "must be >="),
+            ("Input should be less than", "must be <"),
+            ("Input should be greater than", "must be >"),
+            ("Input should be", "must be"), ("Value error, ", ""))
+
+
+def _reason(error: Mapping[str, Any]) -> str:
+    """pydantic's message, shortened, e.g. "Input should be less than or equal to 1" -> "must be
+    <= 1"."""
+    if error["type"] == "missing":  # an item of a fixed-length list
+        return "has too few items"
+    if error["type"] == "literal_error":
+        return f"must be one of {error['ctx']['expected']}"
+    message = str(error["msg"])
+    for long, short in _REASONS:
+        if message.startswith(long):
+            return short + message[len(long):]
+    return message
+
+
+def _option_error(spec: DetectorSpec, where: str, key: str, value: Any,
+                  reason: str) -> DetectorOptionError:
+    description = spec.option_fields[key].description
+    return DetectorOptionError(
+        f"{where}{spec.name}.{key}={value!r}: {reason}; allowed: {allowed_values(spec, key)}"
+        + (f" ({description})" if description else ""))
+
+
+def allowed_values(spec: DetectorSpec, key: str) -> str:
+    """Option ``key``'s type and range in words, from the options model's JSON schema, e.g.
+    "a number > 0 and <= 1", "one of 'growing', 'budget'", "an integer >= 1, or null"."""
+    assert spec.options is not None
+    try:
+        schema = spec.options.model_json_schema()["properties"][key]
+    except Exception:  # a type pydantic cannot put in a JSON schema: say its annotation
+        return str(spec.option_fields[key].annotation)
+    return _describe(schema)
+
+
+_TYPE_WORDS = {"number": "a number", "integer": "an integer", "string": "a string",
+               "boolean": "true or false", "null": "null"}
+_BOUNDS = (("exclusiveMinimum", ">"), ("minimum", ">="), ("exclusiveMaximum", "<"),
+           ("maximum", "<="))
+
+
+def _describe(schema: Mapping[str, Any]) -> str:
+    if "anyOf" in schema:
+        return ", or ".join(_describe(part) for part in schema["anyOf"])
+    if "enum" in schema or "const" in schema:
+        values = schema.get("enum", [schema.get("const")])
+        return "one of " + ", ".join(repr(v) for v in values)
+    if schema.get("type") == "array":
+        items = schema.get("prefixItems")
+        if items:
+            return f"a list of {len(items)} items, each {_describe(items[0])}"
+        return f"a list, each item {_describe(schema.get('items', {}))}"
+    words = _TYPE_WORDS.get(schema.get("type", ""), "any value")
+    bounds = [f"{op} {schema[k]:g}" for k, op in _BOUNDS if k in schema]
+    return " ".join([words, " and ".join(bounds)]).strip()
+
+
+def detector_colors(names: Iterable[str] = ()) -> dict[str, str]:
+    """``{detector: "#RRGGBB"}`` for every registered detector and each of ``names``.
+
+    A detector's own ``color`` first; the others, registered ones in registration order and
+    then the unregistered ``names`` (runs of a detector not installed here) in name order, take
+    the Okabe-Ito colours no registered detector declares (:data:`strategies.palette.SPARE_ORDER`,
+    cycling when there are more detectors than colours). A registered detector's colour is
+    therefore the same in every figure of an installation.
+    """
+    from strategies.palette import OKABE_ITO, SPARE_ORDER
+
+    colors = {name: spec.color for name, spec in _REGISTRY.items() if spec.color}
+    taken = {c.upper() for c in colors.values()}
+    spare = [OKABE_ITO[k] for k in SPARE_ORDER if OKABE_ITO[k].upper() not in taken] or [
+        OKABE_ITO[k] for k in SPARE_ORDER]
+    uncoloured = [n for n in _REGISTRY if n not in colors]
+    uncoloured += sorted(set(names) - set(_REGISTRY))
+    for k, name in enumerate(uncoloured):
+        colors[name] = spare[k % len(spare)]
+    return colors
+
+
+class DetectorOptionsView(Mapping[str, dict[str, "FieldInfo"]]):
+    """``DETECTOR_OPTIONS``: a live, read-only ``{name: {option: pydantic FieldInfo}}`` over the
     registry (a detector registered later appears in it)."""
 
-    def __getitem__(self, name: str) -> dict[str, OptionSpec]:
+    def __getitem__(self, name: str) -> dict[str, FieldInfo]:
         if name not in _REGISTRY:
             raise KeyError(name)
-        return _REGISTRY[name].options
+        return _REGISTRY[name].option_fields
 
     def __iter__(self) -> Iterator[str]:
         return iter(detector_names())

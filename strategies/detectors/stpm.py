@@ -36,7 +36,8 @@ from strategies.detectors.maps import (
     cosine_distance_map,
     gaussian_blur,
 )
-from strategies.detectors.registry import SIGMA_OPTION, DetectorSpec, register_detector
+from strategies.detectors.registry import DetectorSpec, SmoothedMapOptions, register_detector
+from strategies.palette import OKABE_ITO
 
 
 def normalized_distance_maps(teacher: list[Tensor], student: list[Tensor]) -> list[Tensor]:
@@ -94,9 +95,14 @@ class STPM(AnomalyDetector):
         return gaussian_blur(combined, self.sigma)
 
 
+class STPMOptions(SmoothedMapOptions):
+    """STPM's options: only the smoothing of its map (``sigma``)."""
+
+
 register_detector(DetectorSpec(
-    "stpm", STPM, {"sigma": SIGMA_OPTION},
+    "stpm", STPM, STPMOptions,
     "forward distillation into a copy of the teacher (Wang et al., BMVC 2021)",
+    color=OKABE_ITO["blue"],
     # Wang et al. 2021, Sec. 4.1: SGD, learning rate 0.4, momentum 0.9, weight decay 1e-4,
     # constant learning rate
     train_defaults={"optimizer": {"name": "sgd", "lr": 0.4, "momentum": 0.9,

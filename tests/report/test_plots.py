@@ -41,6 +41,48 @@ def test_method_colours_are_fixed_and_okabe_ito() -> None:
     assert set(a.values()) <= set(plots.OKABE_ITO.values()) and len(set(a.values())) == 4
 
 
+def test_patchcore_has_a_fixed_colour() -> None:
+    from strategies.detectors import get_detector
+
+    assert get_detector("patchcore").color == plots.OKABE_ITO["orange"]
+    for methods in (["patchcore"], ["patchcore", "zzz_unregistered"], ["stpm", "patchcore"]):
+        assert plots.method_colors(methods)["patchcore"] == plots.OKABE_ITO["orange"]
+
+
+@pytest.fixture
+def user_detectors():
+    """Two detectors registered as a user's package would: one with its own colour and label,
+    one without either."""
+    from strategies.detectors import DetectorSpec, register_detector
+    from strategies.detectors import registry as detector_registry
+    from strategies.detectors.stpm import STPM
+
+    register_detector(DetectorSpec("toy_coloured", STPM, label="Toy detector", color="#123456",
+                                   source="tests"))
+    register_detector(DetectorSpec("toy_plain", STPM, source="tests"))
+    yield
+    for name in ("toy_coloured", "toy_plain"):
+        detector_registry._REGISTRY.pop(name, None)
+
+
+def test_a_registered_detector_brings_its_colour_label_and_place(user_detectors) -> None:
+    from cl_bench.report.aggregate import config_label, method_sort_key
+
+    colors = plots.method_colors(["hybrid", "toy_coloured", "toy_plain", "zzz_unregistered"])
+    assert colors["toy_coloured"] == "#123456"
+    assert colors["hybrid"] == plots.OKABE_ITO["vermillion"]
+    # no colour of its own: the first Okabe-Ito colour no registered detector declares, the same
+    # whatever else the figure shows; a detector not registered here takes the next one
+    assert colors["toy_plain"] == plots.OKABE_ITO["sky_blue"]
+    assert plots.method_colors(["toy_plain"])["toy_plain"] == plots.OKABE_ITO["sky_blue"]
+    assert colors["zzz_unregistered"] == plots.OKABE_ITO["reddish_purple"]
+    assert config_label("toy_coloured", "naive") == "Toy detector / naive"
+    assert config_label("toy_plain", "naive") == "toy_plain / naive"
+    assert sorted(["zzz_unregistered", "toy_plain", "toy_coloured", "patchcore", "stpm"],
+                  key=method_sort_key) == ["stpm", "patchcore", "toy_coloured", "toy_plain",
+                                           "zzz_unregistered"]
+
+
 def test_forgetting_curves_one_panel_per_method_one_line_per_task(data, colors) -> None:
     aggs = [a for a in aggregate_matrices(data.matrices) if a.metric == METRIC]
     fig = plots.plot_forgetting_curves(aggs, colors)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from pydantic import BaseModel, Field
 
 from cl_bench.config import validate
 from cl_bench.errors import ConfigError
@@ -12,8 +13,8 @@ from strategies.detectors import (
     DETECTOR_OPTIONS,
     AnomalyDetector,
     DetectorOptionError,
+    DetectorOptions,
     DetectorSpec,
-    OptionSpec,
     build_detector,
     detector_names,
     get_detector,
@@ -33,11 +34,13 @@ class _ScaledTeacherNorm(AnomalyDetector):
         self.scale = scale
 
 
+class _ToyOptions(DetectorOptions):
+    scale: float = Field(1.0, gt=0, description="map scale")
+
+
 @pytest.fixture
 def toy_registered():
-    spec = DetectorSpec("toy_norm", _ScaledTeacherNorm,
-                        {"scale": OptionSpec("float", 1.0, "map scale")},
-                        "a toy", source="tests")
+    spec = DetectorSpec("toy_norm", _ScaledTeacherNorm, _ToyOptions, "a toy", source="tests")
     register_detector(spec)
     yield spec
     registry_module._REGISTRY.pop("toy_norm", None)
@@ -47,7 +50,7 @@ def test_builtins_registered_next_to_their_classes() -> None:
     assert {"stpm", "rd4ad", "hybrid"} <= set(detector_names())
     stpm = get_detector("stpm")
     assert stpm.builder is STPM and stpm.source == "cl-bench"
-    assert set(stpm.options) == {"sigma"}
+    assert set(stpm.option_fields) == {"sigma"}
 
 
 def test_registered_detector_is_built_listed_and_validated(toy_registered) -> None:
@@ -59,8 +62,11 @@ def test_registered_detector_is_built_listed_and_validated(toy_registered) -> No
     assert cfg.model.methods == ["toy_norm"]
     with pytest.raises(ConfigError, match=r"model.options.toy_norm.colour"):
         validate({"model": {"methods": ["toy_norm"], "options": {"toy_norm": {"colour": 1}}}})
-    with pytest.raises(ConfigError, match=r"model.options.toy_norm.*scale"):
+    with pytest.raises(ConfigError, match=r"model.options.toy_norm.scale='x': must be a valid "
+                       r"number.*allowed: a number > 0 \(map scale\)"):
         validate({"model": {"methods": ["toy_norm"], "options": {"toy_norm": {"scale": "x"}}}})
+    with pytest.raises(ConfigError, match=r"model.options.toy_norm.scale=0: must be > 0"):
+        validate({"model": {"methods": ["toy_norm"], "options": {"toy_norm": {"scale": 0}}}})
 
 
 def test_unregistered_name_is_rejected_everywhere() -> None:
@@ -72,7 +78,7 @@ def test_unregistered_name_is_rejected_everywhere() -> None:
 
 
 def test_a_name_cannot_be_taken_twice(toy_registered) -> None:
-    other = DetectorSpec("toy_norm", STPM, {}, "another", source="elsewhere")
+    other = DetectorSpec("toy_norm", STPM, None, "another", source="elsewhere")
     with pytest.raises(DetectorOptionError, match=r"already registered.*tests"):
         register_detector(other)
     register_detector(other, replace=True)
@@ -88,8 +94,18 @@ def test_builder_must_return_a_detector() -> None:
         registry_module._REGISTRY.pop("not_a_detector", None)
 
 
-def test_bad_names_and_kinds() -> None:
+class _NoDefault(DetectorOptions):
+    scale: float
+
+
+def test_bad_names_options_models_and_colours() -> None:
     with pytest.raises(DetectorOptionError, match="name"):
         DetectorSpec("bad name", STPM)
-    with pytest.raises(DetectorOptionError, match="kind"):
-        OptionSpec("complex", 0, "x")
+    with pytest.raises(DetectorOptionError, match="options must be a pydantic model class"):
+        DetectorSpec("toy", STPM, {"scale": 1.0})
+    with pytest.raises(DetectorOptionError, match=r"option\(s\) scale of _NoDefault have no "
+                       "default"):
+        DetectorSpec("toy", STPM, _NoDefault)
+    with pytest.raises(DetectorOptionError, match=r"color 'red' is not '#RRGGBB'"):
+        DetectorSpec("toy", STPM, color="red")
+    assert issubclass(DetectorOptions, BaseModel)

@@ -26,7 +26,7 @@ CHEAP = {  # small students so the unit tests stay fast
 
 def test_registries() -> None:
     assert available_backbones() == ["efficientnet_lite0", "resnet18", "wide_resnet50_2"]
-    assert available_detectors() == ["hybrid", "patchcore", "rd4ad", "stpm"]
+    assert available_detectors() == ["stpm", "rd4ad", "hybrid", "patchcore"]  # registration order
     assert {"weighting", "fixed_lambda", "dwa_temperature", "student_blocks", "student_width",
             "fusion_normalization", "fusion_alpha"} <= set(DETECTOR_OPTIONS["hybrid"])
 

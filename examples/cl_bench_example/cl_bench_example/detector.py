@@ -9,9 +9,15 @@ gradient-free path of the detector contract.
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
-from strategies.detectors import AnomalyDetector, DetectorOutput, DetectorSpec, OptionSpec
+from strategies.detectors import (
+    AnomalyDetector,
+    DetectorOutput,
+    DetectorSpec,
+    SmoothedMapOptions,
+)
 from strategies.detectors.maps import gaussian_blur, upsample
 
 
@@ -53,8 +59,12 @@ class MeanDistance(AnomalyDetector):
         return gaussian_blur(upsample(distance, tuple(image_size)), self.sigma)
 
 
+class MeanDistanceOptions(SmoothedMapOptions):
+    """``level`` and, from :class:`SmoothedMapOptions`, ``sigma`` (checked when the config is)."""
+
+    level: int = Field(2, ge=1, le=3, description="teacher level whose features are averaged")
+
+
 SPEC = DetectorSpec(
-    "mean_distance", MeanDistance,
-    {"level": OptionSpec("int", 2, "teacher level (1-3) whose features are averaged"),
-     "sigma": OptionSpec("float", 4.0, "Gaussian sigma of the map")},
+    "mean_distance", MeanDistance, MeanDistanceOptions,
     "distance to the mean teacher feature per position (example plugin)")
