@@ -66,7 +66,7 @@ def user_detectors():
 
 
 def test_a_registered_detector_brings_its_colour_label_and_place(user_detectors) -> None:
-    from cl_bench.report.aggregate import config_label, method_sort_key
+    from cl_bench.report.labels import config_label, method_sort_key
 
     colors = plots.method_colors(["hybrid", "toy_coloured", "toy_plain", "zzz_unregistered"])
     assert colors["toy_coloured"] == "#123456"
