@@ -108,12 +108,12 @@ def holdout_split(n: int, fraction: float, seed: int, task: int) -> tuple[list[i
 
 def map_statistics(kind: CalibrationKind, maps: Iterable[Tensor], task: int) -> MapStats:
     """The :class:`MapStats` of ``kind`` over every value of ``maps`` (module docstring)."""
-    values = torch.cat([m.detach().float().flatten().cpu() for m in maps]).double()
+    values = torch.cat([m.detach().float().flatten().cpu() for m in maps]).double().numpy()
     if kind == "zscore":
-        location, scale = float(values.mean()), float(values.std(correction=0))
-    elif kind == "quantile":
-        location = float(values.median())
-        scale = float(torch.quantile(values, UPPER_QUANTILE)) - location
+        location, scale = float(values.mean()), float(values.std())
+    elif kind == "quantile":  # numpy: torch.quantile refuses more than 2^24 values
+        median, upper = np.quantile(values, [0.5, UPPER_QUANTILE])
+        location, scale = float(median), float(upper - median)
     else:
         raise StrategiesError(f"calibration {kind!r}: use one of {', '.join(CALIBRATION_KINDS)}")
     if not (math.isfinite(location) and math.isfinite(scale) and scale > 0):

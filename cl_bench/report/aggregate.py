@@ -57,6 +57,16 @@ QUANTITY_LABELS.update({"task_id_acc": "Task-ID acc (final)", "task_id_acc_good"
                         "task_id_acc_defective": "Task-ID defective",
                         "memory_mb_per_task": "Memory/task (MB)",
                         "memory_mb_total": "Memory total (MB)"})
+#: the calibration gap of a run after the final task (docs/metrics.md, "Calibration gap"):
+#: ``gap`` = mean_j R[T-1, j] - pooled (every metric with a pooled value), and for image AUROC,
+#: where the run recorded its raw scores next to calibrated ones (strategies.calibration), the
+#: same of the uncalibrated scores; descriptive columns, not ranked
+CALIBRATION_QUANTITIES = ("gap", "pooled_uncalibrated", "gap_uncalibrated")
+QUANTITY_LABELS.update({"gap": "Gap (ACC - pooled)",
+                        "pooled_uncalibrated": "Pooled uncalibrated",
+                        "gap_uncalibrated": "Gap uncalibrated"})
+#: the side metric that holds the raw scores' image AUROC (per task and pooled)
+UNCALIBRATED_METRIC = "image_auroc_uncalibrated"
 #: True where a smaller value is better
 LOWER_IS_BETTER = {"fm": True, "intransigence": True, "memory_mb_per_task": True,
                    "retention_excluded": True, "memory_mb_total": True}
@@ -343,6 +353,35 @@ def side_quantities(df: pd.DataFrame, per_run: pd.DataFrame) -> pd.DataFrame:
                 continue
             value = values[metric] / n_tasks if quantity == "memory_mb_per_task" else values[metric]
             rows.append({**run.to_dict(), "quantity": quantity, "value": value})
+    return pd.DataFrame(rows, columns=per_run.columns)
+
+
+def calibration_gaps(df: pd.DataFrame, per_run: pd.DataFrame) -> pd.DataFrame:
+    """Per-run rows of :data:`CALIBRATION_QUANTITIES`: ``gap = acc - pooled`` for every run and
+    metric with both; for ``image_auroc``, where the run recorded :data:`UNCALIBRATED_METRIC`,
+    ``pooled_uncalibrated`` (its pooled value after the final step) and ``gap_uncalibrated``
+    (the mean of its per-task values after the final step minus ``pooled_uncalibrated``)."""
+    if per_run.empty:
+        return per_run.iloc[0:0]
+    wide = per_run[per_run["quantity"].isin(("acc", "pooled"))].pivot_table(
+        index=[*RUN_KEY, "metric"], columns="quantity", values="value", dropna=False)
+    raw = df[df["metric"] == UNCALIBRATED_METRIC]
+    raw = raw[raw["step"] == raw.groupby(list(RUN_KEY))["step"].transform("max")]
+    raw_by_run = {key: rows for key, rows in raw.groupby(list(RUN_KEY))}
+    rows = []
+    for _, run in per_run[per_run["quantity"] == "acc"].iterrows():
+        key = tuple(run[k] for k in RUN_KEY)
+        acc, pooled = (wide.loc[(*key, run["metric"])].get(q, np.nan) for q in ("acc", "pooled"))
+        values = {"gap": acc - pooled}
+        mine = raw_by_run.get(key)
+        if run["metric"] == "image_auroc" and mine is not None:
+            per_task = mine.loc[mine["eval_index"].astype(int) >= 0, "value"].astype(float)
+            pooled_raw = mine.loc[mine["eval_task"] == POOLED, "value"].astype(float)
+            if len(pooled_raw) and len(per_task):
+                values["pooled_uncalibrated"] = float(pooled_raw.iloc[0])
+                values["gap_uncalibrated"] = float(per_task.mean()) - float(pooled_raw.iloc[0])
+        rows += [{**run.to_dict(), "quantity": q, "value": v} for q, v in values.items()
+                 if np.isfinite(v)]
     return pd.DataFrame(rows, columns=per_run.columns)
 
 
