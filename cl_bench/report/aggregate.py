@@ -60,7 +60,8 @@ QUANTITY_LABELS.update({"task_id_acc": "Task-ID acc (final)", "task_id_acc_good"
 #: the calibration gap of a run after the final task (docs/metrics.md, "Calibration gap"):
 #: ``gap`` = mean_j R[T-1, j] - pooled (every metric with a pooled value), and for image AUROC,
 #: where the run recorded its raw scores next to calibrated ones (strategies.calibration), the
-#: same of the uncalibrated scores; descriptive columns, not ranked
+#: same of the uncalibrated scores; descriptive columns, not ranked, shown when some run of the
+#: report is calibrated
 CALIBRATION_QUANTITIES = ("gap", "pooled_uncalibrated", "gap_uncalibrated")
 QUANTITY_LABELS.update({"gap": "Gap (ACC - pooled)",
                         "pooled_uncalibrated": "Pooled uncalibrated",
@@ -360,8 +361,10 @@ def calibration_gaps(df: pd.DataFrame, per_run: pd.DataFrame) -> pd.DataFrame:
     """Per-run rows of :data:`CALIBRATION_QUANTITIES`: ``gap = acc - pooled`` for every run and
     metric with both; for ``image_auroc``, where the run recorded :data:`UNCALIBRATED_METRIC`,
     ``pooled_uncalibrated`` (its pooled value after the final step) and ``gap_uncalibrated``
-    (the mean of its per-task values after the final step minus ``pooled_uncalibrated``)."""
-    if per_run.empty:
+    (the mean of its per-task values after the final step minus ``pooled_uncalibrated``).
+    Only in reports that hold a calibrated run (some run recorded the uncalibrated metric): then
+    every run of the report has its gap, for comparison; other reports are unchanged."""
+    if per_run.empty or not (df["metric"] == UNCALIBRATED_METRIC).any():
         return per_run.iloc[0:0]
     wide = per_run[per_run["quantity"].isin(("acc", "pooled"))].pivot_table(
         index=[*RUN_KEY, "metric"], columns="quantity", values="value", dropna=False)
