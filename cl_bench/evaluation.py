@@ -5,7 +5,9 @@
 (one pixel ranking per task) and emit them to Avalanche's loggers. :class:`ScoreCollector` keeps
 what the runner needs besides: each task's image scores and labels (for the pooled,
 task-agnostic metric) and, after the final task, the maps of a few test images for the report's
-qualitative figures.
+qualitative figures. With score calibration (:mod:`strategies.calibration`) it also keeps the raw,
+uncalibrated image scores, from which :func:`add_uncalibrated_metrics` adds the paired "before
+calibration" image AUROC (``image_auroc_uncalibrated``, per task and pooled).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class EvalResult:
     scores: dict[int, np.ndarray] = field(default_factory=dict)
     labels: dict[int, np.ndarray] = field(default_factory=dict)
     maps: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    #: the raw image scores where a calibrating scorer gave them (else empty)
+    uncalibrated: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def _spread_indices(labels: np.ndarray, k: int) -> np.ndarray:
@@ -52,12 +56,16 @@ class ScoreCollector(SupervisedPlugin):
     def reset(self) -> None:
         self._scores: dict[int, list[np.ndarray]] = {}
         self._labels: dict[int, list[np.ndarray]] = {}
+        self._uncalibrated: dict[int, list[np.ndarray]] = {}
         self._maps: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
 
     def after_eval_iteration(self, strategy, **kwargs) -> None:
         j = strategy.experience.current_experience
         self._scores.setdefault(j, []).append(strategy.mb_image_score.detach().cpu().numpy())
         self._labels.setdefault(j, []).append(strategy.mb_y.detach().cpu().numpy())
+        raw = getattr(strategy, "mb_image_score_uncalibrated", None)
+        if raw is not None:
+            self._uncalibrated.setdefault(j, []).append(raw.detach().cpu().numpy())
         if self.keep_maps:
             self._maps.setdefault(j, []).append((
                 strategy.mb_x.detach().cpu().numpy(),
@@ -70,6 +78,8 @@ class ScoreCollector(SupervisedPlugin):
         for j in self._scores:
             res.scores[j] = np.concatenate(self._scores[j])
             res.labels[j] = np.concatenate(self._labels[j]).astype(int)
+            if j in self._uncalibrated:
+                res.uncalibrated[j] = np.concatenate(self._uncalibrated[j])
             if self.keep_maps and j in self._maps:
                 images, masks, maps = (np.concatenate(parts) for parts in zip(*self._maps[j],
                                                                               strict=True))
@@ -95,9 +105,35 @@ def evaluate_stream(strategy, test_stream, ctx, upto: int, progress: bool | None
         result.per_task[j] = read_experience_metrics(last, j)
     if upto >= 0:
         result.pooled = pooled_image_metrics(result.scores, result.labels, upto)
+    add_uncalibrated_metrics(result, result.uncalibrated, result.labels, upto)
     add_plugin_metrics(strategy, result)
     collector.keep_maps = 0
     return result
+
+
+def add_uncalibrated_metrics(result: EvalResult, uncalibrated: dict[int, np.ndarray],
+                             labels: dict[int, np.ndarray], upto: int) -> None:
+    """``image_auroc_uncalibrated`` of the raw scores: per task in ``uncalibrated`` (those in
+    ``result.per_task``) and, for ``upto >= 0``, pooled over the tasks 0..upto; nothing when no
+    task has raw scores (no calibration). A task of the pooled range without raw scores would
+    make the pooled value a different population, so it is an error."""
+    from cl_bench.metrics import image_auroc
+
+    if not uncalibrated:
+        return
+    for j in result.per_task:
+        if j in uncalibrated:
+            result.per_task[j]["image_auroc_uncalibrated"] = image_auroc(
+                uncalibrated[j], labels[j], task=str(j))
+    if upto < 0:
+        return
+    missing = [j for j in labels if j <= upto and j not in uncalibrated]
+    if missing:
+        raise ValueError(f"uncalibrated scores missing for tasks {missing}: the pooled "
+                         "uncalibrated AUROC needs every task's raw scores")
+    pooled = pooled_image_metrics(uncalibrated, labels, upto)
+    if pooled:
+        result.pooled["image_auroc_uncalibrated"] = pooled["image_auroc"]
 
 
 def add_plugin_metrics(strategy, result: EvalResult) -> None:

@@ -71,11 +71,14 @@ POOLED = "pooled"
 #: seen tasks) and memory held (MB; per task: its expert and key, pooled: everything held), and
 #: per seen task its misrouting diagnostics (strategies.routing.diagnostics: image and pixel
 #: AUROC of correctly routed and misrouted images apart, NaN where a group is empty or of one
-#: class; the key-distance margin's mean, minimum and share below the low-margin threshold)
+#: class; the key-distance margin's mean, minimum and share below the low-margin threshold);
+#: with score calibration (strategies.calibration), the image AUROC of the raw, uncalibrated
+#: scores of the same run, per task and pooled (the "before" of the calibration gap)
 SIDE_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb",
                 "image_auroc_routed_right", "image_auroc_misrouted",
                 "pixel_auroc_routed_right", "pixel_auroc_misrouted",
-                "routing_margin_mean", "routing_margin_min", "routing_margin_low_frac")
+                "routing_margin_mean", "routing_margin_min", "routing_margin_low_frac",
+                "image_auroc_uncalibrated")
 
 
 class RecordWriter:

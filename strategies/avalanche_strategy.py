@@ -121,6 +121,7 @@ class DistillationStrategy(SupervisedTemplate):
         self.pending_optimizer_state: dict | None = None
         self.mb_anomaly_map: Tensor | None = None
         self.mb_image_score: Tensor | None = None
+        self.mb_image_score_uncalibrated: Tensor | None = None
         self.mb_mask: Tensor | None = None
         self.epoch_loss_parts: dict[str, float] = {}
         self._loss_sums: dict[str, float] = defaultdict(float)
@@ -175,6 +176,8 @@ class DistillationStrategy(SupervisedTemplate):
                                                              tuple(self.mb_x.shape[-2:]))
             self.mb_anomaly_map = maps.float()
             self.mb_image_score = self.detector.image_scores(self.mb_anomaly_map)
+            # a calibrating scorer (strategies.calibration) also hands back the raw scores
+            self.mb_image_score_uncalibrated = getattr(output, "uncalibrated_image_score", None)
             self.mb_mask = self.mbatch[2] if len(self.mbatch) > 2 else None
         return output
 

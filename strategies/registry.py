@@ -12,7 +12,7 @@ package. docs/strategies.md, "Adding a strategy", has a worked example.
 from __future__ import annotations
 
 from strategies import builtin_specs as builtin
-from strategies import cumulative
+from strategies import calibration, cumulative
 from strategies.entry_points import STRATEGY_GROUP, load_group
 from strategies.errors import StrategyRegistryError
 from strategies.routing import options as routing
@@ -42,7 +42,8 @@ JOINT = StrategySpec(
     description="one model trained on all tasks at once (upper bound; recorded as the last step)")
 INDEPENDENT = StrategySpec(
     name="independent", stream="per_task", task_aware=True,
-    description="one detector per task, each task tested with its own (task-aware oracle)")
+    description="one detector per task, each task tested with its own (task-aware oracle)",
+    options=calibration.CalibrationOptions, make_plugins=calibration.make_calibration_plugins)
 
 #: cl-bench's own strategies, in the order they are listed
 BUILTIN_SPECS: tuple[StrategySpec, ...] = (

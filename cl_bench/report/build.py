@@ -33,6 +33,7 @@ from cl_bench.report.report_data import ReportData, SavedFigure
 from cl_bench.report.statistics import (
     CONFIG_KEY,
     aggregate,
+    calibration_gaps,
     per_run_summary,
     side_quantities,
     task_id_curves,
@@ -97,7 +98,8 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         per_run = per_run_summary(matrices)
-    per_run = pd.concat([per_run, side_quantities(df, per_run)], ignore_index=True)
+    per_run = pd.concat([per_run, side_quantities(df, per_run), calibration_gaps(df, per_run)],
+                        ignore_index=True)
     notes += list(dict.fromkeys(str(w.message) for w in caught))
     summary = aggregate(per_run)
     final = aggregate(final_per_task(matrices), by=(*CONFIG_KEY, "metric", "task"))

@@ -39,6 +39,17 @@ QUANTITY_LABELS.update({"task_id_acc": "Task-ID acc (final)", "task_id_acc_good"
                         "task_id_acc_defective": "Task-ID defective",
                         "memory_mb_per_task": "Memory/task (MB)",
                         "memory_mb_total": "Memory total (MB)"})
+#: the calibration gap of a run after the final task (docs/metrics.md, "Calibration gap"):
+#: ``gap`` = mean_j R[T-1, j] - pooled (every metric with a pooled value), and for image AUROC,
+#: where the run recorded its raw scores next to calibrated ones (strategies.calibration), the
+#: same of the uncalibrated scores; descriptive columns, not ranked, shown when some run of the
+#: report is calibrated
+CALIBRATION_QUANTITIES = ("gap", "pooled_uncalibrated", "gap_uncalibrated")
+QUANTITY_LABELS.update({"gap": "Gap (ACC - pooled)",
+                        "pooled_uncalibrated": "Pooled uncalibrated",
+                        "gap_uncalibrated": "Gap uncalibrated"})
+#: the side metric that holds the raw scores' image AUROC (per task and pooled)
+UNCALIBRATED_METRIC = "image_auroc_uncalibrated"
 #: True where a smaller value is better
 LOWER_IS_BETTER = {"fm": True, "intransigence": True, "memory_mb_per_task": True,
                    "retention_excluded": True, "memory_mb_total": True}

@@ -22,7 +22,7 @@ from cl_bench.errors import DataError
 from cl_bench.metrics.continual import chance_level, summarize
 from cl_bench.metrics.inputs import MetricInputError
 from cl_bench.records import POOLED, RUN_KEY, SIDE_METRICS
-from cl_bench.report.labels import SIDE_QUANTITIES
+from cl_bench.report.labels import SIDE_QUANTITIES, UNCALIBRATED_METRIC
 from cl_bench.report.matrices import RunMatrix
 from cl_bench.report.strategy_kinds import is_reference, is_task_aware, stream_of
 
@@ -141,6 +141,37 @@ def side_quantities(df: pd.DataFrame, per_run: pd.DataFrame) -> pd.DataFrame:
                 continue
             value = values[metric] / n_tasks if quantity == "memory_mb_per_task" else values[metric]
             rows.append({**run.to_dict(), "quantity": quantity, "value": value})
+    return pd.DataFrame(rows, columns=per_run.columns)
+
+
+def calibration_gaps(df: pd.DataFrame, per_run: pd.DataFrame) -> pd.DataFrame:
+    """Per-run rows of :data:`CALIBRATION_QUANTITIES`: ``gap = acc - pooled`` for every run and
+    metric with both; for ``image_auroc``, where the run recorded :data:`UNCALIBRATED_METRIC`,
+    ``pooled_uncalibrated`` (its pooled value after the final step) and ``gap_uncalibrated``
+    (the mean of its per-task values after the final step minus ``pooled_uncalibrated``).
+    Only in reports that hold a calibrated run (some run recorded the uncalibrated metric): then
+    every run of the report has its gap, for comparison; other reports are unchanged."""
+    if per_run.empty or not (df["metric"] == UNCALIBRATED_METRIC).any():
+        return per_run.iloc[0:0]
+    wide = per_run[per_run["quantity"].isin(("acc", "pooled"))].pivot_table(
+        index=[*RUN_KEY, "metric"], columns="quantity", values="value", dropna=False)
+    raw = df[df["metric"] == UNCALIBRATED_METRIC]
+    raw = raw[raw["step"] == raw.groupby(list(RUN_KEY))["step"].transform("max")]
+    raw_by_run = {key: rows for key, rows in raw.groupby(list(RUN_KEY))}
+    rows = []
+    for _, run in per_run[per_run["quantity"] == "acc"].iterrows():
+        key = tuple(run[k] for k in RUN_KEY)
+        acc, pooled = (wide.loc[(*key, run["metric"])].get(q, np.nan) for q in ("acc", "pooled"))
+        values = {"gap": acc - pooled}
+        mine = raw_by_run.get(key)
+        if run["metric"] == "image_auroc" and mine is not None:
+            per_task = mine.loc[mine["eval_index"].astype(int) >= 0, "value"].astype(float)
+            pooled_raw = mine.loc[mine["eval_task"] == POOLED, "value"].astype(float)
+            if len(pooled_raw) and len(per_task):
+                values["pooled_uncalibrated"] = float(pooled_raw.iloc[0])
+                values["gap_uncalibrated"] = float(per_task.mean()) - float(pooled_raw.iloc[0])
+        rows += [{**run.to_dict(), "quantity": q, "value": v} for q, v in values.items()
+                 if np.isfinite(v)]
     return pd.DataFrame(rows, columns=per_run.columns)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from cl_bench.metrics.continual import RETENTION_MARGIN, chance_level
 from cl_bench.report.labels import (
+    CALIBRATION_QUANTITIES,
     HYBRID,
     LOWER_IS_BETTER,
     QUANTITIES,
@@ -223,7 +224,8 @@ def summary_table(agg: pd.DataFrame, metric: str, fpr_limit: float = DEFAULT_FPR
     excluded count beside it, then the side quantities)."""
     if quantities is None:
         at = QUANTITIES.index("retention") + 1
-        quantities = (*QUANTITIES[:at], *RETENTION_DETAILS, *QUANTITIES[at:], *SIDE_QUANTITIES)
+        quantities = (*QUANTITIES[:at], *RETENTION_DETAILS, *QUANTITIES[at:], *SIDE_QUANTITIES,
+                      *CALIBRATION_QUANTITIES)
     frame = agg[agg["metric"] == metric]
     configs = _configs(frame)
     # a quantity no run defines (the pooled value of a pixel metric) gets no column
@@ -237,7 +239,8 @@ def summary_table(agg: pd.DataFrame, metric: str, fpr_limit: float = DEFAULT_FPR
                         dtype=bool).reshape(shape)
     if not eligible.any():
         eligible[:] = True
-    eligible[:, [q in RETENTION_DETAILS for q in present]] = False  # details, not rankings
+    # details, not rankings
+    eligible[:, [q in RETENTION_DETAILS or q in CALIBRATION_QUANTITIES for q in present]] = False
     bold = best_cells(mean, [LOWER_IS_BETTER.get(q, False) for q in present], eligible)
     label = metric_label(metric, fpr_limit)
     chance = chance_level(metric, fpr_limit)
@@ -251,6 +254,9 @@ def summary_table(agg: pd.DataFrame, metric: str, fpr_limit: float = DEFAULT_FPR
                  "task's expert after the final task (good/defective: those images only); "
                  "memory/task = MB of experts and keys held after the final task / T"
                  if any(q in SIDE_QUANTITIES for q in present) else "")
+    gap_note = ("; gap = ACC - pooled (how much the scores of different tasks disagree in "
+                "scale); uncalibrated: the same for the raw scores of a calibrated run"
+                if any(q in CALIBRATION_QUANTITIES for q in present) else "")
     intransigence_note = (
         "intransigence = mean_k (R*_k - R[k,k]), R*_k = R[k,k] of the cumulative run (trained on "
         "tasks 0..k) of the same detector, seed and order (Chaudhry et al. 2018; lower is "
@@ -263,8 +269,8 @@ def summary_table(agg: pd.DataFrame, metric: str, fpr_limit: float = DEFAULT_FPR
                  "(R[l,j] - R[T-1,j]) (lower is better); BWT = mean_{j<T-1} (R[T-1,j] - R[j,j]); "
                  f"FWT = mean_{{j>=1}} (R[j-1,j] - b_j); {retention_note}; "
                  f"{intransigence_note}pooled = task-agnostic metric over all test sets after the "
-                 f"final task{side_note}. Bold: best continual method per column (joint and the "
-                 "task-aware oracle are references and do not compete)."),
+                 f"final task{side_note}{gap_note}. Bold: best continual method per column (joint "
+                 "and the task-aware oracle are references and do not compete)."),
         row_header="method / strategy", rows=[config_label(*c) for c in configs],
         columns=[QUANTITY_LABELS.get(q, q) for q in present], column_ids=present, mean=mean,
         std=std, count=count, bold=bold,

@@ -7,7 +7,9 @@ the union of task i's categories and tested on each of them (its columns of R).
 After step i, R[i, j] for j < i is the value measured when detector j was
 trained (detector j never changes afterwards, so it is not evaluated again); tasks j > i have no
 detector yet and are left out (NaN). The pooled metric ranks each task's images by the score of
-that task's own detector.
+that task's own detector. With score calibration (``strategy.independent.calibration``) each
+detector's maps are on the common scale of :mod:`strategies.calibration`; its raw scores are
+kept next to them (``scores_uncalibrated``) for the paired pooled ``image_auroc_uncalibrated``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 
 import numpy as np
 
-from cl_bench.evaluation import EvalResult, evaluate_stream, save_maps
+from cl_bench.evaluation import EvalResult, add_uncalibrated_metrics, evaluate_stream, save_maps
 from cl_bench.io import atomic_write
 from cl_bench.metrics import pooled_image_metrics
 from cl_bench.run.context import RunContext
@@ -33,6 +35,8 @@ def _scores_path(ctx: RunContext, method: str, seed: int, task: int):
 def _save_task_scores(ctx, method, seed, task, result: EvalResult) -> None:
     def write(fh) -> None:
         arrays = {"scores": result.scores[task], "labels": result.labels[task]}
+        if task in result.uncalibrated:
+            arrays["scores_uncalibrated"] = result.uncalibrated[task]
         for key, value in result.maps.get(task, {}).items():
             arrays[f"maps_{key}"] = value
         np.savez(fh, **arrays)
@@ -56,6 +60,8 @@ def _load_previous(ctx, method, seed, last: int) -> tuple[dict, EvalResult]:
     for j in range(end + 1):
         with np.load(_scores_path(ctx, method, seed, j)) as data:
             kept.scores[j], kept.labels[j] = data["scores"], data["labels"]
+            if "scores_uncalibrated" in data.files:
+                kept.uncalibrated[j] = data["scores_uncalibrated"]
             maps = {k.removeprefix("maps_"): data[k] for k in data.files if k.startswith("maps_")}
             if maps:
                 kept.maps[j] = maps
@@ -91,12 +97,15 @@ def run_independent_cell(ctx: RunContext, tasks, method: str, seed: int,
             _save_task_scores(ctx, method, seed, j, own)
             diagonal[j] = own.per_task[j]
             kept.scores[j], kept.labels[j] = own.scores[j], own.labels[j]
+            if j in own.uncalibrated:
+                kept.uncalibrated[j] = own.uncalibrated[j]
             if j in own.maps:
                 kept.maps[j] = own.maps[j]
         save_step(ctx, strategy, method, seed, i)
         end = ctx.last_column(i)
         step_result = EvalResult(per_task={j: diagonal[j] for j in range(end + 1)},
                                  pooled=pooled_image_metrics(kept.scores, kept.labels, end))
+        add_uncalibrated_metrics(step_result, kept.uncalibrated, kept.labels, end)
         if i == len(ctx.groups) - 1 and kept.maps:
             save_maps(ctx, method, seed, kept)
         _finish_step(ctx, method, seed, i, ctx.task_names[i], step_result,

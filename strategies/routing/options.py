@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from strategies.spec import StrategyOptions, StrategySpec
+from strategies.calibration import CalibrationOptions, make_calibration
+from strategies.spec import StrategySpec
 
 
-class RoutingOptions(StrategyOptions):
+class RoutingOptions(CalibrationOptions):
     """``router``: the task key and distance (docs/strategies.md, "Routing"; the default was
     chosen by measurement); ``init``: ``warm`` (each expert starts from the previous one) or
     ``fresh`` (from the untrained students, as the ``independent`` oracle); ``expert_dtype``:
     how experts are stored (``float16`` halves the memory; they score in the detector's dtype);
     ``gradient_free_memory``: for a detector that learns without gradients (PatchCore),
     ``own_task`` (default: expert t holds task t's memory only, whatever ``init`` says) or
-    ``cumulative`` (with ``init: warm``, expert t holds the memory of tasks 0..t).
+    ``cumulative`` (with ``init: warm``, expert t holds the memory of tasks 0..t);
+    ``calibration`` and ``calibration_holdout``: each expert's maps put on one scale before
+    pooling, from held-out normal training images (:mod:`strategies.calibration`).
     """
 
     router: Literal["prototype_cosine", "prototype_euclidean", "mahalanobis"] = \
@@ -28,7 +31,8 @@ def make_routing_plugins(options: RoutingOptions, seed: int) -> list:
     from strategies.routing.plugin import RoutingPlugin
 
     return [RoutingPlugin(options.router, options.init, options.expert_dtype,
-                          gradient_free_memory=options.gradient_free_memory)]
+                          gradient_free_memory=options.gradient_free_memory,
+                          calibration=make_calibration(options, seed))]
 
 
 SPEC = StrategySpec(

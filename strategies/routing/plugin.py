@@ -20,8 +20,10 @@ In evaluation, :meth:`RoutingPlugin.score_batch` replaces the detector
 has it): one teacher pass per batch serves routing and scoring (the teacher is read through the
 teacher cache; without the run's cache a cache for the batch is attached for the call), each
 image goes to the expert of its nearest key, and its features, anomaly map and image score come
-from that expert (its own calibration included). Before the first task is trained (the
-untrained row) there is no expert and the detector scores as for every strategy.
+from that expert (its own calibration included; with ``calibration`` its map is then put on the
+common scale by the expert's held-out statistics, :mod:`strategies.calibration`). Before the
+first task is trained (the untrained row) there is no expert and the detector scores as for
+every strategy.
 
 Task-identification counts (routed to its own task or not, good and defective images apart)
 are kept per evaluated task for the tasks that have an expert; :meth:`eval_metrics` returns
@@ -32,13 +34,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from avalanche.training.plugins import SupervisedPlugin
 from torch import Tensor
 
+from strategies.calibration import HoldoutCalibration, ScoredOutput
 from strategies.detectors.base import DetectorOutput
 from strategies.routing.diagnostics import DIAGNOSTIC_METRICS, RoutingDiagnostics
 from strategies.routing.router import RouterKind, TaskRouter, pooled_descriptor
@@ -54,14 +56,6 @@ from strategies.teacher_cache import (
 ROUTING_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb",
                    *DIAGNOSTIC_METRICS)
 _MB = 1024 * 1024
-
-
-@dataclass
-class ScoredOutput(DetectorOutput):
-    """A :class:`DetectorOutput` whose anomaly maps are already computed (by each image's own
-    expert); the strategy uses ``anomaly_map`` instead of its detector's map function."""
-
-    anomaly_map: Tensor | None = None
 
 
 def _stored(state: dict[str, Tensor], dtype: torch.dtype | None) -> dict[str, Tensor]:
@@ -94,14 +88,18 @@ class RoutingPlugin(SupervisedPlugin):
     ``router``: the key kind (:data:`strategies.routing.router.ROUTER_KINDS`);
     ``init``: ``warm`` (each expert starts from the previous one) or ``fresh`` (from the
     untrained students); ``expert_dtype``: ``float32`` or ``float16`` (storage only: an expert is
-    cast back to the detector's dtype when it scores).
+    cast back to the detector's dtype when it scores); ``calibration``: None (raw maps) or the
+    run's :class:`~strategies.calibration.HoldoutCalibration` (one entry of statistics per
+    expert, measured on the task's held-out training images).
     """
 
     def __init__(self, router: RouterKind = "prototype_cosine",
                  init: Literal["warm", "fresh"] = "warm",
                  expert_dtype: Literal["float32", "float16"] = "float32",
-                 gradient_free_memory: Literal["own_task", "cumulative"] = "own_task") -> None:
+                 gradient_free_memory: Literal["own_task", "cumulative"] = "own_task",
+                 calibration: HoldoutCalibration | None = None) -> None:
         super().__init__()
+        self.calibration = calibration
         if gradient_free_memory not in ("own_task", "cumulative"):
             raise ValueError(f"routing gradient_free_memory {gradient_free_memory!r}: use "
                              "own_task or cumulative")
@@ -141,9 +139,17 @@ class RoutingPlugin(SupervisedPlugin):
         else:
             strategy.model.load_state_dict(self.initial)
 
+    def after_train_dataset_adaptation(self, strategy, **kwargs) -> None:
+        """With calibration: hold the task's calibration images out of its training set."""
+        if self.calibration is not None:
+            self.calibration.split(strategy)
+
     def after_training_exp(self, strategy, **kwargs) -> None:
         """Keep the trained students as this task's expert and add the task's key (after the
-        strategy's own calibration, which runs first)."""
+        strategy's own calibration, which runs first); with calibration, measure the expert's
+        map statistics on the held-out images."""
+        if self.calibration is not None:
+            self.calibration.measure(strategy)
         dtype = torch.float16 if self.expert_dtype == "float16" else None
         self.experts.append(_stored(strategy.model.state_dict(), dtype))
         self._router(strategy).add_task(self._training_descriptors(strategy),
@@ -222,6 +228,7 @@ class RoutingPlugin(SupervisedPlugin):
         scorer = self._scorer_for(strategy)
         size = tuple(images.shape[-2:])
         maps = torch.empty((images.shape[0], 1, *size), device=images.device)
+        raw = None if self.calibration is None else torch.empty_like(maps)
         students: dict[str, list[Tensor]] = {}
         parts: list[tuple[Tensor, DetectorOutput]] = []
         for expert in routed.unique().tolist():
@@ -231,7 +238,11 @@ class RoutingPlugin(SupervisedPlugin):
                 self._loaded = expert
             with strategy._autocast():
                 out = scorer(images[index])
-            maps[index] = scorer.anomaly_map_from_output(out, size).float()
+            expert_maps = scorer.anomaly_map_from_output(out, size).float()
+            if raw is not None:
+                raw[index] = expert_maps
+                expert_maps = self.calibration.stats[expert].apply(expert_maps)
+            maps[index] = expert_maps
             parts.append((index, out))
         for branch in parts[0][1].students:
             levels = []
@@ -241,7 +252,9 @@ class RoutingPlugin(SupervisedPlugin):
                     full[index] = out.students[branch][level]
                 levels.append(full)
             students[branch] = levels
-        return ScoredOutput(teacher=list(teacher), students=students, anomaly_map=maps)
+        return ScoredOutput(teacher=list(teacher), students=students, anomaly_map=maps,
+                            uncalibrated_image_score=(None if raw is None
+                                                      else detector.image_scores(raw)))
 
     def _scorer_for(self, strategy):
         if self._scorer is None or self._scorer[0] is not strategy.model:
@@ -330,7 +343,9 @@ class RoutingPlugin(SupervisedPlugin):
                 "gradient_free_memory": self.gradient_free_memory,
                 "experts": [dict(e) for e in self.experts],
                 "router": self.router.state_dict() if self.router is not None else None,
-                "initial": dict(self.initial) if self.initial is not None else None}
+                "initial": dict(self.initial) if self.initial is not None else None,
+                "calibration": (self.calibration.state_dict() if self.calibration is not None
+                                else None)}
 
     def load_state_dict(self, state: dict[str, Any], strategy=None) -> None:
         if "gradient_free_memory" not in state:  # a checkpoint from before the option
@@ -347,6 +362,14 @@ class RoutingPlugin(SupervisedPlugin):
         self.experts = [{k: v.cpu() for k, v in e.items()} for e in state["experts"]]
         self.initial = ({k: v.cpu() for k, v in state["initial"].items()}
                         if state["initial"] is not None else None)
+        saved = state.get("calibration")  # absent: a checkpoint from before the option
+        if (saved is None) != (self.calibration is None):
+            raise ValueError(f"saved routing state has calibration "
+                             f"{saved['kind'] if saved else 'none'!r}, this run "
+                             f"{self.calibration.kind if self.calibration else 'none'!r}; resume "
+                             "with the configuration the run started with")
+        if saved is not None:
+            self.calibration.load_state_dict(saved)
         self.router = None
         if state["router"] is not None:
             self.router = TaskRouter(state["router"]["kind"], state["router"]["channels"])
