@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cl_bench.report.aggregate import calibration_gaps
+from cl_bench.report.statistics import calibration_gaps
 from cl_bench.report.tables import summary_table
 
 KEY = {"run_id": "r1", "method": "stpm", "strategy": "routing", "task_aware": False, "seed": 0,
