@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from strategies.spec import StrategyOptions, StrategySpec
 
 
@@ -14,7 +16,10 @@ class RoutingOptions(StrategyOptions):
     how experts are stored (``float16`` halves the memory; they score in the detector's dtype);
     ``gradient_free_memory``: for a detector that learns without gradients (PatchCore),
     ``own_task`` (default: expert t holds task t's memory only, whatever ``init`` says) or
-    ``cumulative`` (with ``init: warm``, expert t holds the memory of tasks 0..t).
+    ``cumulative`` (with ``init: warm``, expert t holds the memory of tasks 0..t);
+    ``top_k``: the experts of the k nearest tasks score each test image and the lowest image
+    score wins, with its expert's map (1, the default: the nearest task's expert only; the rule
+    for an unsure router, :mod:`strategies.routing.plugin`).
     """
 
     router: Literal["prototype_cosine", "prototype_euclidean", "mahalanobis"] = \
@@ -22,13 +27,15 @@ class RoutingOptions(StrategyOptions):
     init: Literal["warm", "fresh"] = "warm"
     expert_dtype: Literal["float32", "float16"] = "float32"
     gradient_free_memory: Literal["own_task", "cumulative"] = "own_task"
+    top_k: int = Field(1, ge=1)
 
 
 def make_routing_plugins(options: RoutingOptions, seed: int) -> list:
     from strategies.routing.plugin import RoutingPlugin
 
     return [RoutingPlugin(options.router, options.init, options.expert_dtype,
-                          gradient_free_memory=options.gradient_free_memory)]
+                          gradient_free_memory=options.gradient_free_memory,
+                          top_k=options.top_k)]
 
 
 SPEC = StrategySpec(
