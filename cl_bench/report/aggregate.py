@@ -358,6 +358,29 @@ def task_id_curves(df: pd.DataFrame) -> pd.DataFrame:
     return aggregate(rows, by=(*CONFIG_KEY, "metric", "step"))
 
 
+#: per-task routing side metrics shown in the routing diagnostics table, with their labels
+ROUTING_DIAGNOSTICS = {"task_id_acc": "Task-ID acc",
+                       "image_auroc_routed_right": "Image AUROC routed right",
+                       "image_auroc_misrouted": "Image AUROC misrouted",
+                       "pixel_auroc_routed_right": "Pixel AUROC routed right",
+                       "pixel_auroc_misrouted": "Pixel AUROC misrouted",
+                       "routing_margin_low_frac": "Low-margin share"}
+
+
+def routing_diagnostics(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, strategy) and task: the :data:`ROUTING_DIAGNOSTICS` of each run's final
+    step (per-task rows, plus the pooled task-ID accuracy as task ``pooled``), mean, std and
+    count over seeds and orders. NaN values (no misrouted image, one class only) are left out
+    of the mean. Empty where no run recorded them."""
+    rows = df[df["metric"].isin(ROUTING_DIAGNOSTICS) & (df["step"] >= 0)]
+    if rows.empty:
+        return pd.DataFrame(columns=[*CONFIG_KEY, "task", "metric", "mean", "std", "count"])
+    keys = list(RUN_KEY)
+    final = rows[rows["step"] == rows.groupby(keys)["step"].transform("max")]
+    final = final.assign(value=final["value"].astype(float), task=final["eval_task"])
+    return aggregate(final, by=(*CONFIG_KEY, "task", "metric"))
+
+
 def aggregate(per_run: pd.DataFrame, by: Sequence[str] = (*CONFIG_KEY, "metric", "quantity"),
               value: str = "value") -> pd.DataFrame:
     """Mean, sample standard deviation (ddof 1) and count of ``value`` over seeds and orders.

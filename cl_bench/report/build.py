@@ -18,6 +18,7 @@ from cl_bench.report import plots
 from cl_bench.report.aggregate import (
     CONFIG_KEY,
     DEFAULT_FPR_LIMIT,
+    ROUTING_DIAGNOSTICS,
     aggregate,
     aggregate_matrices,
     build_matrices,
@@ -25,6 +26,7 @@ from cl_bench.report.aggregate import (
     final_per_task,
     metrics_present,
     per_run_summary,
+    routing_diagnostics,
     side_quantities,
     step_curves,
     task_id_curves,
@@ -39,6 +41,7 @@ from cl_bench.report.tables import (
     TextTable,
     final_task_table,
     matrix_table,
+    routing_diagnostics_table,
     summary_table,
 )
 from cl_bench.report.task_level import fold_categories
@@ -191,6 +194,13 @@ def write_tables(data: ReportData, out_dir: Path) -> tuple[dict[str, Table | Tex
         tables["comparison"] = compare_table(
             data.paired, fpr_limit=data.fpr_limit,
             excluded=[str(run.path) for run in data.excluded])
+    diagnostics = routing_diagnostics(data.records)
+    for config in sorted({(str(m), str(s), bool(t)) for m, s, t in diagnostics[
+            ["method", "strategy", "task_aware"]].itertuples(index=False)}, key=config_sort_key):
+        table = routing_diagnostics_table(diagnostics, config, task_order(data),
+                                          ROUTING_DIAGNOSTICS)
+        table.name = file_name(table.name)
+        tables[f"routing_diagnostics__{config[0]}__{config[1]}"] = table
     files: list[Path] = []
     for table in tables.values():
         files += table.write(out_dir)
