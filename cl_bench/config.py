@@ -42,6 +42,9 @@ class SyntheticData(_Section):
     test: int = Field(20, ge=2, le=10_000)
     size: int = Field(128, ge=32, le=2048)
     seed: int = 0
+    #: N look-alike variants of ``family`` after the ``categories`` (docs/data.md)
+    lookalike: int = Field(0, ge=0, le=8)
+    family: Literal["stripes", "checker", "weave", "dots", "wood"] = "stripes"
 
 
 #: dataset layouts (cl_bench.data.formats); "auto" detects the layout from the root

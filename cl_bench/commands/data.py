@@ -31,6 +31,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     synth.add_argument("--size", type=int, default=128, help="image side in pixels")
     synth.add_argument("--seed", type=int, default=0, help="random seed")
+    synth.add_argument(
+        "--lookalike", type=int, default=0, metavar="N",
+        help="add N look-alike categories <family>1..<family>N: the family's texture at "
+        "slightly higher spatial frequencies (0-8; default 0)",
+    )
+    synth.add_argument(
+        "--family", default="stripes", choices=["stripes", "checker", "weave", "dots", "wood"],
+        help="the texture the look-alike categories vary (default stripes)",
+    )
     synth.set_defaults(func=run_synth)
 
     info = actions.add_parser(
@@ -65,14 +74,15 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from cl_bench.data.synthetic import CATEGORY_NAMES, synthesize
+    from cl_bench.data.synthetic import category_names, synthesize
 
     start = time.perf_counter()
-    root = synthesize(args.out, args.categories, args.train, args.test, args.size, args.seed)
+    root = synthesize(args.out, args.categories, args.train, args.test, args.size, args.seed,
+                      lookalike=args.lookalike, family=args.family)
     seconds = time.perf_counter() - start
-    names = ", ".join(CATEGORY_NAMES[: args.categories])
+    names = category_names(args.categories, args.lookalike, args.family)
     print(
-        f"wrote {args.categories} categories ({names}) to {root}: {args.train} train and "
+        f"wrote {len(names)} categories ({', '.join(names)}) to {root}: {args.train} train and "
         f"{args.test} test images each, {args.size}x{args.size} px, seed {args.seed}, "
         f"in {seconds:.1f} s"
     )

@@ -11,6 +11,13 @@ change and missing part, of random size (about 2 to 12 % of the side) and contra
 faint), so a trained detector does not separate every category perfectly. The mask of a defect
 is exact: the pixels whose written value the defect changed.
 
+Look-alike categories (``lookalike`` = N): N variants ``<family>1..<family>N`` of one
+coordinate-drawn texture (:data:`LOOKALIKE_FAMILIES`), variant k drawn at ``1 + k *
+LOOKALIKE_STEP`` times the family's spatial frequency, with the family's colours and defects.
+Written after the ordinary categories, so a set with the family among them holds N + 1 tasks
+that differ only by that small shift (as VisA's pcb1-pcb4 differ less from each other than from
+the rest): the case where a router built on mean features should fail.
+
 Determinism: each image draws from ``numpy.random.default_rng([seed, category, split, index])``
 and PNGs are written by Pillow without timestamps, so a seed gives the same bytes on one
 installation; a category depends only on its position in :data:`CATEGORY_NAMES`, not on how
@@ -24,7 +31,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +56,12 @@ CACHE_ENV = "CL_BENCH_CACHE"
 DEFECT_TYPES = ("scratch", "spot", "hole", "colour", "missing")
 MIN_SIZE, MAX_SIZE = 16, 1024
 SPLIT_IDS = {"train": 0, "test": 1}
+#: texture families whose pattern is drawn from the image coordinates (noise textures are not:
+#: zooming them changes nothing but the noise), so a zoom shifts their spatial frequency
+LOOKALIKE_FAMILIES = ("stripes", "checker", "weave", "dots", "wood")
+#: relative zoom between look-alike variants: variant k draws its family at (1 + k * step)
+LOOKALIKE_STEP = 0.06
+MAX_LOOKALIKE = 8
 
 
 # ----------------------------------------------------------------------------- pose, lighting
@@ -176,17 +189,56 @@ def _quantise(image: Array) -> Array:
     return np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
 
 
+def lookalike_names(family: str, n: int) -> list[str]:
+    """The names of ``n`` look-alike variants of ``family``: ``<family>1`` .. ``<family>n``."""
+    return [f"{family}{k}" for k in range(1, n + 1)]
+
+
+def category_names(n_categories: int, lookalike: int = 0, family: str = "stripes") -> list[str]:
+    """The categories a set holds: the first ``n_categories`` of :data:`CATEGORY_NAMES`, then
+    ``lookalike`` variants of ``family``."""
+    return [*CATEGORY_NAMES[:n_categories], *lookalike_names(family, lookalike)]
+
+
+def _resolve(category: str) -> tuple[CategorySpec, int, int]:
+    """``(spec, family index, variant)`` of a category name; variant 0: the category itself,
+    k >= 1: its k-th look-alike variant (``<family><k>``)."""
+    if category in CATEGORY_NAMES:
+        return CATEGORIES[CATEGORY_NAMES.index(category)], CATEGORY_NAMES.index(category), 0
+    family = category.rstrip("0123456789")
+    digits = category[len(family):]
+    if family in LOOKALIKE_FAMILIES and digits and not digits.startswith("0"):
+        index = CATEGORY_NAMES.index(family)
+        return replace(CATEGORIES[index], name=category), index, int(digits)
+    raise ValueError(f"unknown synthetic category {category!r}; use one of "
+                     f"{', '.join(CATEGORY_NAMES)} or a look-alike <family><k> with family one "
+                     f"of {', '.join(LOOKALIKE_FAMILIES)}")
+
+
+def _zoomed(scene: Scene, factor: float) -> Scene:
+    """The scene's coordinates scaled by ``factor``: a coordinate-drawn pattern's spatial
+    frequency times ``factor`` (pixel size in the same units)."""
+    return Scene(scene.u * factor, scene.v * factor, scene.px * factor, scene.size, scene.rng)
+
+
 def render_image(
     category: str, size: int, seed: int, split: str, index: int, defect: str | None = None
 ) -> tuple[Array, Array | None]:
     """One synthetic image as ``uint8`` (H, W, 3) and, for a ``defect``, its mask (H, W) bool.
 
     The mask holds exactly the pixels whose value the defect changed (the sensor noise is the
-    same with and without it); defects that change fewer than 4 pixels are redrawn.
+    same with and without it); defects that change fewer than 4 pixels are redrawn. A
+    look-alike variant ``<family><k>`` draws from its own stream
+    ``default_rng([seed, family, split, index, k])`` and renders the family's pattern at
+    ``1 + k * LOOKALIKE_STEP`` times its spatial frequency.
     """
-    spec = CATEGORIES[CATEGORY_NAMES.index(category)]
-    rng = np.random.default_rng([seed, CATEGORY_NAMES.index(category), SPLIT_IDS[split], index])
-    rendered = spec.render(_scene(spec, size, rng))
+    spec, family, variant = _resolve(category)
+    key = [seed, family, SPLIT_IDS[split], index] + ([variant] if variant else [])
+    rng = np.random.default_rng(key)
+    scene = _scene(spec, size, rng)
+    if variant:
+        scene = _zoomed(scene, 1 + variant * LOOKALIKE_STEP)
+    rendered = spec.render(scene)
     lighting = _lighting(size, rng)
     normal = _quantise(lighting.apply(rendered.image))
     if defect is None:
@@ -201,13 +253,18 @@ def render_image(
 
 
 # ----------------------------------------------------------------------------- writing
-def _check_params(n_categories: int, n_train: int, n_test: int, size: int, seed: int) -> None:
+def _check_params(n_categories: int, n_train: int, n_test: int, size: int, seed: int,
+                  lookalike: int = 0, family: str = "stripes") -> None:
+    if family not in LOOKALIKE_FAMILIES:
+        raise ConfigError(f"synthetic data: family={family!r} is not a look-alike family; use "
+                          f"one of {', '.join(LOOKALIKE_FAMILIES)}")
     checks = (
         ("n_categories", n_categories, 1, len(CATEGORIES)),
         ("n_train", n_train, 1, None),
         ("n_test", n_test, 2, None),
         ("size", size, MIN_SIZE, MAX_SIZE),
         ("seed", seed, 0, None),
+        ("lookalike", lookalike, 0, MAX_LOOKALIKE),
     )
     for name, value, low, high in checks:
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
@@ -249,8 +306,9 @@ def _write_category(
         )
 
 
-def _params(n_categories: int, n_train: int, n_test: int, size: int, seed: int) -> dict:
-    return {
+def _params(n_categories: int, n_train: int, n_test: int, size: int, seed: int,
+            lookalike: int = 0, family: str = "stripes") -> dict:
+    params = {
         "generator_version": GENERATOR_VERSION,
         "n_categories": int(n_categories),
         "n_train": int(n_train),
@@ -258,6 +316,9 @@ def _params(n_categories: int, n_train: int, n_test: int, size: int, seed: int) 
         "size": int(size),
         "seed": int(seed),
     }
+    if lookalike:  # absent without look-alikes: earlier sets keep their cache folder
+        params.update(lookalike=int(lookalike), family=family)
+    return params
 
 
 def synthesize(
@@ -267,14 +328,19 @@ def synthesize(
     n_test: int = 20,
     size: int = 128,
     seed: int = 0,
+    lookalike: int = 0,
+    family: str = "stripes",
 ) -> Path:
     """Write a synthetic MVTec-layout set to ``out_dir`` and return it.
 
     ``n_test`` images per category: ``n_test // 2`` good, the rest defective, spread over the
-    category's defect types. The folder is written next to ``out_dir`` and moved into place when
+    category's defect types. ``lookalike`` = N > 0 adds N look-alike categories
+    ``<family>1..<family>N`` after the first ``n_categories`` (:func:`render_image`): the same
+    texture at slightly higher spatial frequencies, tasks a mean-feature router may confuse.
+    The folder is written next to ``out_dir`` and moved into place when
     complete. An existing ``out_dir`` must be empty or an earlier synthetic set (it is replaced).
     """
-    _check_params(n_categories, n_train, n_test, size, seed)
+    _check_params(n_categories, n_train, n_test, size, seed, lookalike, family)
     out = Path(out_dir).expanduser()
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
         raise DataError(
@@ -284,9 +350,9 @@ def synthesize(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        for spec in CATEGORIES[:n_categories]:
-            _write_category(spec, staging, n_train, n_test, size, seed)
-        params = _params(n_categories, n_train, n_test, size, seed)
+        for name in category_names(n_categories, lookalike, family):
+            _write_category(_resolve(name)[0], staging, n_train, n_test, size, seed)
+        params = _params(n_categories, n_train, n_test, size, seed, lookalike, family)
         (staging / MARKER).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
         if out.exists():
             shutil.rmtree(out)
@@ -303,19 +369,20 @@ def default_cache_dir() -> Path:
     return (Path(base).expanduser() if base else Path.home() / ".cache" / "cl-bench") / "synthetic"
 
 
-def ensure_synthetic(cache_dir: str | Path | None = None, **params: int) -> Path:
+def ensure_synthetic(cache_dir: str | Path | None = None, **params: int | str) -> Path:
     """The root of the synthetic set for ``params`` (those of :func:`synthesize`), made once.
 
     Sets live in ``<cache_dir>/<hash of the parameters>/``; a missing one is generated into a
     temporary folder and renamed into place, so concurrent callers never see a partial set.
     """
-    unknown = set(params) - {"n_categories", "n_train", "n_test", "size", "seed"}
+    defaults = {"n_categories": 5, "n_train": 20, "n_test": 20, "size": 128, "seed": 0,
+                "lookalike": 0, "family": "stripes"}
+    unknown = set(params) - set(defaults)
     if unknown:
         raise ConfigError(
             f"ensure_synthetic: unknown parameter(s) {', '.join(sorted(unknown))}; accepted: "
-            f"n_categories, n_train, n_test, size, seed"
+            f"{', '.join(defaults)}"
         )
-    defaults = {"n_categories": 5, "n_train": 20, "n_test": 20, "size": 128, "seed": 0}
     full = {**defaults, **params}
     _check_params(**full)
     key = _params(**full)

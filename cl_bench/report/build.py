@@ -17,7 +17,7 @@ from cl_bench.errors import DataError
 from cl_bench.records import RUN_KEY
 from cl_bench.report import plots
 from cl_bench.report.compare import compare_runs, compare_table, configured_pairs, default_pairs
-from cl_bench.report.labels import config_sort_key
+from cl_bench.report.labels import ROUTING_DIAGNOSTICS, config_sort_key
 from cl_bench.report.literature import literature_section
 from cl_bench.report.load import MapSet, RunInfo, load_runs_with_info, read_map_file
 from cl_bench.report.matrices import (
@@ -35,6 +35,7 @@ from cl_bench.report.statistics import (
     aggregate,
     calibration_gaps,
     per_run_summary,
+    routing_diagnostics,
     side_quantities,
     task_id_curves,
 )
@@ -43,6 +44,7 @@ from cl_bench.report.tables import (
     TextTable,
     final_task_table,
     matrix_table,
+    routing_diagnostics_table,
     summary_table,
 )
 from cl_bench.report.task_level import fold_categories
@@ -198,6 +200,13 @@ def write_tables(data: ReportData, out_dir: Path) -> tuple[dict[str, Table | Tex
         tables["comparison"] = compare_table(
             data.paired, fpr_limit=data.fpr_limit,
             excluded=[str(run.path) for run in data.excluded])
+    diagnostics = routing_diagnostics(data.records)
+    for config in sorted({(str(m), str(s), bool(t)) for m, s, t in diagnostics[
+            ["method", "strategy", "task_aware"]].itertuples(index=False)}, key=config_sort_key):
+        table = routing_diagnostics_table(diagnostics, config, task_order(data),
+                                          ROUTING_DIAGNOSTICS)
+        table.name = file_name(table.name)
+        tables[f"routing_diagnostics__{config[0]}__{config[1]}"] = table
     files: list[Path] = []
     for table in tables.values():
         files += table.write(out_dir)

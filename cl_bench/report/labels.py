@@ -50,6 +50,13 @@ QUANTITY_LABELS.update({"gap": "Gap (ACC - pooled)",
                         "gap_uncalibrated": "Gap uncalibrated"})
 #: the side metric that holds the raw scores' image AUROC (per task and pooled)
 UNCALIBRATED_METRIC = "image_auroc_uncalibrated"
+#: per-task routing side metrics shown in the routing diagnostics table, with their labels
+ROUTING_DIAGNOSTICS = {"task_id_acc": "Task-ID acc",
+                       "image_auroc_routed_right": "Image AUROC routed right",
+                       "image_auroc_misrouted": "Image AUROC misrouted",
+                       "pixel_auroc_routed_right": "Pixel AUROC routed right",
+                       "pixel_auroc_misrouted": "Pixel AUROC misrouted",
+                       "routing_margin_low_frac": "Low-margin share"}
 #: True where a smaller value is better
 LOWER_IS_BETTER = {"fm": True, "intransigence": True, "memory_mb_per_task": True,
                    "retention_excluded": True, "memory_mb_total": True}

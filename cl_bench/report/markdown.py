@@ -267,6 +267,11 @@ def render_report(data: ReportData, tables: dict[str, Table | TextTable],
     lines += ["## Final value of each task", ""]
     for metric in data.metrics:
         lines += _table_block(tables[f"final_per_task_{metric}"], out_dir, tables_dir)
+    diagnostics = [t for name, t in tables.items() if name.startswith("routing_diagnostics")]
+    if diagnostics:
+        lines += ["## Routing diagnostics", ""]
+        for table in diagnostics:
+            lines += _table_block(table, out_dir, tables_dir)
     lines += ["## Result matrices", ""]
     for name, table in tables.items():
         if name.startswith("R_"):

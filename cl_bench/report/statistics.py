@@ -187,6 +187,20 @@ def task_id_curves(df: pd.DataFrame) -> pd.DataFrame:
     return aggregate(rows, by=(*CONFIG_KEY, "metric", "step"))
 
 
+def routing_diagnostics(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (method, strategy) and task: the :data:`ROUTING_DIAGNOSTICS` of each run's final
+    step (per-task rows, plus the pooled task-ID accuracy as task ``pooled``), mean, std and
+    count over seeds and orders. NaN values (no misrouted image, one class only) are left out
+    of the mean. Empty where no run recorded them."""
+    rows = df[df["metric"].isin(ROUTING_DIAGNOSTICS) & (df["step"] >= 0)]
+    if rows.empty:
+        return pd.DataFrame(columns=[*CONFIG_KEY, "task", "metric", "mean", "std", "count"])
+    keys = list(RUN_KEY)
+    final = rows[rows["step"] == rows.groupby(keys)["step"].transform("max")]
+    final = final.assign(value=final["value"].astype(float), task=final["eval_task"])
+    return aggregate(final, by=(*CONFIG_KEY, "task", "metric"))
+
+
 def aggregate(per_run: pd.DataFrame, by: Sequence[str] = (*CONFIG_KEY, "metric", "quantity"),
               value: str = "value") -> pd.DataFrame:
     """Mean, sample standard deviation (ddof 1) and count of ``value`` over seeds and orders.

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cl_bench.metrics.continual import RETENTION_MARGIN, chance_level
+from cl_bench.records import POOLED
 from cl_bench.report.labels import (
     CALIBRATION_QUANTITIES,
     HYBRID,
@@ -389,4 +390,30 @@ def comparison_table(paired: pd.DataFrame, reference: str = HYBRID,
                  + left_out),
         frame=paired, header=header, header_latex=header_latex, body_markdown=body_md,
         body_latex=body_tex,
+    )
+
+
+def routing_diagnostics_table(agg: pd.DataFrame, config: tuple[str, str, bool],
+                              task_order: Sequence[str], labels: dict[str, str]) -> Table:
+    """Tasks x routing diagnostics of one routing (method, strategy) after the final step
+    (:func:`cl_bench.report.aggregate.routing_diagnostics`); no bold (no cell competes)."""
+    frame = agg[(agg["method"] == config[0]) & (agg["strategy"] == config[1])
+                & (agg["task_aware"] == config[2])]
+    present = set(frame["task"])
+    tasks = [t for t in [*task_order, POOLED] if t in present]
+    metrics = [m for m in labels if m in set(frame["metric"])]
+    shape = (len(tasks), len(metrics))
+    mean, std, count = _fill_cells(frame.set_index(["task", "metric"]),
+                                   [[(task, m) for m in metrics] for task in tasks], shape)
+    label = config_label(*config)
+    return Table(
+        name=f"routing_diagnostics__{config[0]}__{config[1]}",
+        title=f"Routing diagnostics, {label}",
+        caption=("After the final task, per test task: share of its test images routed to its "
+                 "own task's expert (pooled: over all tasks), image and pixel AUROC over its "
+                 "correctly routed and its misrouted images apart (empty: no image in the group "
+                 "or one class only), share of images within 5 % of their second-nearest key; "
+                 "mean ± std over seeds and task orders."),
+        row_header="task", rows=tasks, columns=[labels[m] for m in metrics],
+        mean=mean, std=std, count=count, bold=np.zeros(shape, dtype=bool), column_ids=metrics,
     )

@@ -112,7 +112,7 @@ def data_root(cfg: ExperimentConfig, log: Log) -> Any:
     syn = cfg.data.synthetic
     root = ensure_synthetic(
         n_categories=syn.categories, n_train=syn.train, n_test=syn.test, size=syn.size,
-        seed=syn.seed,
+        seed=syn.seed, lookalike=syn.lookalike, family=syn.family,
     )
     log(f"data: synthetic MVTec-like set at {root}")
     return Path(root)

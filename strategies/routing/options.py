@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from strategies.calibration import CalibrationOptions, make_calibration
 from strategies.spec import StrategySpec
 
@@ -17,7 +19,10 @@ class RoutingOptions(CalibrationOptions):
     ``own_task`` (default: expert t holds task t's memory only, whatever ``init`` says) or
     ``cumulative`` (with ``init: warm``, expert t holds the memory of tasks 0..t);
     ``calibration`` and ``calibration_holdout``: each expert's maps put on one scale before
-    pooling, from held-out normal training images (:mod:`strategies.calibration`).
+    pooling, from held-out normal training images (:mod:`strategies.calibration`);
+    ``top_k``: the experts of the k nearest tasks score each test image and the lowest image
+    score wins, with its expert's map (1, the default: the nearest task's expert only; the rule
+    for an unsure router, :mod:`strategies.routing.plugin`).
     """
 
     router: Literal["prototype_cosine", "prototype_euclidean", "mahalanobis"] = \
@@ -25,6 +30,7 @@ class RoutingOptions(CalibrationOptions):
     init: Literal["warm", "fresh"] = "warm"
     expert_dtype: Literal["float32", "float16"] = "float32"
     gradient_free_memory: Literal["own_task", "cumulative"] = "own_task"
+    top_k: int = Field(1, ge=1)
 
 
 def make_routing_plugins(options: RoutingOptions, seed: int) -> list:
@@ -32,7 +38,8 @@ def make_routing_plugins(options: RoutingOptions, seed: int) -> list:
 
     return [RoutingPlugin(options.router, options.init, options.expert_dtype,
                           gradient_free_memory=options.gradient_free_memory,
-                          calibration=make_calibration(options, seed))]
+                          calibration=make_calibration(options, seed),
+                          top_k=options.top_k)]
 
 
 SPEC = StrategySpec(

@@ -25,6 +25,16 @@ common scale by the expert's held-out statistics, :mod:`strategies.calibration`)
 first task is trained (the untrained row) there is no expert and the detector scores as for
 every strategy.
 
+**An unsure router** (``top_k`` = k > 1): the image is scored by the experts of its k nearest
+tasks ``N_k(x)`` (by task distance) and keeps the one that finds it most normal,
+``e*(x) = argmin_{e in N_k(x)} s_e(x)``, ``s(x) = s_{e*}(x) = min_{e in N_k(x)} s_e(x)``, with
+that expert's map and features (ties: the nearer key). Reason: a normal image is normal for its
+own task's expert, so when the keys cannot tell look-alike tasks apart, "normal if any nearby
+task finds it normal" removes the false alarms a wrong expert raises on good images; the price
+is that a defect one of the k experts misses is missed too, and k experts score each image.
+k = 1 is the nearest-key rule (the same computation as without the option); k is capped at the
+number of tasks seen. Task-identification accuracy then counts the expert that scored.
+
 Task-identification counts (routed to its own task or not, good and defective images apart)
 are kept per evaluated task for the tasks that have an expert; :meth:`eval_metrics` returns
 them with the memory held, for the records (metric names in :data:`ROUTING_METRICS`).
@@ -90,16 +100,21 @@ class RoutingPlugin(SupervisedPlugin):
     untrained students); ``expert_dtype``: ``float32`` or ``float16`` (storage only: an expert is
     cast back to the detector's dtype when it scores); ``calibration``: None (raw maps) or the
     run's :class:`~strategies.calibration.HoldoutCalibration` (one entry of statistics per
-    expert, measured on the task's held-out training images).
+    expert, measured on the task's held-out training images); ``top_k``: how many nearest tasks'
+    experts score each image, the lowest (calibrated) score kept (module docstring).
     """
 
     def __init__(self, router: RouterKind = "prototype_cosine",
                  init: Literal["warm", "fresh"] = "warm",
                  expert_dtype: Literal["float32", "float16"] = "float32",
                  gradient_free_memory: Literal["own_task", "cumulative"] = "own_task",
-                 calibration: HoldoutCalibration | None = None) -> None:
+                 calibration: HoldoutCalibration | None = None, top_k: int = 1) -> None:
         super().__init__()
         self.calibration = calibration
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"routing top_k {top_k!r}: use an integer >= 1 (1: the nearest "
+                             "task's expert only)")
+        self.top_k = top_k
         if gradient_free_memory not in ("own_task", "cumulative"):
             raise ValueError(f"routing gradient_free_memory {gradient_free_memory!r}: use "
                              "own_task or cumulative")
@@ -220,19 +235,57 @@ class RoutingPlugin(SupervisedPlugin):
         # each task's nearest key (several keys per task: one per category); its argmin is
         # TaskRouter.route (keys are stored in task order, so ties go to the earlier task too)
         distances = router.task_distances(router.distances(pooled_descriptor(teacher)))
-        routed = distances.argmin(dim=1).to(images.device)
+        candidates = self._candidates(distances).to(images.device)
+        maps, raw, scores, parts = self._score_candidates(strategy, images, candidates)
+        # top_k: the candidate that finds the image most normal (ties: the nearer key)
+        choice = scores.argmin(dim=1)
+        rows = torch.arange(images.shape[0], device=images.device)
+        routed = candidates[rows, choice]
         self._count(strategy, routed)
         column = int(strategy.experience.current_experience)
         self.diagnostics.add_routing(column, self._true_task(strategy), routed, distances)
         self._routed_batch = True
+        students: dict[str, list[Tensor]] = {}
+        first = parts[0][2]
+        for branch in first.students:
+            levels = []
+            for level, reference in enumerate(first.students[branch]):
+                full = reference.new_empty((images.shape[0], *reference.shape[1:]))
+                for index, slot, out in parts:
+                    kept = choice[index] == slot
+                    full[index[kept]] = out.students[branch][level][kept]
+                levels.append(full)
+            students[branch] = levels
+        return ScoredOutput(teacher=list(teacher), students=students,
+                            anomaly_map=maps[rows, choice],
+                            uncalibrated_image_score=(
+                                None if raw is None else detector.image_scores(raw[rows, choice])))
+
+    def _candidates(self, distances: Tensor) -> Tensor:
+        """``(B, k)`` the ``k = min(top_k, tasks)`` nearest tasks of each image, nearest first
+        (``k = 1``: the argmin, as :meth:`TaskRouter.route`)."""
+        k = min(self.top_k, distances.shape[1])
+        if k == 1:
+            return distances.argmin(dim=1, keepdim=True)
+        return distances.topk(k, dim=1, largest=False, sorted=True).indices
+
+    def _score_candidates(self, strategy, images: Tensor, candidates: Tensor
+                          ) -> tuple[Tensor, Tensor | None, Tensor,
+                                     list[tuple[Tensor, Tensor, DetectorOutput]]]:
+        """Every image scored by each of its candidate experts: maps ``(B, k, 1, H, W)`` (on
+        the common scale with ``calibration``), the raw maps (None without calibration), image
+        scores ``(B, k)`` of the maps, and per expert (image rows, candidate slots, its output).
+        Each expert scores all its images in one batch (k = 1: exactly the images routed to
+        it)."""
         scorer = self._scorer_for(strategy)
         size = tuple(images.shape[-2:])
-        maps = torch.empty((images.shape[0], 1, *size), device=images.device)
+        k = candidates.shape[1]
+        maps = torch.empty((images.shape[0], k, 1, *size), device=images.device)
         raw = None if self.calibration is None else torch.empty_like(maps)
-        students: dict[str, list[Tensor]] = {}
-        parts: list[tuple[Tensor, DetectorOutput]] = []
-        for expert in routed.unique().tolist():
-            index = (routed == expert).nonzero().flatten()
+        scores = torch.empty((images.shape[0], k), device=images.device)
+        parts: list[tuple[Tensor, Tensor, DetectorOutput]] = []
+        for expert in candidates.unique().tolist():
+            index, slot = (candidates == expert).nonzero(as_tuple=True)
             if self._loaded != expert:
                 scorer.load_state_dict(self.experts[expert])
                 self._loaded = expert
@@ -240,21 +293,12 @@ class RoutingPlugin(SupervisedPlugin):
                 out = scorer(images[index])
             expert_maps = scorer.anomaly_map_from_output(out, size).float()
             if raw is not None:
-                raw[index] = expert_maps
+                raw[index, slot] = expert_maps
                 expert_maps = self.calibration.stats[expert].apply(expert_maps)
-            maps[index] = expert_maps
-            parts.append((index, out))
-        for branch in parts[0][1].students:
-            levels = []
-            for level, reference in enumerate(parts[0][1].students[branch]):
-                full = reference.new_empty((images.shape[0], *reference.shape[1:]))
-                for index, out in parts:
-                    full[index] = out.students[branch][level]
-                levels.append(full)
-            students[branch] = levels
-        return ScoredOutput(teacher=list(teacher), students=students, anomaly_map=maps,
-                            uncalibrated_image_score=(None if raw is None
-                                                      else detector.image_scores(raw)))
+            maps[index, slot] = expert_maps
+            scores[index, slot] = strategy.detector.image_scores(expert_maps)
+            parts.append((index, slot, out))
+        return maps, raw, scores, parts
 
     def _scorer_for(self, strategy):
         if self._scorer is None or self._scorer[0] is not strategy.model:

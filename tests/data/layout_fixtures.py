@@ -111,3 +111,36 @@ def make_mpdd(root: Path, seed=0) -> Path:
         make_category(root, category, n_train=3, n_good=2, defects=defects, size=(20, 24),
                       seed=seed + i)
     return root
+
+
+def mvtec_as_visa(dest: Path, categories: dict[str, Path]) -> Path:
+    """A VisA-layout view of MVTec-layout category folders (``categories``: VisA name -> the
+    folder holding ``train/``, ``test/``, ``ground_truth/``), written into ``dest``: the images
+    and masks are symbolic links (nothing copied, so real images never enter the repository),
+    and ``split_csv/1cls.csv`` lists train/good as ``train,normal``, test/good as
+    ``test,normal`` and every defect image as ``test,anomaly`` with its mask."""
+    rows = []
+
+    def link(target: Path, relative: str) -> str:
+        path = dest / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(target.resolve())
+        return relative
+
+    for name, folder in categories.items():
+        images = f"{name}/Data/Images"
+        for split in ("train", "test"):
+            for image in sorted((folder / split / "good").iterdir()):
+                rel = link(image, f"{images}/Normal/{split}_{image.name}")
+                rows.append(f"{name},{split},normal,{rel},")
+        for defect in sorted(p for p in (folder / "test").iterdir() if p.name != "good"):
+            for image in sorted(defect.iterdir()):
+                mask = folder / "ground_truth" / defect.name / f"{image.stem}_mask.png"
+                stem = f"{defect.name}_{image.stem}"
+                rel = link(image, f"{images}/Anomaly/{stem}{image.suffix}")
+                rel_mask = link(mask, f"{name}/Data/Masks/Anomaly/{stem}.png")
+                rows.append(f"{name},test,anomaly,{rel},{rel_mask}")
+    split_file = dest / "split_csv" / "1cls.csv"
+    split_file.parent.mkdir(parents=True, exist_ok=True)
+    split_file.write_text("\n".join([VISA_HEADER, *rows]) + "\n")
+    return dest

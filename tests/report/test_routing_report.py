@@ -29,6 +29,9 @@ def _append_side_rows(run_dir: Path, run_id: str, method: str, seed: int,
         for j in range(step + 1):  # per-task rows exist too; the report reads the pooled ones
             rows.append([run_id, method, "routing", False, seed, "alphabetical", step,
                          TASKS[step], TASKS[j], j, "task_id_acc", "0.0"])
+            rows.append([run_id, method, "routing", False, seed, "alphabetical", step,
+                         TASKS[step], TASKS[j], j, "image_auroc_misrouted",
+                         repr(0.6 + 0.1 * step + shift) if j == 0 else "nan"])
     with (run_dir / "records.csv").open("a", newline="") as fh:
         csv.writer(fh, lineterminator="\n").writerows(rows)
 
@@ -66,3 +69,22 @@ def test_task_id_plot_is_written(routing_runs: Path, tmp_path) -> None:
     build_report([routing_runs], tmp_path / "report")
     assert (tmp_path / "report" / "figures" / "task_id_accuracy.png").is_file()
     assert "Task-identification accuracy" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_routing_diagnostics_table_per_task(routing_runs: Path, tmp_path) -> None:
+    """One table per routing configuration: the final step's per-task task-ID accuracy and
+    misrouted AUROC (mean over seeds; NaN where no image was misrouted), the pooled task-ID
+    accuracy as the last row; none for naive."""
+    data = compute([routing_runs])
+    tables, _ = write_tables(data, tmp_path)
+    assert [n for n in tables if n.startswith("routing_diagnostics")] == \
+        ["routing_diagnostics__stpm__routing"]
+    frame = tables["routing_diagnostics__stpm__routing"].to_frame().set_index("task")
+    assert list(frame.index) == [*TASKS, "pooled"]
+    assert frame.loc[TASKS[0], "image_auroc_misrouted_mean"] == pytest.approx((0.8 + 0.7) / 2)
+    assert frame.loc[TASKS[1], ["image_auroc_misrouted_mean"]].isna().all()
+    assert frame.loc["pooled", "task_id_acc_mean"] == pytest.approx((0.5 + 0.4) / 2)
+    assert frame.loc[TASKS[2], "task_id_acc_mean"] == 0.0
+    build_report([routing_runs], tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "## Routing diagnostics" in text and "Image AUROC misrouted" in text

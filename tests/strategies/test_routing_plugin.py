@@ -13,6 +13,7 @@ from avalanche.training.plugins import SupervisedPlugin
 from strategies.avalanche_strategy import DistillationStrategy
 from strategies.detectors import build_detector
 from strategies.routing.plugin import RoutingPlugin
+from strategies.routing.router import pooled_descriptor
 
 
 class Scores(SupervisedPlugin):
@@ -148,3 +149,58 @@ def test_fresh_starts_every_task_from_the_untrained_students(tasks) -> None:
     _train_one(sa, tasks, 1)
     for key, value in alone.experts[0].items():
         torch.testing.assert_close(fresh.experts[1][key], value, rtol=0, atol=0)
+
+
+def _expert_scores(strategy, plugin: RoutingPlugin, images: torch.Tensor) -> torch.Tensor:
+    """``(B, tasks)`` image score of every image under every expert, computed directly."""
+    import copy
+
+    scorer = copy.deepcopy(strategy.model).eval()
+    columns = []
+    with torch.no_grad():
+        for expert in plugin.experts:
+            scorer.load_state_dict(expert)
+            maps = scorer.anomaly_map_from_output(scorer(images), tuple(images.shape[-2:]))
+            columns.append(scorer.image_scores(maps.float()))
+    return torch.stack(columns, dim=1)
+
+
+def test_top_k_keeps_the_lowest_score_of_the_k_nearest_experts(tasks) -> None:
+    """top_k 1 scores each image with its nearest task's expert; top_k 2 with the two nearest,
+    keeping the lower image score (and that expert's map): never above top_k 1, below it
+    somewhere, and exactly the smaller of the two experts' own scores."""
+    plugin = RoutingPlugin("prototype_cosine")
+    strategy, scores = _strategy(plugin)
+    _train(strategy, tasks, 2)
+    test = list(tasks.test_stream)
+    strategy.eval(test)
+    one = {j: np.concatenate(scores.scores[j]) for j in range(3)}
+    one_maps = {j: scores.of(j) for j in range(3)}
+    plugin.top_k = 2
+    strategy.eval(test)
+    two = {j: np.concatenate(scores.scores[j]) for j in range(3)}
+    lower = 0
+    for j, experience in enumerate(test):
+        images = torch.stack([experience.dataset[i][0] for i in range(len(experience.dataset))])
+        direct = _expert_scores(strategy, plugin, images)
+        teacher = strategy.detector.teacher(images)
+        router = plugin.router
+        distances = router.task_distances(router.distances(pooled_descriptor(teacher)))
+        nearest = distances.topk(2, dim=1, largest=False).indices
+        np.testing.assert_allclose(one[j], direct.gather(1, nearest[:, :1])[:, 0].numpy(),
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(two[j], direct.gather(1, nearest).amin(dim=1).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+        # an expert scores a different subset of the batch with k = 2: float noise ~1e-7
+        assert np.all(two[j] <= one[j] + 1e-5)
+        lower += int(np.sum(two[j] < one[j] - 1e-5))
+        kept = np.flatnonzero(np.abs(two[j] - one[j]) <= 1e-5)  # the nearest expert won
+        np.testing.assert_allclose(scores.of(j)[kept], one_maps[j][kept], rtol=1e-5, atol=1e-6)
+    assert lower > 0
+
+
+def test_top_k_one_is_the_default_and_bad_values_fail() -> None:
+    assert RoutingPlugin().top_k == 1
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="top_k"):
+            RoutingPlugin(top_k=bad)
