@@ -22,7 +22,7 @@ from cl_bench.errors import DataError
 from cl_bench.metrics.continual import chance_level, summarize
 from cl_bench.metrics.inputs import MetricInputError
 from cl_bench.records import POOLED, RUN_KEY, SIDE_METRICS
-from cl_bench.report.labels import SIDE_QUANTITIES, UNCALIBRATED_METRIC
+from cl_bench.report.labels import ROUTING_DIAGNOSTICS, SIDE_QUANTITIES, UNCALIBRATED_METRIC
 from cl_bench.report.matrices import RunMatrix
 from cl_bench.report.strategy_kinds import is_reference, is_task_aware, stream_of
 

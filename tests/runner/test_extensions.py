@@ -16,12 +16,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from runner_helpers import tiny_raw
+from runner_helpers import resume_cut_copy, tiny_raw
 
 from cl_bench import extensions
 from cl_bench.cli import main
 from cl_bench.config import validate
 from cl_bench.errors import ConfigError
+from cl_bench.run.experiment import run_experiment
 from strategies import registry as strategy_registry
 from strategies.detectors import detector_names, get_detector
 from strategies.detectors import registry as detector_registry
@@ -33,6 +34,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cl_bench_example"
 def fresh_registry(monkeypatch):
     """Entry points looked up again; what a test registers is removed afterwards."""
     monkeypatch.setattr(extensions, "_loaded_groups", set())
+    monkeypatch.setattr(strategy_registry, "_entry_points_loaded", False)
     before = dict(detector_registry._REGISTRY)
     strategies_before = dict(strategy_registry._specs)
     yield
@@ -92,6 +94,77 @@ def test_example_detector_is_listed_run_and_reported(installed_example, fresh_re
     assert "mean_distance" in combined
 
 
+EXAMPLE_SPECS = {"mean_distance": "cl_bench_example.detector:SPEC",
+                 "tiny_student": "cl_bench_example.student:SPEC",
+                 "l2_anchor": "cl_bench_example.strategy:SPEC"}
+
+
+def _example_raw(methods: list[str], strategy: str) -> dict:
+    """2 categories of 4 train / 4 test images at 64 px, one epoch (seconds on 2 cores)."""
+    return tiny_raw(**{"model.methods": methods, "strategy.name": strategy,
+                       "data.synthetic": {"categories": 2, "train": 4, "test": 4, "size": 64},
+                       "data.image_size": 64, "eval.saved_maps_per_task": 0,
+                       "train.batch_size": 2})  # two steps per task: the anchor's pull acts
+
+
+def test_example_package_lists_runs_resumes_and_reports(installed_example, fresh_registry,
+                                                        monkeypatch, tmp_path, synthetic_cache,
+                                                        capsys) -> None:
+    """Issue 25's check: the three entry points of the installed package are listed with the
+    package as their source; both detectors run, and the trainable one under the package's
+    strategy; a run cut after its first task resumes to records identical to the uninterrupted
+    run's; the report lists both detectors."""
+    monkeypatch.syspath_prepend(str(installed_example))
+    assert main(["list"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    for name, target in EXAMPLE_SPECS.items():
+        row = next(r for r in rows if r.split()[:1] == [name])
+        assert f"cl-bench-example ({target})" in row, row
+
+    both = run_experiment(validate(_example_raw(["tiny_student", "mean_distance"], "naive")),
+                          out_root=tmp_path / "both", log=lambda _: None, progress=False)
+    anchored = run_experiment(validate({**_example_raw(["tiny_student"], "l2_anchor"),
+                                        "strategy": {"name": "l2_anchor",
+                                                     "l2_anchor": {"alpha": 100.0}}}),
+                              out_root=tmp_path / "anchored", log=lambda _: None, progress=False)
+    records = pd.read_csv(both / "records.csv")
+    assert set(records.method) == {"tiny_student", "mean_distance"}
+    assert records.value.notna().all()
+    # the strategy acts: task 0 as under naive, task 1 trained under the pull to task 0's weights
+    naive, pulled = (pd.read_csv(run / "records.csv").query("method == 'tiny_student'")
+                     .set_index(["step", "eval_task", "metric"]).value for run in (both, anchored))
+    first = naive.index.get_level_values("step") <= 0
+    pd.testing.assert_series_equal(naive[first], pulled[first])
+    assert (naive[~first] - pulled[~first]).abs().max() > 0
+
+    for run, cell in ((both, "mean_distance/seed0"), (anchored, "tiny_student/seed0")):
+        copy = resume_cut_copy(run, tmp_path / cell.split("/")[0], cell, 0)
+        pd.testing.assert_frame_equal(pd.read_csv(copy / "records.csv", dtype=str),
+                                      pd.read_csv(run / "records.csv", dtype=str))
+    assert main(["report", str(copy)]) == 0
+    tables = "\n".join(p.read_text() for p in (copy / "report").rglob("*.md"))
+    assert "tiny_student" in tables
+    resumed_both = tmp_path / "mean_distance" / "cut0" / both.name
+    assert main(["report", str(resumed_both)]) == 0
+    tables = "\n".join(p.read_text() for p in (resumed_both / "report").rglob("*.md"))
+    assert "tiny_student" in tables and "mean_distance" in tables
+
+
+def test_example_gradient_loop_strategy_with_the_gradient_free_detector_is_refused(
+        installed_example, fresh_registry, monkeypatch, tmp_path, capsys) -> None:
+    """l2_anchor acts in before_backward; mean_distance learns without gradients: exit 2 and one
+    message naming both, before a run folder exists."""
+    monkeypatch.syspath_prepend(str(installed_example))
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump(_example_raw(["tiny_student", "mean_distance"],
+                                                  "l2_anchor")))
+    assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 2
+    message = capsys.readouterr().err
+    assert "'l2_anchor' acts in the gradient loop" in message and "'mean_distance'" in message
+    assert "Traceback" not in message
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
+
+
 def test_plugins_module_registers_before_validation(fresh_registry, monkeypatch,
                                                     tmp_path) -> None:
     (tmp_path / "my_tiny_plugin.py").write_text(
@@ -120,15 +193,16 @@ def test_plugin_import_errors_name_the_module_and_cause(fresh_registry, monkeypa
         validate({"plugins": "my_tiny_plugin"})
 
 
-def test_example_strategy_through_plugins(installed_example, fresh_registry, monkeypatch) -> None:
-    monkeypatch.syspath_prepend(str(installed_example))
+def test_example_strategy_through_its_entry_point(installed_example, fresh_registry,
+                                                  monkeypatch) -> None:
     with pytest.raises(ConfigError, match="l2_anchor"):
-        validate({"strategy": {"name": "l2_anchor"}})  # not imported: unknown
-    cfg = validate({"plugins": ["cl_bench_example.strategy"],
-                    "strategy": {"name": "l2_anchor", "l2_anchor": {"alpha": 0.5}}})
+        validate({"strategy": {"name": "l2_anchor"}})  # not installed: unknown
+    monkeypatch.setattr(strategy_registry, "_entry_points_loaded", False)
+    monkeypatch.syspath_prepend(str(installed_example))
+    cfg = validate({"strategy": {"name": "l2_anchor", "l2_anchor": {"alpha": 0.5}}})
     assert cfg.strategy.name == "l2_anchor"
     spec = strategy_registry.get_strategy("l2_anchor")
-    assert spec.source == "cl_bench_example.strategy"
+    assert spec.source == "cl-bench-example (cl_bench_example.strategy:SPEC)"
     (plugin,) = spec.build_plugins(cfg.strategy.l2_anchor, 0)
     assert plugin.alpha == 0.5
 
@@ -141,7 +215,6 @@ def test_example_strategy_changes_the_loss(installed_example, fresh_registry,
     import torch
 
     monkeypatch.syspath_prepend(str(installed_example))
-    validate({"plugins": ["cl_bench_example.strategy"]})
     (plugin,) = strategy_registry.get_strategy("l2_anchor").build_plugins(
         strategy_registry.get_strategy("l2_anchor").options(alpha=2.0), 0)
     model = torch.nn.Linear(3, 1)

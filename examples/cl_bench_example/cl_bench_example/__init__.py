@@ -1,1 +1,1 @@
-"""An out-of-tree detector and strategy for cl-bench."""
+"""Out-of-tree detectors (gradient-free and trainable) and a strategy for cl-bench."""

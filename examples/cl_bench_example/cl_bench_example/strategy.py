@@ -1,5 +1,5 @@
-"""``l2_anchor``: a tiny continual strategy registered when this module is imported (a run
-config's ``plugins: [cl_bench_example.strategy]``).
+"""``l2_anchor``: a tiny continual strategy, declared as ``SPEC`` and registered through the entry
+point group ``cl_bench.strategies`` of this package's ``pyproject.toml``.
 
 After each task the students' weights ``theta*`` are kept; while training the next task the loss
 gains ``alpha * sum_i (theta_i - theta*_i)^2`` (the "L2" baseline of the continual-learning
@@ -13,7 +13,7 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 from pydantic import Field
 
-from strategies.registry import StrategyOptions, StrategySpec, register_strategy
+from strategies.registry import StrategyOptions, StrategySpec
 
 
 class L2AnchorOptions(StrategyOptions):
@@ -45,11 +45,11 @@ class L2AnchorPlugin(SupervisedPlugin):
         self.anchor = {n: t.to(strategy.device) for n, t in state["anchor"].items()}
 
 
-register_strategy(StrategySpec(
+# not registered here: the entry point names SPEC, and cl-bench registers it with the
+# distribution as its source (registering it here too would register the name twice)
+SPEC = StrategySpec(
     name="l2_anchor",
     description="L2 pull towards the previous task's weights (example plugin)",
     options=L2AnchorOptions,
-    make_plugins=lambda options, seed: [L2AnchorPlugin(
-        options["alpha"] if isinstance(options, dict) else options.alpha)],
-    source="cl_bench_example.strategy",
-))
+    make_plugins=lambda options, seed: [L2AnchorPlugin(options.alpha)],
+)
