@@ -48,5 +48,6 @@ class TinyStudent(AnomalyDetector):
         return gaussian_blur(upsample(distance, tuple(image_size)), DEFAULT_SIGMA)
 
 
-SPEC = DetectorSpec("tiny_student", TinyStudent,
-                    description="1x1-conv student predicting teacher level 2 from level 1 (example plugin)")
+SPEC = DetectorSpec(
+    "tiny_student", TinyStudent,
+    description="1x1-conv student predicting teacher level 2 from level 1 (example plugin)")
