@@ -103,7 +103,7 @@ def evaluate_stream(strategy, test_stream, ctx, upto: int, progress: bool | None
 def add_plugin_metrics(strategy, result: EvalResult) -> None:
     """Merge what plugins measured in this evaluation into ``result``: a plugin with
     ``eval_metrics() -> (per_task, pooled)`` (e.g. routing's task-identification accuracy and
-    memory, :data:`strategies.routing.plugin.ROUTING_METRICS`) adds metrics to the tasks'
+    memory, :data:`strategies.continual.routing.plugin.ROUTING_METRICS`) adds metrics to the tasks'
     and to the pooled rows; they are written to records.csv like the anomaly metrics."""
     for plugin in strategy.plugins:
         measure = getattr(plugin, "eval_metrics", None)

@@ -1,8 +1,8 @@
 """Anomaly detectors: STPM, RD4AD, the hybrid (seed paper) and PatchCore, and any a user registers.
 
 ``build_detector(name, backbone, weights, **options)`` builds one around a frozen teacher from
-:mod:`strategies.backbones`; ``DETECTOR_OPTIONS[name]`` lists the options it accepts with their
-types, defaults and allowed values (configs are validated against it). Both read the detector
+:mod:`strategies.teachers.backbones`; ``DETECTOR_OPTIONS[name]`` lists the options it accepts with
+their types, defaults and allowed values (configs are validated against it). Both read the detector
 registry (:mod:`strategies.detectors.registry`); each built-in detector registers itself next to
 its class when its module is imported (below).
 """
@@ -17,7 +17,6 @@ import strategies.detectors.hybrid
 import strategies.detectors.patchcore
 import strategies.detectors.rd4ad
 import strategies.detectors.stpm  # noqa: F401
-from strategies.backbones import build_teacher
 from strategies.detectors.base import AnomalyDetector, DetectorOutput, LossResult
 from strategies.detectors.hybrid import HybridDetector
 from strategies.detectors.registry import (
@@ -32,6 +31,7 @@ from strategies.detectors.registry import (
     validate_options,
 )
 from strategies.errors import StrategiesError
+from strategies.teachers.backbones import build_teacher
 
 __all__ = [
     "DETECTOR_OPTIONS",
@@ -63,7 +63,7 @@ def build_detector(name: str, backbone: str = "efficientnet_lite0",
                    weights: str | Path = "imagenet", **options: Any) -> AnomalyDetector:
     """Detector ``name`` (see :func:`detector_names`) on a frozen ``backbone`` teacher.
 
-    ``weights``: "imagenet", "none" or a state_dict file (see :mod:`strategies.backbones`);
+    ``weights``: "imagenet", "none" or a state_dict file (see :mod:`strategies.teachers.backbones`);
     ``options``: see ``DETECTOR_OPTIONS[name]``.
     """
     spec = get_detector(name)

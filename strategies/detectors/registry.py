@@ -61,8 +61,8 @@ class DetectorSpec:
     """A detector as the registry knows it.
 
     ``builder(teacher, **options)`` returns the detector around the frozen ``teacher`` (a
-    :class:`strategies.backbones.FeatureExtractor`); ``options`` maps each option name to its
-    :class:`OptionSpec` (the builder receives only validated, converted values).
+    :class:`strategies.teachers.backbones.FeatureExtractor`); ``options`` maps each option name to
+    its :class:`OptionSpec` (the builder receives only validated, converted values).
 
     ``train_defaults``: the training settings of the detector's paper, as keys of the
     ``train`` section (``optimizer``, ``schedule``, ...). Every experiment trains the detector

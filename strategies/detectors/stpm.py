@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from strategies.backbones import build_backbone
 from strategies.detectors.base import AnomalyDetector, DetectorOutput, LossResult
 from strategies.detectors.maps import (
     DEFAULT_SIGMA,
@@ -37,6 +36,7 @@ from strategies.detectors.maps import (
     gaussian_blur,
 )
 from strategies.detectors.registry import SIGMA_OPTION, DetectorSpec, register_detector
+from strategies.teachers.backbones import build_backbone
 
 
 def normalized_distance_maps(teacher: list[Tensor], student: list[Tensor]) -> list[Tensor]:

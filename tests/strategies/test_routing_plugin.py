@@ -10,9 +10,9 @@ import pytest
 import torch
 from avalanche.training.plugins import SupervisedPlugin
 
-from strategies.avalanche_strategy import DistillationStrategy
+from strategies.continual.routing.plugin import RoutingPlugin
 from strategies.detectors import build_detector
-from strategies.routing.plugin import RoutingPlugin
+from strategies.training.avalanche_strategy import DistillationStrategy
 
 
 class Scores(SupervisedPlugin):

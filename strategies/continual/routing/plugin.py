@@ -2,10 +2,10 @@
 
 After each task the trained students (the detector's ``state_dict``; the frozen teacher is
 shared and never stored) are kept as that task's *expert*, optionally in float16, and the task's
-key is added to the :class:`~strategies.routing.router.TaskRouter` from the teacher's features of
-the task's training images. The next task trains from the previous expert (``init: warm``,
-the default) or from the untrained initial students (``init: fresh``: then every expert is
-trained exactly as the ``independent`` oracle trains its detector for that task).
+key is added to the :class:`~strategies.continual.routing.router.TaskRouter` from the teacher's
+features of the task's training images. The next task trains from the previous expert
+(``init: warm``, the default) or from the untrained initial students (``init: fresh``: then every
+expert is trained exactly as the ``independent`` oracle trains its detector for that task).
 
 A gradient-free detector (``detector.learns_without_gradients``, e.g. PatchCore) has no weights
 to warm-start: its state is a memory of the data it was fitted on. Its expert t therefore always
@@ -16,8 +16,8 @@ naive's growing bank; with a warm start expert t would hold the cumulative bank
 cumulative`` keeps that behaviour, for comparison).
 
 In evaluation, :meth:`RoutingPlugin.score_batch` replaces the detector
-(:meth:`strategies.avalanche_strategy.DistillationStrategy.forward` calls the first plugin that
-has it): one teacher pass per batch serves routing and scoring (the teacher is read through the
+(:meth:`strategies.training.avalanche_strategy.DistillationStrategy.forward` calls the first plugin
+that has it): one teacher pass per batch serves routing and scoring (the teacher is read through the
 teacher cache; without the run's cache a cache for the batch is attached for the call), each
 image goes to the expert of its nearest key, and its features, anomaly map and image score come
 from that expert (its own calibration included). Before the first task is trained (the
@@ -39,10 +39,10 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 from torch import Tensor
 
+from strategies.continual.routing.diagnostics import DIAGNOSTIC_METRICS, RoutingDiagnostics
+from strategies.continual.routing.router import RouterKind, TaskRouter, pooled_descriptor
 from strategies.detectors.base import DetectorOutput
-from strategies.routing.diagnostics import DIAGNOSTIC_METRICS, RoutingDiagnostics
-from strategies.routing.router import RouterKind, TaskRouter, pooled_descriptor
-from strategies.teacher_cache import (
+from strategies.teachers.teacher_cache import (
     CachedTeacher,
     FeatureStore,
     attach_teacher_cache,
@@ -50,7 +50,7 @@ from strategies.teacher_cache import (
 )
 
 #: metrics the plugin adds to a step's records: per seen task and pooled over the seen tasks,
-#: then per seen task the misrouting diagnostics (:mod:`strategies.routing.diagnostics`)
+#: then per seen task the misrouting diagnostics (:mod:`strategies.continual.routing.diagnostics`)
 ROUTING_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb",
                    *DIAGNOSTIC_METRICS)
 _MB = 1024 * 1024
@@ -91,7 +91,7 @@ def _nbytes(tensors: Iterable[Tensor]) -> int:
 class RoutingPlugin(SupervisedPlugin):
     """Experts per task plus a task router (module docstring).
 
-    ``router``: the key kind (:data:`strategies.routing.router.ROUTER_KINDS`);
+    ``router``: the key kind (:data:`strategies.continual.routing.router.ROUTER_KINDS`);
     ``init``: ``warm`` (each expert starts from the previous one) or ``fresh`` (from the
     untrained students); ``expert_dtype``: ``float32`` or ``float16`` (storage only: an expert is
     cast back to the detector's dtype when it scores).

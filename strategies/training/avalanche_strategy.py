@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 
 from strategies.detectors.base import AnomalyDetector, DetectorOutput
 from strategies.errors import DivergedError, StrategiesError
-from strategies.schedules import Schedule, build_scheduler
+from strategies.training.schedules import Schedule, build_scheduler
 
 
 class DetectorCriterion(nn.Module):
@@ -74,9 +74,9 @@ class DistillationStrategy(SupervisedTemplate):
     hidden from ``parameters()``. ``reset_optimizer`` clears the optimizer state at the start of
     every experience (the default; each task starts from a fresh Adam state).
 
-    ``lr_schedule`` (:class:`strategies.schedules.Schedule`): at the start of every experience
-    the learning rate is set back to the optimizer's initial one and a fresh scheduler covers
-    ``train_epochs x len(dataloader)`` steps; it is stepped after every optimizer step.
+    ``lr_schedule`` (:class:`strategies.training.schedules.Schedule`): at the start of every
+    experience the learning rate is set back to the optimizer's initial one and a fresh scheduler
+    covers ``train_epochs x len(dataloader)`` steps; it is stepped after every optimizer step.
     ``constant`` (the default) builds none.
     """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from strategies.spec import StrategyOptions, StrategySpec
+from strategies.continual.spec import StrategyOptions, StrategySpec
 
 
 class RoutingOptions(StrategyOptions):
@@ -25,7 +25,7 @@ class RoutingOptions(StrategyOptions):
 
 
 def make_routing_plugins(options: RoutingOptions, seed: int) -> list:
-    from strategies.routing.plugin import RoutingPlugin
+    from strategies.continual.routing.plugin import RoutingPlugin
 
     return [RoutingPlugin(options.router, options.init, options.expert_dtype,
                           gradient_free_memory=options.gradient_free_memory)]
