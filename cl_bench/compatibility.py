@@ -2,7 +2,7 @@
 
 A detector that learns without gradients (``learns_without_gradients``, e.g. PatchCore's
 memory bank) is fitted in one pass per task; a plugin that acts in the gradient loop (it
-overrides one of :data:`strategies.avalanche_strategy.GRADIENT_HOOKS`: EWC's penalty, SI,
+overrides one of :data:`strategies.training.avalanche_strategy.GRADIENT_HOOKS`: EWC's penalty, SI,
 student distillation, MAS, A-GEM) would do nothing there. :func:`check_pairings` refuses such a
 pairing with one :class:`ConfigError` from :func:`cl_bench.config.validate`, so ``cl-bench run``
 stops before a run folder exists and ``cl-bench sweep`` before any cell runs. The plugins are
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 from cl_bench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from strategies.spec import StrategySpec
+    from strategies.continual.spec import StrategySpec
 
 
 def gradient_loop_plugins(spec: StrategySpec, options: object) -> list[str]:
     """``"<Plugin>: <hook>, ..."`` for each plugin of ``spec`` that acts in the gradient loop."""
     # Avalanche is imported only when a gradient-free detector is configured
-    from strategies.avalanche_strategy import gradient_loop_hooks
+    from strategies.training.avalanche_strategy import gradient_loop_hooks
 
     found = []
     for plugin in spec.build_plugins(options, 0):
@@ -35,7 +35,7 @@ def gradient_loop_plugins(spec: StrategySpec, options: object) -> list[str]:
 
 def _fitting_strategies() -> list[str]:
     """The registered strategies whose plugins (default options) stay out of the gradient loop."""
-    from strategies.registry import get_strategy, strategy_names
+    from strategies.continual.registry import get_strategy, strategy_names
 
     names = []
     for name in strategy_names():

@@ -25,7 +25,7 @@ from pydantic import (
 from cl_bench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from strategies.spec import StrategySpec
+    from strategies.continual.spec import StrategySpec
 
 METRICS = ("image_auroc", "image_ap", "pixel_auroc", "pixel_ap", "au_pro")
 
@@ -158,7 +158,7 @@ class OptimizerConfig(_Section):
 
 class ScheduleConfig(_Section):
     """The learning-rate schedule of one task: restarted at every task, stepped per iteration
-    (formulas in :mod:`strategies.schedules` and docs/training.md)."""
+    (formulas in :mod:`strategies.training.schedules` and docs/training.md)."""
 
     name: Literal["constant", "warmup_linear", "cosine"] = "constant"
     warmup_steps: int = Field(0, ge=0)
@@ -235,10 +235,11 @@ class TrainConfig(TrainSettings):
 
 
 class StrategyConfig(_Section):
-    """The ``strategy`` section: ``name`` (a registered strategy, :mod:`strategies.registry`)
-    and one section ``strategy.<name>`` per registered strategy that has options, validated by
-    that strategy's options model. The fields are those of the registry when the configuration
-    is validated (:func:`strategy_config_model`); this class is the one for the built-ins."""
+    """The ``strategy`` section: ``name`` (a registered strategy,
+    :mod:`strategies.continual.registry`) and one section ``strategy.<name>`` per registered
+    strategy that has options, validated by that strategy's options model. The fields are those of
+    the registry when the configuration is validated (:func:`strategy_config_model`); this class is
+    the one for the built-ins."""
 
     name: str = "naive"
     #: ``per_method.<detector>.<strategy>``: option overrides of that strategy for one detector
@@ -249,14 +250,14 @@ class StrategyConfig(_Section):
     @field_validator("name")
     @classmethod
     def _known_strategy(cls, value: str) -> str:
-        from strategies.registry import get_strategy
+        from strategies.continual.registry import get_strategy
 
         get_strategy(value)  # an unknown name: an error listing the known ones
         return value
 
     def spec(self) -> StrategySpec:
-        """The registered :class:`~strategies.spec.StrategySpec` of ``name``."""
-        from strategies.registry import get_strategy
+        """The registered :class:`~strategies.continual.spec.StrategySpec` of ``name``."""
+        from strategies.continual.registry import get_strategy
 
         return get_strategy(self.name)
 
@@ -275,7 +276,7 @@ class StrategyConfig(_Section):
 
     @model_validator(mode="after")
     def _check_per_method(self) -> StrategyConfig:
-        from strategies.registry import get_strategy
+        from strategies.continual.registry import get_strategy
 
         for method, sections in self.per_method.items():
             for name, override in sections.items():
@@ -297,7 +298,7 @@ class StrategyConfig(_Section):
 def strategy_config_model() -> type[StrategyConfig]:
     """A :class:`StrategyConfig` subclass with one field per registered strategy with options
     (``strategy.<name>``, default: the options model's defaults), in registration order."""
-    from strategies.registry import get_strategy, strategy_names
+    from strategies.continual.registry import get_strategy, strategy_names
 
     sections: dict[str, Any] = {}
     for name in strategy_names():
@@ -444,11 +445,11 @@ def sync_strategy_sections() -> None:
 
     Called before a configuration is validated or its schema is read (sweep grids), so that a
     strategy registered after this module was imported (an entry point, a test) has its
-    ``strategy.<name>`` section. Imports :mod:`strategies.registry` (and so Avalanche) on first
-    use only, which keeps ``import cl_bench.config`` light.
+    ``strategy.<name>`` section. Imports :mod:`strategies.continual.registry` (and so Avalanche) on
+    first use only, which keeps ``import cl_bench.config`` light.
     """
     global _synced_registry_version
-    from strategies.registry import registry_version
+    from strategies.continual.registry import registry_version
 
     version = registry_version()
     if version == _synced_registry_version:
@@ -497,8 +498,8 @@ def _allowed_keys(loc: tuple) -> list[str]:
 
 def _check_registries(cfg: ExperimentConfig) -> None:
     """Names that live in the :mod:`strategies` registries."""
-    from strategies.backbones import available_backbones
     from strategies.detectors import DetectorOptionError, detector_names, validate_options
+    from strategies.teachers.backbones import available_backbones
 
     detectors = detector_names()
     for i, method in enumerate(cfg.model.methods):

@@ -5,9 +5,9 @@
 (one pixel ranking per task) and emit them to Avalanche's loggers. :class:`ScoreCollector` keeps
 what the runner needs besides: each task's image scores and labels (for the pooled,
 task-agnostic metric) and, after the final task, the maps of a few test images for the report's
-qualitative figures. With score calibration (:mod:`strategies.calibration`) it also keeps the raw,
-uncalibrated image scores, from which :func:`add_uncalibrated_metrics` adds the paired "before
-calibration" image AUROC (``image_auroc_uncalibrated``, per task and pooled).
+qualitative figures. With score calibration (:mod:`strategies.continual.calibration`) it also keeps
+the raw, uncalibrated image scores, from which :func:`add_uncalibrated_metrics` adds the paired
+"before calibration" image AUROC (``image_auroc_uncalibrated``, per task and pooled).
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def add_uncalibrated_metrics(result: EvalResult, uncalibrated: dict[int, np.ndar
 def add_plugin_metrics(strategy, result: EvalResult) -> None:
     """Merge what plugins measured in this evaluation into ``result``: a plugin with
     ``eval_metrics() -> (per_task, pooled)`` (e.g. routing's task-identification accuracy and
-    memory, :data:`strategies.routing.plugin.ROUTING_METRICS`) adds metrics to the tasks'
+    memory, :data:`strategies.continual.routing.plugin.ROUTING_METRICS`) adds metrics to the tasks'
     and to the pooled rows; they are written to records.csv like the anomaly metrics."""
     for plugin in strategy.plugins:
         measure = getattr(plugin, "eval_metrics", None)

@@ -9,7 +9,7 @@ cl-bench finds them without being edited, in two ways, both before a configurati
       [project.entry-points."cl_bench.detectors"]
       mean_distance = "my_pkg.detector:SPEC"       # a strategies.detectors.DetectorSpec
       [project.entry-points."cl_bench.strategies"]
-      my_strategy = "my_pkg.strategy:SPEC"         # a strategies.registry.StrategySpec
+      my_strategy = "my_pkg.strategy:SPEC"         # a strategies.continual.registry.StrategySpec
 
   The object is a spec (registered with its distribution and entry point as its source, e.g.
   ``my-pkg (my_pkg.detector:SPEC)``) or a module (importing it registers what it defines); both
@@ -37,18 +37,19 @@ from strategies.errors import StrategiesError
 __all__ = ["DETECTOR_GROUP", "STRATEGY_GROUP", "catalogue", "import_plugins", "load_entry_points",
            "load_extensions"]
 
-#: loaded here; the strategies' group (STRATEGY_GROUP) by :mod:`strategies.registry` itself
+#: loaded here; the strategies' group (STRATEGY_GROUP) by :mod:`strategies.continual.registry`
+#: itself
 ENTRY_POINT_GROUPS = (DETECTOR_GROUP,)
 
 _loaded_groups: set[str] = set()
 
 
 def _strategy_registry() -> types.ModuleType | None:
-    """``strategies.registry`` (issue 15), or None where this cl-bench does not have it yet."""
+    """``strategies.continual.registry`` (issue 15), or None where this cl-bench lacks it."""
     try:
-        return importlib.import_module("strategies.registry")
+        return importlib.import_module("strategies.continual.registry")
     except ModuleNotFoundError as exc:
-        if exc.name == "strategies.registry":
+        if exc.name == "strategies.continual.registry":
             return None
         raise
 
@@ -84,8 +85,8 @@ def _attribute_new_specs(before: dict[str, dict[str, Any]], source: str) -> None
 
 def load_entry_points(groups: tuple[str, ...] = ENTRY_POINT_GROUPS) -> None:
     """Register the detectors and strategies that installed distributions declare (once per
-    process and group; the strategies' group through :mod:`strategies.registry`), each with its
-    distribution as its source (:mod:`strategies.entry_points`)."""
+    process and group; the strategies' group through :mod:`strategies.continual.registry`), each
+    with its distribution as its source (:mod:`strategies.entry_points`)."""
     from strategies.detectors import DetectorSpec, register_detector
     from strategies.detectors import registry as detector_registry
 
@@ -149,8 +150,8 @@ def _yaml_value(value: Any) -> Any:
 
 def catalogue() -> list[dict[str, Any]]:
     """Every detector, backbone and strategy available, with its source, for ``cl-bench list``."""
-    from strategies.backbones import available_backbones
     from strategies.detectors import detector_names, get_detector
+    from strategies.teachers.backbones import available_backbones
 
     rows = []
     for name in detector_names():

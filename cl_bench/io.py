@@ -1,4 +1,4 @@
-"""Atomic writes of text and JSON (see :func:`strategies.atomic.atomic_write`)."""
+"""Atomic writes of text and JSON (see :func:`strategies.training.atomic.atomic_write`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from strategies.atomic import atomic_write
+from strategies.training.atomic import atomic_write
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -69,11 +69,11 @@ POOLED = "pooled"
 #: metrics (no R matrix of their own); a plugin metric is written only when listed here:
 #: the routing strategy's task-identification accuracy (all, good, defective test images of the
 #: seen tasks) and memory held (MB; per task: its expert and key, pooled: everything held), and
-#: per seen task its misrouting diagnostics (strategies.routing.diagnostics: image and pixel
-#: AUROC of correctly routed and misrouted images apart, NaN where a group is empty or of one
+#: per seen task its misrouting diagnostics (strategies.continual.routing.diagnostics: image and
+#: pixel AUROC of correctly routed and misrouted images apart, NaN where a group is empty or of one
 #: class; the key-distance margin's mean, minimum and share below the low-margin threshold);
-#: with score calibration (strategies.calibration), the image AUROC of the raw, uncalibrated
-#: scores of the same run, per task and pooled (the "before" of the calibration gap)
+#: with score calibration (strategies.continual.calibration), the image AUROC of the raw,
+#: uncalibrated scores of the same run, per task and pooled (the "before" of the calibration gap)
 SIDE_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb",
                 "image_auroc_routed_right", "image_auroc_misrouted",
                 "pixel_auroc_routed_right", "pixel_auroc_misrouted",

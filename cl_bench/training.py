@@ -2,9 +2,9 @@
 
 ``cl-bench train-one`` and the tests that train a detector on real images call
 :func:`train_on_dataset` instead of a loop of their own: the detector is trained by
-:class:`strategies.avalanche_strategy.DistillationStrategy` (the optimizer and the learning-rate
-schedule of ``train``, the schedule stepped per iteration, the detector calibrated on its
-training images after the task) on a one-experience Avalanche stream, and scored with
+:class:`strategies.training.avalanche_strategy.DistillationStrategy` (the optimizer and the
+learning-rate schedule of ``train``, the schedule stepped per iteration, the detector calibrated on
+its training images after the task) on a one-experience Avalanche stream, and scored with
 :mod:`cl_bench.metrics`. With the seeding of :func:`seed_for_build` and
 :func:`seed_for_training`, the detector equals the one a one-task naive run of the same seed has
 after its step 0.
@@ -21,10 +21,10 @@ import torch
 from cl_bench.config import TrainSettings
 from cl_bench.metrics import image_auroc, pixel_auroc
 from cl_bench.seeding import seed_everything, step_seed
-from strategies.avalanche_strategy import DistillationStrategy
 from strategies.detectors.base import AnomalyDetector
-from strategies.optimizers import build_optimizer
-from strategies.schedules import Schedule
+from strategies.training.avalanche_strategy import DistillationStrategy
+from strategies.training.optimizers import build_optimizer
+from strategies.training.schedules import Schedule
 
 
 def optimizer_for(settings: TrainSettings, params: Iterable[torch.nn.Parameter]

@@ -2,8 +2,8 @@
 
 Both groups go through :func:`load_group`: ``cl_bench.detectors`` (:class:`DetectorSpec`, loaded
 by ``cl_bench.extensions``) and ``cl_bench.strategies`` (:class:`StrategySpec`, loaded by
-:mod:`strategies.registry` on its first lookup). A spec registered this way records its true
-source, the distribution and the entry point, e.g. ``cl-bench-example
+:mod:`strategies.continual.registry` on its first lookup). A spec registered this way records its
+true source, the distribution and the entry point, e.g. ``cl-bench-example
 (cl_bench_example.strategy:SPEC)``, so that ``cl-bench list`` shows it and a second
 registration of a name (say ``naive``) names both packages. An entry point that cannot be
 loaded is one error naming the entry point, its distribution and the file:line that failed.

@@ -137,7 +137,7 @@ def our_contender(name: str, backbone: str, images: torch.Tensor, cached: bool =
                   options: dict[str, object] | None = None, layout: str = "") -> Contender:
     from cl_bench.benchmarks.detectors import fill_teacher_cache
     from strategies.detectors import build_detector
-    from strategies.optimizers import build_optimizer
+    from strategies.training.optimizers import build_optimizer
 
     detector = build_detector(name, backbone=backbone, weights="none", **(options or {}))
     if cached:

@@ -186,7 +186,7 @@ def fill_teacher_cache(detector, images) -> None:
     which every later step on these images finds all teacher features stored."""
     import torch
 
-    from strategies.teacher_cache import FeatureStore, attach_teacher_cache
+    from strategies.teachers.teacher_cache import FeatureStore, attach_teacher_cache
 
     attach_teacher_cache(detector, FeatureStore(max_mb=4096, dtype=torch.float32))
     detector.eval()
@@ -199,7 +199,7 @@ def measure(job: dict) -> dict:
     import torch
 
     from strategies.detectors import build_detector
-    from strategies.optimizers import build_optimizer
+    from strategies.training.optimizers import build_optimizer
 
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
@@ -282,7 +282,7 @@ def measure_pair(job: dict) -> dict:
     import torch
 
     from strategies.detectors import build_detector
-    from strategies.optimizers import build_optimizer
+    from strategies.training.optimizers import build_optimizer
 
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))

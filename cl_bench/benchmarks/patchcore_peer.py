@@ -114,8 +114,8 @@ def compare_patchcore(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Fit both per category; print and return ``{category: {column: value}}``."""
     from cl_bench.commands.train_one import parse_options
     from cl_bench.data import MVTecDataset, list_categories
-    from strategies.backbones import build_teacher
     from strategies.detectors import build_detector
+    from strategies.teachers.backbones import build_teacher
 
     root = args.root
     categories = list_categories(root) if args.categories == "all" else [

@@ -3,12 +3,12 @@
 ``python -m cl_bench.benchmarks.routing [--data synthetic|PATH] [--size 128]``
 
 For every category of the data set (alphabetical), the frozen teacher's pooled descriptors of
-its **training** images build that task's key (:class:`strategies.routing.router.TaskRouter`);
-after each step t (tasks 0..t seen) every test image of a seen task is routed and counted as
-right when it lands on its own task. Test labels serve only to split the count into good and
-defective images. Printed per kind: accuracy over all steps' seen-task images (good, defective),
-the accuracy after the last step, and the worst step. No training: the router needs the teacher
-only.
+its **training** images build that task's key
+(:class:`strategies.continual.routing.router.TaskRouter`); after each step t (tasks 0..t seen) every
+test image of a seen task is routed and counted as right when it lands on its own task. Test labels
+serve only to split the count into good and defective images. Printed per kind: accuracy over all
+steps' seen-task images (good, defective), the accuracy after the last step, and the worst step. No
+training: the router needs the teacher only.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from strategies.backbones import build_teacher
-from strategies.routing.router import ROUTER_KINDS, TaskRouter, pooled_descriptor
+from strategies.continual.routing.router import ROUTER_KINDS, TaskRouter, pooled_descriptor
+from strategies.teachers.backbones import build_teacher
 
 
 def _descriptors(teacher, dataset, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:

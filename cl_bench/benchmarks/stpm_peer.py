@@ -119,7 +119,7 @@ def our_trainee(detector: nn.Module, label: str = "ours STPM") -> Trainee:
 
 def train(trainee: Trainee, dataset, args: argparse.Namespace, seed: int) -> float:
     """SGD for ``args.epochs`` epochs over ``dataset`` shuffled by ``seed``; returns seconds."""
-    from strategies.optimizers import build_optimizer
+    from strategies.training.optimizers import build_optimizer
 
     optimizer = build_optimizer(trainee.params, "sgd", lr=args.lr, momentum=args.momentum,
                                 weight_decay=args.weight_decay, fused=False)
@@ -160,8 +160,8 @@ def compare_accuracy(args: argparse.Namespace) -> dict[str, dict[str, tuple[floa
     """Train both contenders per category; print and return {category: {label: (px, img)}}."""
     from cl_bench.cli_options import parse_options
     from cl_bench.data import MVTecDataset, list_categories
-    from strategies.backbones import build_teacher
     from strategies.detectors import build_detector
+    from strategies.teachers.backbones import build_teacher
 
     root = args.root
     categories = list_categories(root) if args.categories == "all" else [

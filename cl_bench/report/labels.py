@@ -41,8 +41,8 @@ QUANTITY_LABELS.update({"task_id_acc": "Task-ID acc (final)", "task_id_acc_good"
                         "memory_mb_total": "Memory total (MB)"})
 #: the calibration gap of a run after the final task (docs/metrics.md, "Calibration gap"):
 #: ``gap`` = mean_j R[T-1, j] - pooled (every metric with a pooled value), and for image AUROC,
-#: where the run recorded its raw scores next to calibrated ones (strategies.calibration), the
-#: same of the uncalibrated scores; descriptive columns, not ranked, shown when some run of the
+#: where the run recorded its raw scores next to calibrated ones (strategies.continual.calibration),
+#: the same of the uncalibrated scores; descriptive columns, not ranked, shown when some run of the
 #: report is calibrated
 CALIBRATION_QUANTITIES = ("gap", "pooled_uncalibrated", "gap_uncalibrated")
 QUANTITY_LABELS.update({"gap": "Gap (ACC - pooled)",

@@ -7,8 +7,8 @@ best continual method, and get no intransigence. A run recorded under a name tha
 registered in this installation (a strategy from a package not installed here) is treated as a
 sequential, task-agnostic strategy, with a warning that says so.
 
-:mod:`strategies.registry` is imported on first use only; it registers the strategies' specs
-without importing their plugins (nor Avalanche), which the report does not need.
+:mod:`strategies.continual.registry` is imported on first use only; it registers the strategies'
+specs without importing their plugins (nor Avalanche), which the report does not need.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from functools import cache
 
-#: the stream kinds of :mod:`strategies.spec`, in the order references are listed
+#: the stream kinds of :mod:`strategies.continual.spec`, in the order references are listed
 STREAM_ORDER = ("sequential", "joint", "cumulative", "per_task")
 
 
@@ -24,8 +24,8 @@ STREAM_ORDER = ("sequential", "joint", "cumulative", "per_task")
 def _kind(strategy: str) -> tuple[str, bool]:
     """(stream kind, task-aware) of ``strategy``."""
     from cl_bench.report.variants import base_strategy
+    from strategies.continual.registry import get_strategy
     from strategies.errors import StrategyRegistryError
-    from strategies.registry import get_strategy
 
     try:
         spec = get_strategy(base_strategy(strategy))

@@ -54,7 +54,7 @@ class RunContext:
     def feature_store(self):
         """One teacher-feature store per run, shared by its cells (one teacher per run)."""
         if self._store is None:
-            from strategies.teacher_cache import FeatureStore
+            from strategies.teachers.teacher_cache import FeatureStore
 
             perf = self.cfg.performance
             dtype = torch.float16 if perf.teacher_cache_dtype == "float16" else torch.float32

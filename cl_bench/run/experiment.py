@@ -4,8 +4,8 @@ Protocol (docs/running.md): for each method and seed, evaluate the untrained mod
 task (step -1), then train the tasks in order and, after each, evaluate the same model on every
 task (the full T x T matrix) and the pooled, task-agnostic metric over the test images of the
 tasks seen so far. What a step trains on follows the strategy's stream kind
-(:mod:`strategies.registry`): ``joint`` trains one model on all categories (rows -1 and T-1),
-``cumulative`` trains step i on tasks 0..i, ``per_task`` (``independent``) trains one detector
+(:mod:`strategies.continual.registry`): ``joint`` trains one model on all categories (rows -1 and
+T-1), ``cumulative`` trains step i on tasks 0..i, ``per_task`` (``independent``) trains one detector
 per task and tests each task with its own detector; a strategy that uses the task identity at
 test time is labelled ``task_aware=True`` in the records.
 
@@ -202,7 +202,7 @@ def check_weights(cfg: ExperimentConfig) -> None:
     starts (:class:`~strategies.errors.WeightsError`)."""
     if cfg.model.weights == "none":
         return
-    from strategies.backbones import build_teacher
+    from strategies.teachers.backbones import build_teacher
 
     build_teacher(cfg.model.backbone, cfg.model.weights)
 

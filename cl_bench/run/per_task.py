@@ -8,8 +8,8 @@ After step i, R[i, j] for j < i is the value measured when detector j was
 trained (detector j never changes afterwards, so it is not evaluated again); tasks j > i have no
 detector yet and are left out (NaN). The pooled metric ranks each task's images by the score of
 that task's own detector. With score calibration (``strategy.independent.calibration``) each
-detector's maps are on the common scale of :mod:`strategies.calibration`; its raw scores are
-kept next to them (``scores_uncalibrated``) for the paired pooled ``image_auroc_uncalibrated``.
+detector's maps are on the common scale of :mod:`strategies.continual.calibration`; its raw scores
+are kept next to them (``scores_uncalibrated``) for the paired pooled ``image_auroc_uncalibrated``.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 def _step_problem(ctx: RunContext, method: str, seed: int, step: int) -> str | None:
     """Why the state after ``step`` cannot be restored (``None``: it can)."""
-    from strategies.checkpoint import read_checkpoint
     from strategies.errors import CheckpointError
+    from strategies.training.checkpoint import read_checkpoint
 
     if ctx.cfg.strategy.spec().stream == "per_task":  # resumes from the tasks' saved test scores
         for task in range(step + 1):

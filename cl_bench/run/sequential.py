@@ -11,9 +11,9 @@ from cl_bench.run.context import RunContext
 from cl_bench.run.steps import build_strategy, save_step
 from cl_bench.run.steps import finish_step as _finish_step
 from cl_bench.seeding import seed_everything, step_seed
-from strategies.avalanche_strategy import DistillationStrategy
-from strategies.checkpoint import load_detector_state
-from strategies.plugins import load_plugin_state, restore_from_stream
+from strategies.continual.plugins import load_plugin_state, restore_from_stream
+from strategies.training.avalanche_strategy import DistillationStrategy
+from strategies.training.checkpoint import load_detector_state
 
 
 def restore_step(ctx: RunContext, strategy: DistillationStrategy, tasks, method: str, seed: int,

@@ -17,11 +17,11 @@ from cl_bench.progress import ProgressPlugin
 from cl_bench.run.context import RunContext, make_records
 from cl_bench.seeding import seed_everything, step_seed
 from cl_bench.training import optimizer_for, schedule_for
-from strategies.avalanche_strategy import DistillationStrategy
-from strategies.checkpoint import save_detector
+from strategies.continual.plugins import plugin_state
 from strategies.detectors import build_detector
-from strategies.plugins import plugin_state
-from strategies.schedules import Schedule
+from strategies.training.avalanche_strategy import DistillationStrategy
+from strategies.training.checkpoint import save_detector
+from strategies.training.schedules import Schedule
 
 
 def make_optimizer(ctx: RunContext, params, method: str) -> torch.optim.Optimizer:
@@ -65,7 +65,7 @@ def build_strategy(ctx: RunContext, method: str, seed: int,
     if perf.channels_last:
         detector.to(memory_format=torch.channels_last)
     if perf.teacher_cache:
-        from strategies.teacher_cache import attach_teacher_cache
+        from strategies.teachers.teacher_cache import attach_teacher_cache
 
         attach_teacher_cache(detector, ctx.feature_store())
     plugins = cfg.strategy.spec().build_plugins(cfg.strategy.options_for(method), seed)

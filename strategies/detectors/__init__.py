@@ -1,11 +1,11 @@
 """Anomaly detectors: STPM, RD4AD, the hybrid (seed paper) and PatchCore, and any a user registers.
 
 ``build_detector(name, backbone, weights, **options)`` builds one around a frozen teacher from
-:mod:`strategies.backbones`; ``DETECTOR_OPTIONS[name]`` lists the options it accepts (the fields
-of its options model, with their types, defaults, ranges and descriptions; configs are validated
-against the model). Both read the detector registry (:mod:`strategies.detectors.registry`); each
-built-in detector registers itself next to its class when its module is imported (below, in the
-order tables and figures list them).
+:mod:`strategies.teachers.backbones`; ``DETECTOR_OPTIONS[name]`` lists the options it accepts (the
+fields of its options model, with their types, defaults, ranges and descriptions; configs are
+validated against the model). Both read the detector registry
+(:mod:`strategies.detectors.registry`); each built-in detector registers itself next to its class
+when its module is imported (below, in the order tables and figures list them).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import strategies.detectors.rd4ad
 import strategies.detectors.hybrid
 import strategies.detectors.patchcore  # noqa: F401
 # isort: on
-from strategies.backbones import build_teacher
 from strategies.detectors.base import AnomalyDetector, DetectorOutput, LossResult
 from strategies.detectors.hybrid import HybridDetector
 from strategies.detectors.registry import (
@@ -38,6 +37,7 @@ from strategies.detectors.registry import (
     validate_options,
 )
 from strategies.errors import StrategiesError
+from strategies.teachers.backbones import build_teacher
 
 __all__ = [
     "DETECTOR_OPTIONS",
@@ -71,7 +71,7 @@ def build_detector(name: str, backbone: str = "efficientnet_lite0",
                    weights: str | Path = "imagenet", **options: Any) -> AnomalyDetector:
     """Detector ``name`` (see :func:`detector_names`) on a frozen ``backbone`` teacher.
 
-    ``weights``: "imagenet", "none" or a state_dict file (see :mod:`strategies.backbones`);
+    ``weights``: "imagenet", "none" or a state_dict file (see :mod:`strategies.teachers.backbones`);
     ``options``: see ``DETECTOR_OPTIONS[name]``.
     """
     spec = get_detector(name)

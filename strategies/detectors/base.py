@@ -135,8 +135,8 @@ class AnomalyDetector(nn.Module):
     # ---- gradient-free learning (memory banks, statistics) --------------------------------
     #: True for a detector that learns without gradients: per task, the strategy builds no
     #: optimizer, ignores the epochs and calls :meth:`fit` once with the task's training images
-    #: (:class:`strategies.avalanche_strategy.DistillationStrategy`). Its learnt state must be
-    #: in ``state_dict()`` (buffers or extra state), so checkpoints and resume work unchanged.
+    #: (:class:`strategies.training.avalanche_strategy.DistillationStrategy`). Its learnt state must
+    #: be in ``state_dict()`` (buffers or extra state), so checkpoints and resume work unchanged.
     learns_without_gradients: bool = False
 
     def fit(self, batches: Iterable[Tensor]) -> None:

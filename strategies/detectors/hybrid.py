@@ -10,9 +10,9 @@ Two students share the frozen teacher:
 - **reverse** branch R: RD4AD's OCBE + decoder, teacher levels -> teacher levels.
   Loss ``L_R = sum_l mean_b [1 - cos(vec T_l, vec R_l)]`` (RD4AD's flattened cosine).
 
-Training loss ``L = w_F L_F + w_R L_R`` with the weighting scheme of :mod:`strategies.weighting`
-(``fixed`` / ``uncertainty`` / ``dwa``); ``LossResult.parts`` holds ``loss_forward``,
-``loss_reverse``, ``weight_forward``, ``weight_reverse``.
+Training loss ``L = w_F L_F + w_R L_R`` with the weighting scheme of
+:mod:`strategies.detectors.weighting` (``fixed`` / ``uncertainty`` / ``dwa``); ``LossResult.parts``
+holds ``loss_forward``, ``loss_reverse``, ``weight_forward``, ``weight_reverse``.
 
 Fused map. For branch ``k`` and level ``l`` the per-pixel map is ``D_kl = 1 - cos_c(T_l, S_kl)``.
 Both branches' maps measure the same quantity (cosine distance to the same teacher features), so
@@ -60,8 +60,8 @@ from strategies.detectors.rd4ad import (
 )
 from strategies.detectors.registry import DetectorSpec, register_detector
 from strategies.detectors.stpm import stpm_loss
+from strategies.detectors.weighting import build_weighting
 from strategies.palette import OKABE_ITO
-from strategies.weighting import build_weighting
 
 BRANCHES = ("forward", "reverse")
 FusionNormalization = Literal["standardize", "none"]

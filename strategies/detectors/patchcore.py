@@ -55,7 +55,7 @@ from strategies.palette import OKABE_ITO
 
 MemoryMode = Literal["growing", "budget"]
 MEMORY_MODES: tuple[str, ...] = get_args(MemoryMode)
-#: a teacher level, 1-based (every backbone of strategies.backbones has three)
+#: a teacher level, 1-based (every backbone of strategies.teachers.backbones has three)
 TeacherLevel = Annotated[int, Field(ge=1, le=3)]
 
 

@@ -78,9 +78,9 @@ class DetectorSpec:
     """A detector as the registry knows it.
 
     ``builder(teacher, **options)`` returns the detector around the frozen ``teacher`` (a
-    :class:`strategies.backbones.FeatureExtractor`); ``options`` is the detector's options model
-    (a :class:`DetectorOptions` subclass, ``None`` for a detector without options): the builder
-    receives every option, validated, defaults filled in (:func:`validate_options`).
+    :class:`strategies.teachers.backbones.FeatureExtractor`); ``options`` is the detector's options
+    model (a :class:`DetectorOptions` subclass, ``None`` for a detector without options): the
+    builder receives every option, validated, defaults filled in (:func:`validate_options`).
 
     ``train_defaults``: the training settings of the detector's paper, as keys of the
     ``train`` section (``optimizer``, ``schedule``, ...). Every experiment trains the detector

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from strategies.backbones import build_backbone
 from strategies.detectors.base import AnomalyDetector, DetectorOutput, LossResult
 from strategies.detectors.maps import (
     DEFAULT_SIGMA,
@@ -38,6 +37,7 @@ from strategies.detectors.maps import (
 )
 from strategies.detectors.registry import DetectorSpec, SmoothedMapOptions, register_detector
 from strategies.palette import OKABE_ITO
+from strategies.teachers.backbones import build_backbone
 
 
 def normalized_distance_maps(teacher: list[Tensor], student: list[Tensor]) -> list[Tensor]:

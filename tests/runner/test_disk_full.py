@@ -12,7 +12,7 @@ import pytest
 import torch
 from fault_helpers import cli, write_config
 
-from strategies.atomic import atomic_write
+from strategies.training.atomic import atomic_write
 
 NO_SPACE = "No space left on device"
 

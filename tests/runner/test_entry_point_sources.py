@@ -12,10 +12,10 @@ import pytest
 
 from cl_bench import extensions
 from cl_bench.cli import main
-from strategies import registry as strategy_registry
+from strategies.continual import registry as strategy_registry
 from strategies.detectors import registry as detector_registry
 
-STRATEGY = '''from strategies.spec import StrategySpec
+STRATEGY = '''from strategies.continual.spec import StrategySpec
 
 SPEC = StrategySpec(name="my_strategy", description="an installed strategy")
 NAIVE = StrategySpec(name="naive", description="a second naive")

@@ -23,7 +23,7 @@ from cl_bench.cli import main
 from cl_bench.config import validate
 from cl_bench.errors import ConfigError
 from cl_bench.run.experiment import run_experiment
-from strategies import registry as strategy_registry
+from strategies.continual import registry as strategy_registry
 from strategies.detectors import detector_names, get_detector
 from strategies.detectors import registry as detector_registry
 

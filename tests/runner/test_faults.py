@@ -132,8 +132,8 @@ def test_garbage_weights_file_says_what_a_state_dict_is(capsys, tmp_path,
 
 
 def test_a_whole_pickled_model_is_named_as_such(tmp_path) -> None:
-    from strategies.backbones import build_teacher
     from strategies.errors import WeightsError
+    from strategies.teachers.backbones import build_teacher
 
     path = tmp_path / "model.pth"
     torch.save(torch.nn.Linear(2, 2), path)

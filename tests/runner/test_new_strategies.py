@@ -16,8 +16,8 @@ from cl_bench.config import validate
 from cl_bench.data import build_benchmark, ensure_synthetic
 from cl_bench.run.experiment import RunContext, run_experiment
 from cl_bench.run.steps import build_strategy
-from strategies.agem import SeededAGEMPlugin
-from strategies.checkpoint import read_checkpoint
+from strategies.continual.agem import SeededAGEMPlugin
+from strategies.training.checkpoint import read_checkpoint
 
 
 def _synthetic(categories: int = 3):
@@ -153,7 +153,7 @@ def _docs_example() -> dict:
 
 @pytest.fixture
 def docs_strategy():
-    from strategies import registry
+    from strategies.continual import registry
 
     saved = dict(registry._specs)
     example = _docs_example()

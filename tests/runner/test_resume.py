@@ -70,7 +70,7 @@ def test_resume_after_each_step_with_kept_optimizer_state(tmp_path, synthetic_ca
     """In process: pretend the run died after step 0 and again after step 1 (replay buffer,
     SI importances and Adam state carried over tasks must all be restored)."""
 
-    from strategies.checkpoint import read_checkpoint
+    from strategies.training.checkpoint import read_checkpoint
 
     # two epochs: SI's penalty (0 at the first step of a task) acts from the second step on
     raw = tiny_raw(**{"model.methods": ["rd4ad"], "strategy.name": "si", "train.epochs": 2,

@@ -95,7 +95,7 @@ def _umask() -> int:
 
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
 def test_atomic_write_respects_the_umask(tmp_path, mask) -> None:
-    from strategies.atomic import atomic_write
+    from strategies.training.atomic import atomic_write
 
     old = os.umask(mask)
     try:
@@ -107,8 +107,8 @@ def test_atomic_write_respects_the_umask(tmp_path, mask) -> None:
 
 
 def test_checkpoint_message_points_to_the_fallback(tmp_path) -> None:
-    from strategies.checkpoint import read_checkpoint
     from strategies.errors import CheckpointError
+    from strategies.training.checkpoint import read_checkpoint
 
     path = tmp_path / "step00.pt"
     path.write_bytes(b"PK\x03\x04 cut")

@@ -14,8 +14,8 @@ from runner_helpers import tiny_raw
 
 from cl_bench.config import validate
 from cl_bench.run.experiment import run_experiment
-from strategies.routing.diagnostics import distance_margins
-from strategies.routing.router import TaskRouter
+from strategies.continual.routing.diagnostics import distance_margins
+from strategies.continual.routing.router import TaskRouter
 
 TEST_IMAGES = 4  # tiny_raw: 4 test images per synthetic task
 T = 3
@@ -99,7 +99,7 @@ def test_diagnostics_judge_a_category_column_by_the_task_that_holds_it() -> None
     column 1 routed to expert 0 is routed right, one of column 2 routed to expert 0 is not."""
     import torch
 
-    from strategies.routing.diagnostics import RoutingDiagnostics
+    from strategies.continual.routing.diagnostics import RoutingDiagnostics
 
     diagnostics = RoutingDiagnostics()
     distances = torch.tensor([[0.1, 0.9], [0.2, 0.8]])

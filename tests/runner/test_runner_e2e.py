@@ -12,9 +12,9 @@ import torch
 from cl_bench.errors import RunError
 from cl_bench.records import SIDE_METRICS
 from cl_bench.run.experiment import run_experiment
-from strategies.checkpoint import load_detector_state
+from strategies.continual.registry import get_strategy, strategy_names
 from strategies.detectors import build_detector
-from strategies.registry import get_strategy, strategy_names
+from strategies.training.checkpoint import load_detector_state
 
 DETECTORS = ("stpm", "rd4ad", "hybrid")
 

@@ -17,7 +17,7 @@ from runner_helpers import resume_cut_copy, tiny_raw
 from cl_bench.config import validate
 from cl_bench.data.synthetic import synthesize
 from cl_bench.run.experiment import run_experiment
-from strategies.checkpoint import read_checkpoint
+from strategies.training.checkpoint import read_checkpoint
 
 
 def _raw(strategy: str, root=None, **overrides) -> dict:

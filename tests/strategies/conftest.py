@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from strategies import registry
+from strategies.continual import registry
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from strategies.checkpoint import load_detector_state, save_detector
 from strategies.detectors import build_detector
 from strategies.errors import CheckpointError
+from strategies.training.checkpoint import load_detector_state, save_detector
 
 OPTIONS = {"reverse_width": 0.25, "decoder_blocks": [1, 1, 1], "ocbe_blocks": 1,
            "student_blocks": [1, 1, 1], "student_width": 64, "weighting": "uncertainty"}

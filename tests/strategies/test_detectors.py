@@ -7,7 +7,6 @@ import copy
 import pytest
 import torch
 
-from strategies.backbones import available_backbones, build_backbone, build_teacher
 from strategies.detectors import (
     DETECTOR_OPTIONS,
     DetectorOptionError,
@@ -15,6 +14,7 @@ from strategies.detectors import (
     build_detector,
 )
 from strategies.errors import WeightsError
+from strategies.teachers.backbones import available_backbones, build_backbone, build_teacher
 
 CHEAP = {  # small students so the unit tests stay fast
     "stpm": {},

@@ -9,8 +9,8 @@ import torch
 from avalanche.training.storage_policy import ExperienceBalancedBuffer
 
 from cl_bench.data import ImageCache, build_benchmark, synthesize
-from strategies.replay import CategoryBalancedBuffer
-from strategies.routing.router import TaskRouter
+from strategies.continual.replay import CategoryBalancedBuffer
+from strategies.continual.routing.router import TaskRouter
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from strategies.errors import OptimizerError
-from strategies.optimizers import build_optimizer
+from strategies.training.optimizers import build_optimizer
 
 
 def _train(fused: bool, name: str) -> torch.Tensor:

@@ -12,11 +12,11 @@ from avalanche.training.plugins import EWCPlugin
 from sklearn.neighbors import NearestNeighbors
 from torch.utils.data import TensorDataset
 
-from strategies.avalanche_strategy import DistillationStrategy
 from strategies.detectors import build_detector
 from strategies.detectors.memory_bank import greedy_coreset, nearest_neighbor_distances
 from strategies.detectors.patchcore import flatten_patches, locally_aware_features
 from strategies.errors import StrategiesError
+from strategies.training.avalanche_strategy import DistillationStrategy
 
 
 def test_coreset_picks_the_farthest_point_first() -> None:

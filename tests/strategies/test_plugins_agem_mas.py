@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from strategies.agem import SeededAGEMPlugin
-from strategies.builtin_specs import SIOptions, make_si_plugins
-from strategies.mas import per_image_importance
-from strategies.si import SIPlugin
+from strategies.continual.agem import SeededAGEMPlugin
+from strategies.continual.builtin_specs import SIOptions, make_si_plugins
+from strategies.continual.mas import per_image_importance
+from strategies.continual.si import SIPlugin
 
 
 class TinyBN(nn.Module):

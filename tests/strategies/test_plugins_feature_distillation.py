@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from strategies.continual.feature_distillation import feature_distance
+from strategies.continual.plugins import StudentDistillationPlugin, load_plugin_state, plugin_state
 from strategies.detectors import build_detector
 from strategies.detectors.base import DetectorOutput
-from strategies.feature_distillation import feature_distance
-from strategies.plugins import StudentDistillationPlugin, load_plugin_state, plugin_state
 
 CHEAP = {  # small students so the test stays fast (as in test_detectors.py)
     "stpm": {},

@@ -10,9 +10,9 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 
 from cl_bench.data import build_benchmark, ensure_synthetic
-from strategies.avalanche_strategy import DistillationStrategy
+from strategies.continual.replay import EqualComputeBatchSampler, SeededReplayPlugin, memory_count
 from strategies.detectors import build_detector
-from strategies.replay import EqualComputeBatchSampler, SeededReplayPlugin, memory_count
+from strategies.training.avalanche_strategy import DistillationStrategy
 
 N_TRAIN, BATCH, BUFFER = 7, 4, 4
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from strategies.plugins import SIPlugin, load_plugin_state, plugin_state
-from strategies.weighting import UncertaintyWeighting
+from strategies.continual.plugins import SIPlugin, load_plugin_state, plugin_state
+from strategies.detectors.weighting import UncertaintyWeighting
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 LR, STEPS, C, XI = 0.1, 5, 0.7, 1e-3

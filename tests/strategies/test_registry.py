@@ -11,15 +11,15 @@ from pydantic import Field
 
 from cl_bench.config import apply_overrides, to_yaml, validate
 from cl_bench.errors import ConfigError
-from strategies.errors import StrategyRegistryError
-from strategies.plugins import load_plugin_state, plugin_state
-from strategies.registry import (
+from strategies.continual.plugins import load_plugin_state, plugin_state
+from strategies.continual.registry import (
     StrategyOptions,
     StrategySpec,
     get_strategy,
     register_strategy,
     strategy_names,
 )
+from strategies.errors import StrategyRegistryError
 
 BUILT_IN = ["naive", "replay", "ewc", "si", "feature_distillation", "routing", "joint",
             "independent", "cumulative", "mas", "agem"]

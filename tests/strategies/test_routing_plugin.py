@@ -10,10 +10,10 @@ import pytest
 import torch
 from avalanche.training.plugins import SupervisedPlugin
 
-from strategies.avalanche_strategy import DistillationStrategy
+from strategies.continual.routing.plugin import RoutingPlugin
+from strategies.continual.routing.router import pooled_descriptor
 from strategies.detectors import build_detector
-from strategies.routing.plugin import RoutingPlugin
-from strategies.routing.router import pooled_descriptor
+from strategies.training.avalanche_strategy import DistillationStrategy
 
 
 class Scores(SupervisedPlugin):

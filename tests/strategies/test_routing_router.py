@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from strategies.routing.router import (
+from strategies.continual.routing.router import (
     ROUTER_KINDS,
     RouterError,
     TaskRouter,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from avalanche.training.plugins import SupervisedPlugin
 
-from strategies.schedules import Schedule, build_scheduler
+from strategies.training.schedules import Schedule, build_scheduler
 
 BASE_LR = 0.4
 
@@ -85,9 +85,9 @@ def two_tasks(tmp_path):
 
 
 def _strategy(schedule: Schedule, reset_optimizer: bool, log: _RateLog, epochs: int = 2):
-    from strategies.avalanche_strategy import DistillationStrategy
     from strategies.detectors import build_detector
-    from strategies.optimizers import build_optimizer
+    from strategies.training.avalanche_strategy import DistillationStrategy
+    from strategies.training.optimizers import build_optimizer
 
     torch.manual_seed(0)
     detector = build_detector("stpm", backbone="efficientnet_lite0", weights="none")

@@ -1,5 +1,6 @@
-"""Per-expert score calibration (strategies.calibration): the held-out split, the statistics,
-and two experts whose maps differ by a constant factor pooling better once calibrated."""
+"""Per-expert score calibration (strategies.continual.calibration): the held-out split, the
+statistics, and two experts whose maps differ by a constant factor pooling better once
+calibrated."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from torch import Tensor, nn
 from torch.utils.data import Subset, TensorDataset
 
 from cl_bench.metrics import pooled_image_metrics
-from strategies.calibration import (
+from strategies.continual.calibration import (
     CalibrationPlugin,
     HoldoutCalibration,
     holdout_split,

@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-from strategies.backbones import build_teacher
 from strategies.detectors import build_detector
-from strategies.teacher_cache import (
+from strategies.teachers.backbones import build_teacher
+from strategies.teachers.teacher_cache import (
     CachedTeacher,
     FeatureStore,
     TeacherCacheError,

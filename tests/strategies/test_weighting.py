@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from strategies.weighting import build_weighting
+from strategies.detectors.weighting import build_weighting
 
 NAMES = ("forward", "reverse")
 

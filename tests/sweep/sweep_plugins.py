@@ -18,7 +18,7 @@ from pathlib import Path
 
 from avalanche.training.plugins import SupervisedPlugin
 
-from strategies.registry import StrategyOptions, StrategySpec, register_strategy
+from strategies.continual.registry import StrategyOptions, StrategySpec, register_strategy
 
 ARRIVED, RELEASE = "arrived", "release"
 #: a safety net only: a gate never released fails its cell instead of hanging the test suite

@@ -13,7 +13,7 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 from pydantic import Field
 
-from strategies.registry import StrategyOptions, StrategySpec
+from strategies.continual.registry import StrategyOptions, StrategySpec
 
 
 class L2AnchorOptions(StrategyOptions):

@@ -11,12 +11,12 @@ package. docs/strategies.md, "Adding a strategy", has a worked example.
 
 from __future__ import annotations
 
-from strategies import builtin_specs as builtin
-from strategies import calibration, cumulative
+from strategies.continual import builtin_specs as builtin
+from strategies.continual import calibration, cumulative
+from strategies.continual.routing import options as routing
+from strategies.continual.spec import STREAM_KINDS, StrategyOptions, StrategySpec, StreamKind
 from strategies.entry_points import STRATEGY_GROUP, load_group
 from strategies.errors import StrategyRegistryError
-from strategies.routing import options as routing
-from strategies.spec import STREAM_KINDS, StrategyOptions, StrategySpec, StreamKind
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -32,9 +32,9 @@ from avalanche.training.plugins import SupervisedPlugin
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from strategies.continual.plugin_state import decode_state, encode_state
 from strategies.detectors.base import DetectorOutput
 from strategies.detectors.maps import cosine_distance_map
-from strategies.plugin_state import decode_state, encode_state
 
 
 def frozen_batch_statistics_copy(model: nn.Module) -> nn.Module:

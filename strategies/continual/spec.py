@@ -1,4 +1,5 @@
-"""What a continual strategy is, declared once: :class:`StrategySpec` (:mod:`strategies.registry`).
+"""What a continual strategy is, declared once: :class:`StrategySpec`
+(:mod:`strategies.continual.registry`).
 
 A strategy is its plugins (Avalanche ``SupervisedPlugin`` objects built from its options and the
 run's seed), its options model (validated as the config section ``strategy.<name>``), the kind

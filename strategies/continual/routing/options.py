@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from strategies.calibration import CalibrationOptions, make_calibration
-from strategies.spec import StrategySpec
+from strategies.continual.calibration import CalibrationOptions, make_calibration
+from strategies.continual.spec import StrategySpec
 
 
 class RoutingOptions(CalibrationOptions):
@@ -19,10 +19,10 @@ class RoutingOptions(CalibrationOptions):
     ``own_task`` (default: expert t holds task t's memory only, whatever ``init`` says) or
     ``cumulative`` (with ``init: warm``, expert t holds the memory of tasks 0..t);
     ``calibration`` and ``calibration_holdout``: each expert's maps put on one scale before
-    pooling, from held-out normal training images (:mod:`strategies.calibration`);
+    pooling, from held-out normal training images (:mod:`strategies.continual.calibration`);
     ``top_k``: the experts of the k nearest tasks score each test image and the lowest image
     score wins, with its expert's map (1, the default: the nearest task's expert only; the rule
-    for an unsure router, :mod:`strategies.routing.plugin`).
+    for an unsure router, :mod:`strategies.continual.routing.plugin`).
     """
 
     router: Literal["prototype_cosine", "prototype_euclidean", "mahalanobis"] = \
@@ -34,7 +34,7 @@ class RoutingOptions(CalibrationOptions):
 
 
 def make_routing_plugins(options: RoutingOptions, seed: int) -> list:
-    from strategies.routing.plugin import RoutingPlugin
+    from strategies.continual.routing.plugin import RoutingPlugin
 
     return [RoutingPlugin(options.router, options.init, options.expert_dtype,
                           gradient_free_memory=options.gradient_free_memory,

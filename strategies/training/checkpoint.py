@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from strategies.atomic import atomic_write
 from strategies.errors import CheckpointError
+from strategies.training.atomic import atomic_write
 
 FORMAT = "cl-bench-detector"
 VERSION = 1

@@ -1,7 +1,7 @@
 """The plugins of a continual strategy, and their resumable state, read from the registry.
 
-Every strategy declares its plugins in its :class:`~strategies.spec.StrategySpec`
-(:mod:`strategies.registry`); docs/strategies.md describes each one.
+Every strategy declares its plugins in its :class:`~strategies.continual.spec.StrategySpec`
+(:mod:`strategies.continual.registry`); docs/strategies.md describes each one.
 
 :func:`plugin_state` / :func:`load_plugin_state`: what a plugin carries from one task to the next
 (its ``state_dict()``; ``{}`` for a plugin without one), as a ``weights_only``-loadable dict, so
@@ -16,11 +16,11 @@ from typing import Any
 
 from avalanche.training.plugins import SupervisedPlugin
 
-from strategies.ewc import ResumableEWCPlugin
-from strategies.feature_distillation import StudentDistillationPlugin
-from strategies.registry import get_strategy
-from strategies.replay import SeededReplayPlugin, replay_seed
-from strategies.si import SIPlugin
+from strategies.continual.ewc import ResumableEWCPlugin
+from strategies.continual.feature_distillation import StudentDistillationPlugin
+from strategies.continual.registry import get_strategy
+from strategies.continual.replay import SeededReplayPlugin, replay_seed
+from strategies.continual.si import SIPlugin
 
 __all__ = ["ResumableEWCPlugin", "SIPlugin", "SeededReplayPlugin", "StudentDistillationPlugin",
            "load_plugin_state", "make_plugins", "plugin_state", "replay_seed",

@@ -47,9 +47,9 @@ from avalanche.training.plugins import SupervisedPlugin
 from pydantic import Field
 from torch import Tensor
 
+from strategies.continual.spec import StrategyOptions
 from strategies.detectors.base import DetectorOutput
 from strategies.errors import StrategiesError
-from strategies.spec import StrategyOptions
 
 CalibrationKind = Literal["none", "zscore", "quantile"]
 CALIBRATION_KINDS: tuple[str, ...] = ("none", "zscore", "quantile")

@@ -11,7 +11,7 @@ first order. The frozen teacher is hidden from ``parameters()`` and never projec
 Two changes to Avalanche's plugin, both for reproducible and resumable runs:
 
 - the ``patterns_per_experience`` images kept of each task are drawn with a generator seeded
-  from (run seed, task) (:func:`~strategies.replay.replay_seed`), not from Python's global
+  from (run seed, task) (:func:`~strategies.continual.replay.replay_seed`), not from Python's global
   ``random``; a resumed run re-draws the same memory from the tasks done;
 - the memory batch holds ``max(1, sample_size // tasks in memory)`` images of each earlier task
   (Avalanche's ``sample_size // tasks`` becomes 0, an error, once the tasks outnumber
@@ -33,7 +33,7 @@ from avalanche.benchmarks.utils.data_loader import GroupBalancedInfiniteDataLoad
 from avalanche.training.plugins import AGEMPlugin
 from torch import Tensor, nn
 
-from strategies.replay import replay_seed
+from strategies.continual.replay import replay_seed
 
 
 class SeededAGEMPlugin(AGEMPlugin):

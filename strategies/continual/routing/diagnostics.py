@@ -10,7 +10,7 @@ Kept per evaluation (one pass over the test stream after a step) by
   task that holds column j;
 - the **distance margin** of each image, ``m(x) = d_(2)(x) - d_(1)(x)`` (second-smallest minus
   smallest task distance, a task's distance being that of its nearest key,
-  :meth:`strategies.routing.router.TaskRouter.task_distances`) and its
+  :meth:`strategies.continual.routing.router.TaskRouter.task_distances`) and its
   scale-free form ``r(x) = m(x) / d_(2)(x)`` in [0, 1] (0: a tie between two keys, 1: the image
   sits on its key): how close to failing the router is. Summaries per seen task: mean and
   minimum of ``m`` and the share of images with ``r < LOW_MARGIN`` (undefined with one expert);

@@ -34,7 +34,7 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 from torch import Tensor, nn
 
-from strategies.weighting import LossWeighting
+from strategies.detectors.weighting import LossWeighting
 
 
 def student_parameters(model: nn.Module) -> dict[str, nn.Parameter]:

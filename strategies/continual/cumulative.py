@@ -11,7 +11,7 @@ to restore but the students. Records name the task added at step i as ``train_ta
 
 from __future__ import annotations
 
-from strategies.spec import StrategySpec
+from strategies.continual.spec import StrategySpec
 
 SPEC = StrategySpec(
     name="cumulative",

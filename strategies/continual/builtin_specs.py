@@ -3,9 +3,10 @@
 A spec names its plugins' module only inside its ``make_plugins``, so that reading what the
 strategies are (``cl-bench list``, config validation, the report) does not import Avalanche; a
 run imports the plugins when it builds them. The plugins themselves, with the papers they
-follow, are in :mod:`strategies.agem`, :mod:`strategies.ewc`,
-:mod:`strategies.feature_distillation`, :mod:`strategies.mas`, :mod:`strategies.replay` and
-:mod:`strategies.si`; :mod:`strategies.registry` registers these specs.
+follow, are in :mod:`strategies.continual.agem`, :mod:`strategies.continual.ewc`,
+:mod:`strategies.continual.feature_distillation`, :mod:`strategies.continual.mas`,
+:mod:`strategies.continual.replay` and :mod:`strategies.continual.si`;
+:mod:`strategies.continual.registry` registers these specs.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from strategies.spec import StrategyOptions, StrategySpec
+from strategies.continual.spec import StrategyOptions, StrategySpec
 
 
-# ---- agem: plugins in strategies.agem ------------------------------------------------------------
+# ---- agem: plugins in strategies.continual.agem --------------------------------------------------
 class AGEMOptions(StrategyOptions):
     """``patterns_per_experience``: images kept of each task; ``sample_size``: images of the
     memory batch that gives the reference gradient."""
@@ -27,7 +28,7 @@ class AGEMOptions(StrategyOptions):
 
 
 def make_agem_plugins(options: AGEMOptions, seed: int) -> list:
-    from strategies.agem import SeededAGEMPlugin
+    from strategies.continual.agem import SeededAGEMPlugin
 
     return [SeededAGEMPlugin(options.patterns_per_experience, options.sample_size, seed)]
 
@@ -40,7 +41,7 @@ AGEM_SPEC = StrategySpec(
 )
 
 
-# ---- ewc: plugins in strategies.ewc --------------------------------------------------------------
+# ---- ewc: plugins in strategies.continual.ewc ----------------------------------------------------
 class EWCOptions(StrategyOptions):
     """``ewc_lambda``: penalty strength; ``decay_factor``: online decay of the importances."""
 
@@ -49,7 +50,7 @@ class EWCOptions(StrategyOptions):
 
 
 def make_ewc_plugins(options: EWCOptions, seed: int) -> list:
-    from strategies.ewc import ResumableEWCPlugin
+    from strategies.continual.ewc import ResumableEWCPlugin
 
     return [ResumableEWCPlugin(options.ewc_lambda, mode="online",
                                decay_factor=options.decay_factor)]
@@ -63,7 +64,7 @@ EWC_SPEC = StrategySpec(
 )
 
 
-# ---- feature_distillation: plugins in strategies.feature_distillation ----------------------------
+# ---- feature_distillation: plugins in strategies.continual.feature_distillation ------------------
 class FeatureDistillationOptions(StrategyOptions):
     """alpha * sum over branches and levels of the mean cosine distance to the previous
     task's students."""
@@ -73,7 +74,7 @@ class FeatureDistillationOptions(StrategyOptions):
 
 def make_feature_distillation_plugins(options: FeatureDistillationOptions,
                                       seed: int) -> list:
-    from strategies.feature_distillation import StudentDistillationPlugin
+    from strategies.continual.feature_distillation import StudentDistillationPlugin
 
     return [StudentDistillationPlugin(options.alpha)]
 
@@ -86,7 +87,7 @@ FEATURE_DISTILLATION_SPEC = StrategySpec(
 )
 
 
-# ---- mas: plugins in strategies.mas --------------------------------------------------------------
+# ---- mas: plugins in strategies.continual.mas ----------------------------------------------------
 class MASOptions(StrategyOptions):
     """``mas_lambda``: penalty strength (Avalanche's ``lambda_reg``); ``alpha``: weight of the
     earlier importances in the online blend."""
@@ -96,7 +97,7 @@ class MASOptions(StrategyOptions):
 
 
 def make_mas_plugins(options: MASOptions, seed: int) -> list:
-    from strategies.mas import ResumableMASPlugin
+    from strategies.continual.mas import ResumableMASPlugin
 
     return [ResumableMASPlugin(lambda_reg=options.mas_lambda, alpha=options.alpha)]
 
@@ -109,7 +110,7 @@ MAS_SPEC = StrategySpec(
 )
 
 
-# ---- replay: plugins in strategies.replay --------------------------------------------------------
+# ---- replay: plugins in strategies.continual.replay ----------------------------------------------
 class ReplayOptions(StrategyOptions):
     """Replay (docs/strategies.md). ``equal_compute``: ``train.batch_size`` images per step,
     ``round(batch_size * memory_fraction)`` of them from the buffer, naive's step count;
@@ -123,7 +124,7 @@ class ReplayOptions(StrategyOptions):
 
 
 def make_replay_plugins(options: ReplayOptions, seed: int) -> list:
-    from strategies.replay import SeededReplayPlugin
+    from strategies.continual.replay import SeededReplayPlugin
 
     return [SeededReplayPlugin(options.buffer_size, seed, mode=options.mode,
                                memory_fraction=options.memory_fraction,
@@ -138,7 +139,7 @@ REPLAY_SPEC = StrategySpec(
 )
 
 
-# ---- si: plugins in strategies.si ----------------------------------------------------------------
+# ---- si: plugins in strategies.continual.si ------------------------------------------------------
 class SIOptions(StrategyOptions):
     """Synaptic Intelligence (Zenke et al. 2017): penalty strength c, damping xi, clamp of the
     importances: at least ``importance_min`` (0 by default; ``null`` keeps negative
@@ -161,7 +162,7 @@ class SIOptions(StrategyOptions):
 
 
 def make_si_plugins(options: SIOptions, seed: int) -> list:
-    from strategies.si import SIPlugin
+    from strategies.continual.si import SIPlugin
 
     return [SIPlugin(options.si_lambda, xi=options.xi, importance_min=options.importance_min,
                      importance_max=options.importance_max)]

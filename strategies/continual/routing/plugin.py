@@ -2,9 +2,9 @@
 
 After each task the trained students (the detector's ``state_dict``; the frozen teacher is
 shared and never stored) are kept as that task's *expert*, optionally in float16, and the task's
-key is added to the :class:`~strategies.routing.router.TaskRouter` from the teacher's features of
-the task's training images. The next task trains from the previous expert (``init: warm``,
-the default) or from the untrained initial students (``init: fresh``: then every expert is
+key is added to the :class:`~strategies.continual.routing.router.TaskRouter` from the teacher's
+features of the task's training images. The next task trains from the previous expert (``init:
+warm``, the default) or from the untrained initial students (``init: fresh``: then every expert is
 trained exactly as the ``independent`` oracle trains its detector for that task).
 
 A gradient-free detector (``detector.learns_without_gradients``, e.g. PatchCore) has no weights
@@ -16,13 +16,13 @@ naive's growing bank; with a warm start expert t would hold the cumulative bank
 cumulative`` keeps that behaviour, for comparison).
 
 In evaluation, :meth:`RoutingPlugin.score_batch` replaces the detector
-(:meth:`strategies.avalanche_strategy.DistillationStrategy.forward` calls the first plugin that
-has it): one teacher pass per batch serves routing and scoring (the teacher is read through the
+(:meth:`strategies.training.avalanche_strategy.DistillationStrategy.forward` calls the first plugin
+that has it): one teacher pass per batch serves routing and scoring (the teacher is read through the
 teacher cache; without the run's cache a cache for the batch is attached for the call), each
 image goes to the expert of its nearest key, and its features, anomaly map and image score come
 from that expert (its own calibration included; with ``calibration`` its map is then put on the
-common scale by the expert's held-out statistics, :mod:`strategies.calibration`). Before the
-first task is trained (the untrained row) there is no expert and the detector scores as for
+common scale by the expert's held-out statistics, :mod:`strategies.continual.calibration`). Before
+the first task is trained (the untrained row) there is no expert and the detector scores as for
 every strategy.
 
 **An unsure router** (``top_k`` = k > 1): the image is scored by the experts of its k nearest
@@ -50,11 +50,11 @@ import torch
 from avalanche.training.plugins import SupervisedPlugin
 from torch import Tensor
 
-from strategies.calibration import HoldoutCalibration, ScoredOutput
+from strategies.continual.calibration import HoldoutCalibration, ScoredOutput
+from strategies.continual.routing.diagnostics import DIAGNOSTIC_METRICS, RoutingDiagnostics
+from strategies.continual.routing.router import RouterKind, TaskRouter, pooled_descriptor
 from strategies.detectors.base import DetectorOutput
-from strategies.routing.diagnostics import DIAGNOSTIC_METRICS, RoutingDiagnostics
-from strategies.routing.router import RouterKind, TaskRouter, pooled_descriptor
-from strategies.teacher_cache import (
+from strategies.teachers.teacher_cache import (
     CachedTeacher,
     FeatureStore,
     attach_teacher_cache,
@@ -62,7 +62,7 @@ from strategies.teacher_cache import (
 )
 
 #: metrics the plugin adds to a step's records: per seen task and pooled over the seen tasks,
-#: then per seen task the misrouting diagnostics (:mod:`strategies.routing.diagnostics`)
+#: then per seen task the misrouting diagnostics (:mod:`strategies.continual.routing.diagnostics`)
 ROUTING_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb",
                    *DIAGNOSTIC_METRICS)
 _MB = 1024 * 1024
@@ -95,11 +95,11 @@ def _nbytes(tensors: Iterable[Tensor]) -> int:
 class RoutingPlugin(SupervisedPlugin):
     """Experts per task plus a task router (module docstring).
 
-    ``router``: the key kind (:data:`strategies.routing.router.ROUTER_KINDS`);
+    ``router``: the key kind (:data:`strategies.continual.routing.router.ROUTER_KINDS`);
     ``init``: ``warm`` (each expert starts from the previous one) or ``fresh`` (from the
     untrained students); ``expert_dtype``: ``float32`` or ``float16`` (storage only: an expert is
     cast back to the detector's dtype when it scores); ``calibration``: None (raw maps) or the
-    run's :class:`~strategies.calibration.HoldoutCalibration` (one entry of statistics per
+    run's :class:`~strategies.continual.calibration.HoldoutCalibration` (one entry of statistics per
     expert, measured on the task's held-out training images); ``top_k``: how many nearest tasks'
     experts score each image, the lowest (calibrated) score kept (module docstring).
     """

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 
 from strategies.detectors.base import AnomalyDetector, DetectorOutput
 from strategies.errors import DivergedError, StrategiesError
-from strategies.schedules import Schedule, build_scheduler
+from strategies.training.schedules import Schedule, build_scheduler
 
 
 class DetectorCriterion(nn.Module):
@@ -74,9 +74,9 @@ class DistillationStrategy(SupervisedTemplate):
     hidden from ``parameters()``. ``reset_optimizer`` clears the optimizer state at the start of
     every experience (the default; each task starts from a fresh Adam state).
 
-    ``lr_schedule`` (:class:`strategies.schedules.Schedule`): at the start of every experience
-    the learning rate is set back to the optimizer's initial one and a fresh scheduler covers
-    ``train_epochs x len(dataloader)`` steps; it is stepped after every optimizer step.
+    ``lr_schedule`` (:class:`strategies.training.schedules.Schedule`): at the start of every
+    experience the learning rate is set back to the optimizer's initial one and a fresh scheduler
+    covers ``train_epochs x len(dataloader)`` steps; it is stepped after every optimizer step.
     ``constant`` (the default) builds none.
     """
 
@@ -176,7 +176,7 @@ class DistillationStrategy(SupervisedTemplate):
                                                              tuple(self.mb_x.shape[-2:]))
             self.mb_anomaly_map = maps.float()
             self.mb_image_score = self.detector.image_scores(self.mb_anomaly_map)
-            # a calibrating scorer (strategies.calibration) also hands back the raw scores
+            # a calibrating scorer (strategies.continual.calibration) also hands back the raw scores
             self.mb_image_score_uncalibrated = getattr(output, "uncalibrated_image_score", None)
             self.mb_mask = self.mbatch[2] if len(self.mbatch) > 2 else None
         return output

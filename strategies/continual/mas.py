@@ -34,7 +34,7 @@ from avalanche.training.utils import zerolike_params_dict
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from strategies.plugin_state import decode_state, encode_state
+from strategies.continual.plugin_state import decode_state, encode_state
 
 
 class StudentOutputs:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from avalanche.training.plugins import EWCPlugin
 
-from strategies.plugin_state import decode_state, encode_state
+from strategies.continual.plugin_state import decode_state, encode_state
 
 
 class ResumableEWCPlugin(EWCPlugin):
