@@ -9,7 +9,10 @@ registration of a name (say ``naive``) names both packages. An entry point that 
 loaded is one error naming the entry point, its distribution and the file:line that failed.
 
 The object an entry point names is a spec, or a module whose import registers what it defines
-(its specs registered with the default source ``"cl-bench"`` get the entry point's source).
+(its specs registered with the default source ``"cl-bench"`` get the entry point's source). A
+spec's entry point carries the spec's own name (``mean_distance = "pkg.detector:SPEC"`` for the
+spec named ``mean_distance``): a mismatch is an error, so that a spec cannot register under a
+name its package does not show.
 """
 
 from __future__ import annotations
@@ -77,4 +80,9 @@ def load_group(group: str, spec_type: type, registered: Callable[[], Mapping[str
                 f"entry point {point.name} = {point.value} (group {group}, distribution "
                 f"{distribution_of(point)}) is a {type(obj).__name__}; it must be a "
                 f"{spec_type.__module__}.{spec_type.__name__} or a module")
+        if obj.name != point.name:  # else one spec could hide behind two names, unnoticed
+            raise EntryPointError(
+                f"entry point {point.name} = {point.value} (group {group}, distribution "
+                f"{distribution_of(point)}) names a spec called {obj.name!r}; the entry point's "
+                f"name is the config name, so rename one of them to match")
         register(dataclasses.replace(obj, source=source))

@@ -95,3 +95,14 @@ def test_an_entry_point_that_fails_names_its_distribution_and_line(install, caps
     message = capsys.readouterr().err
     assert "distribution my-ext" in message and "RuntimeError: boom" in message
     assert f"{Path('my_ext', 'broken.py')}:2)" in message
+
+
+def test_an_entry_point_whose_name_differs_from_its_spec_is_refused(install, capsys) -> None:
+    """``other = my_ext.strategy:SPEC`` (the spec is ``my_strategy``): one error naming both
+    names and the distribution, exit 2, instead of registering the spec under a name the
+    package's metadata does not show."""
+    install("[cl_bench.strategies]\nother = my_ext.strategy:SPEC\n")
+    assert main(["list"]) == 2
+    err = capsys.readouterr().err
+    assert "other" in err and "'my_strategy'" in err and "my-ext" in err
+    assert "Traceback" not in err
