@@ -4,7 +4,9 @@ A pair names two strategies compared within a detector ("does replay beat naive 
 or two detectors compared within a strategy ("STPM or RD4AD under EWC?"). Without the setting
 the report compares (:func:`default_pairs`): the hybrid against each other detector within
 every strategy, every strategy against naive within every detector, and routing against
-independent within every detector.
+independent within every detector. Where runs differ in a setting (a sweep over task splits:
+strategy labels such as ``routing [tasks=mvtec_3x5]``), a strategy is held against naive (or
+independent) of the same setting.
 
 Two runs form a pair when they share everything but the compared name: (detector, task order,
 seed) for strategies, (strategy, task awareness, task order, seed) for detectors; matched by
@@ -46,6 +48,7 @@ from cl_bench.report.statistics import (
     wilcoxon_min_pairs,
 )
 from cl_bench.report.tables import TextTable, _p_text, _wilcoxon_text, latex_escape
+from cl_bench.report.variants import base_strategy
 
 #: target power and level of the "n needed" column
 POWER = 0.8
@@ -92,11 +95,30 @@ def default_pairs(per_run: pd.DataFrame) -> list[Pair]:
     methods = sorted(set(per_run["method"]), key=method_sort_key)
     strategies = sorted(set(per_run["strategy"]), key=strategy_sort_key)
     pairs = [Pair("method", HYBRID, m) for m in methods if HYBRID in methods and m != HYBRID]
-    if NAIVE in strategies:
-        pairs += [Pair("strategy", s, NAIVE) for s in strategies if s != NAIVE]
-    if ROUTING in strategies and INDEPENDENT in strategies:
-        pairs.append(Pair("strategy", ROUTING, INDEPENDENT))
+    labels = set(strategies)
+    for first, second in ((None, NAIVE), (ROUTING, INDEPENDENT)):
+        for strategy in strategies:
+            base = base_strategy(strategy)
+            if strategy == second or (first is not None and base != first):
+                continue
+            # a variant of the reference itself is held against the plain reference
+            counterpart = (second if second in labels else None) if base == second else \
+                _counterpart(strategy, second, labels)
+            if counterpart is not None:
+                pairs.append(Pair("strategy", strategy, counterpart))
     return pairs
+
+
+def _counterpart(label: str, reference: str, labels: set[str]) -> str | None:
+    """The reference strategy's label for ``label``: the one with the same setting suffix where
+    the report has it (``routing [tasks=mvtec_3x5]`` -> ``naive [tasks=mvtec_3x5]``: runs that
+    differ in a setting, such as a sweep over task splits, are compared within that setting),
+    else the plain reference, else None."""
+    suffix = label[len(base_strategy(label)):]
+    for candidate in (reference + suffix, reference):
+        if candidate in labels:
+            return candidate
+    return None
 
 
 def configured_pairs(configs: Iterable[dict | None]) -> list[Pair] | None:

@@ -100,6 +100,25 @@ def test_default_pairs() -> None:
     assert Pair("strategy", "routing", "independent") in pairs
 
 
+def test_default_pairs_compare_strategies_within_their_setting() -> None:
+    """Runs that differ in a setting (a sweep over task splits) carry it in the strategy label;
+    each strategy is held against naive of the same setting, never of another, and the order
+    is unchanged: every pair against naive, then routing against independent."""
+    labels = [f"{s} [tasks={t}]" for t in ("mvtec_3x5", "mvtec_14_1")
+              for s in ("naive", "replay", "routing", "independent")]
+    per_run = pd.DataFrame({"method": ["stpm"] * len(labels), "strategy": labels})
+    pairs = [(p.first, p.second) for p in default_pairs(per_run) if p.kind == "strategy"]
+    for t in ("mvtec_3x5", "mvtec_14_1"):
+        for s in ("replay", "routing", "independent"):
+            assert (f"{s} [tasks={t}]", f"naive [tasks={t}]") in pairs
+        assert (f"routing [tasks={t}]", f"independent [tasks={t}]") in pairs
+    assert len(pairs) == 8  # no pair across settings, none of naive with itself
+    assert all(second.startswith("independent") for _, second in pairs[-2:])
+    # a variant of naive itself is still held against plain naive
+    per_run = pd.DataFrame({"method": ["stpm"] * 2, "strategy": ["naive", "naive [seed=1]"]})
+    assert [(p.first, p.second) for p in default_pairs(per_run)] == [("naive [seed=1]", "naive")]
+
+
 def test_configured_pairs_from_config_yaml() -> None:
     configs = [{"report": {"compare": [{"strategies": ["replay", "naive"]},
                                        {"detectors": ["stpm", "rd4ad"], "within": "ewc"}]}},
