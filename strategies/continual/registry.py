@@ -40,10 +40,17 @@ NAIVE = StrategySpec(
 JOINT = StrategySpec(
     name="joint", stream="joint",
     description="one model trained on all tasks at once (upper bound; recorded as the last step)")
+def _independent_plugins(options: calibration.CalibrationOptions, seed: int) -> list:
+    """Its calibration plugin (imports Avalanche, so only when a run builds it)."""
+    from strategies.continual.calibration_plugin import make_calibration_plugins
+
+    return make_calibration_plugins(options, seed)
+
+
 INDEPENDENT = StrategySpec(
     name="independent", stream="per_task", task_aware=True,
     description="one detector per task, each task tested with its own (task-aware oracle)",
-    options=calibration.CalibrationOptions, make_plugins=calibration.make_calibration_plugins)
+    options=calibration.CalibrationOptions, make_plugins=_independent_plugins)
 
 #: cl-bench's own strategies, in the order they are listed
 BUILTIN_SPECS: tuple[StrategySpec, ...] = (

@@ -44,7 +44,7 @@ def test_config_yaml_holds_the_resolved_settings_and_reloads_identically() -> No
 
 @pytest.mark.parametrize(("override", "message"), [
     ({"train.per_method": {"padim": {"epochs": 2}}},
-     "train.per_method.padim: unknown method; allowed: hybrid, patchcore, rd4ad, stpm"),
+     "train.per_method.padim: unknown method; allowed: stpm, rd4ad, hybrid, patchcore"),
     ({"train.per_method": {"stpm": {"epoch": 2}}},
      "train.per_method.stpm.epoch: unknown key; allowed keys here: batch_size, epochs, "
      "optimizer, reset_optimizer, schedule"),

@@ -15,11 +15,11 @@ from torch.utils.data import Subset, TensorDataset
 
 from cl_bench.metrics import pooled_image_metrics
 from strategies.continual.calibration import (
-    CalibrationPlugin,
     HoldoutCalibration,
     holdout_split,
     map_statistics,
 )
+from strategies.continual.calibration_plugin import CalibrationPlugin
 from strategies.detectors.base import AnomalyDetector, DetectorOutput
 from strategies.errors import StrategiesError
 
