@@ -98,12 +98,9 @@ def default_pairs(per_run: pd.DataFrame) -> list[Pair]:
     labels = set(strategies)
     for first, second in ((None, NAIVE), (ROUTING, INDEPENDENT)):
         for strategy in strategies:
-            base = base_strategy(strategy)
-            if strategy == second or (first is not None and base != first):
+            if strategy == second or (first is not None and base_strategy(strategy) != first):
                 continue
-            # a variant of the reference itself is held against the plain reference
-            counterpart = (second if second in labels else None) if base == second else \
-                _counterpart(strategy, second, labels)
+            counterpart = _counterpart(strategy, second, labels)
             if counterpart is not None:
                 pairs.append(Pair("strategy", strategy, counterpart))
     return pairs
@@ -113,10 +110,11 @@ def _counterpart(label: str, reference: str, labels: set[str]) -> str | None:
     """The reference strategy's label for ``label``: the one with the same setting suffix where
     the report has it (``routing [tasks=mvtec_3x5]`` -> ``naive [tasks=mvtec_3x5]``: runs that
     differ in a setting, such as a sweep over task splits, are compared within that setting),
-    else the plain reference, else None."""
+    else the plain reference (so a variant of the reference itself, ``naive [seed=1]``, is held
+    against plain ``naive``), else None."""
     suffix = label[len(base_strategy(label)):]
     for candidate in (reference + suffix, reference):
-        if candidate in labels:
+        if candidate in labels and candidate != label:
             return candidate
     return None
 
