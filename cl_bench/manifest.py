@@ -91,6 +91,9 @@ class ManifestData(TypedDict, total=False):
     order: str
     seeds: list[int]
     methods: list[str]
+    #: every detector registered when the run (re)started, in registration order, as figures
+    #: show it: {"name", "label", "color", "source"} (strategies.detectors.detector_looks)
+    detectors: list[dict[str, str]]
     strategy: str
     warnings: list[str]
     cells: dict[str, CellEntry]

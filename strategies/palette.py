@@ -14,3 +14,24 @@ OKABE_ITO = {
 #: is hard to see on white)
 SPARE_ORDER = ("orange", "sky_blue", "reddish_purple", "black", "blue", "bluish_green",
                "vermillion")
+
+
+def assign_colors(declared: dict[str, str | None], others: list[str] | tuple[str, ...] = ()
+                  ) -> dict[str, str]:
+    """``{name: "#RRGGBB"}`` for every name of ``declared`` (in its order) and of ``others``.
+
+    A name's declared colour first; the names without one (``declared``'s in their order, then
+    ``others`` not in ``declared``, in name order) take the :data:`SPARE_ORDER` colours nobody
+    declares, cycling when there are more names than colours. The detector registry colours its
+    detectors this way, and the report the detectors a run recorded (so the same installation
+    gives the same colours with or without importing the detectors).
+    """
+    colors = {name: color for name, color in declared.items() if color}
+    taken = {c.upper() for c in colors.values()}
+    spare = [OKABE_ITO[k] for k in SPARE_ORDER if OKABE_ITO[k].upper() not in taken] or [
+        OKABE_ITO[k] for k in SPARE_ORDER]
+    uncoloured = [n for n in declared if n not in colors]
+    uncoloured += sorted(set(others) - set(declared))
+    for k, name in enumerate(uncoloured):
+        colors[name] = spare[k % len(spare)]
+    return colors

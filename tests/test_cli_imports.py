@@ -1,6 +1,7 @@
 """The command line answers without loading what it does not use: ``cl-bench --help`` imports
-neither torch nor Avalanche, ``report`` neither Avalanche nor scikit-learn (it loads torch
-only through the detector registry, whose labels, order and colours it shows), ``data info``
+neither torch nor Avalanche, ``report`` of runs that recorded their detectors (manifest key
+``detectors``) neither torch, Avalanche nor scikit-learn (of older runs it loads torch through
+the detector registry, whose labels, order and colours it shows), ``data info``
 no Avalanche and ``list`` no Avalanche nor scikit-learn. Each command runs in a fresh
 interpreter; the test reads which of those packages ``sys.modules`` holds afterwards (no
 timing)."""
@@ -58,11 +59,12 @@ def test_list_imports_no_avalanche_nor_scikit_learn() -> None:
     assert not {"avalanche", "sklearn"} & set(loaded)
 
 
-def test_report_imports_no_avalanche(tmp_path: Path) -> None:
+def test_report_imports_no_torch_nor_avalanche(tmp_path: Path) -> None:
     run_dir = next(make_experiment(tmp_path / "results", seeds=(0,), maps=False).glob("*/"))
+    assert "detectors" in json.loads((run_dir / "manifest.json").read_text())
     loaded = loaded_after("report", str(run_dir), "--out", str(tmp_path / "report"))
     assert "pandas" in loaded and (tmp_path / "report" / "report.md").is_file()
-    assert not {"avalanche", "sklearn"} & set(loaded)
+    assert not {"torch", "avalanche", "sklearn"} & set(loaded)
 
 
 def test_metrics_package_loads_torch_only_for_the_streaming_evaluator() -> None:

@@ -29,7 +29,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         metavar="NAME",
                         help="metric to report (repeatable; e.g. image_auroc, pixel_auroc, "
                              "au_pro); default: every metric in the records")
+    parser.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                        help="processes that draw the figures (default: the CPUs available, "
+                             "at most 8); the files are the same for any N")
     parser.set_defaults(func=run_report)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give e.g. 2"
+                                         ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1; give 1 to draw the figures "
+                                         "in this process")
+    return value
 
 
 def default_out_dir(paths: list[Path]) -> Path:
@@ -44,7 +59,7 @@ def run_report(args: argparse.Namespace) -> int:
     from cl_bench.report import write_report
 
     out_dir = args.out if args.out is not None else default_out_dir(args.paths)
-    result = write_report(args.paths, out_dir, metrics=args.metrics)
+    result = write_report(args.paths, out_dir, metrics=args.metrics, jobs=args.jobs)
     data = result.data
     print(f"report: {result.markdown}")
     print(f"  {len(data.runs)} run folder(s), metrics: {', '.join(data.metrics)}; "

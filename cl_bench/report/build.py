@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -17,7 +21,14 @@ from cl_bench.errors import DataError
 from cl_bench.records import RUN_KEY
 from cl_bench.report import plots
 from cl_bench.report.compare import compare_runs, compare_table, configured_pairs, default_pairs
-from cl_bench.report.labels import ROUTING_DIAGNOSTICS, config_sort_key
+from cl_bench.report.labels import (
+    ROUTING_DIAGNOSTICS,
+    RecordedDetectors,
+    config_sort_key,
+    current_recorded_detectors,
+    detectors_as_recorded,
+    recorded_detectors,
+)
 from cl_bench.report.literature import literature_section
 from cl_bench.report.load import MapSet, RunInfo, load_runs_with_info, read_map_file
 from cl_bench.report.matrices import (
@@ -88,6 +99,18 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
                         + "; ".join(f"{run.path} is {_status_text(run)}" for run in excluded)
                         + ". The report covers complete runs only; wait for the runs to end or "
                         "resume them (cl-bench run --resume RUN_DIR)")
+    complete = [run for run in runs if run.complete]
+    recorded = recorded_detectors([(run.path, run.manifest) for run in complete],
+                                  sorted(set(df["method"])))
+    with detectors_as_recorded(recorded):
+        data = _numbers(df, runs, metrics, notes)
+    data.excluded, data.detectors = excluded, recorded
+    return data
+
+
+def _numbers(df: pd.DataFrame, runs: list[RunInfo], metrics: Sequence[str] | None,
+             notes: list[str]) -> ReportData:
+    """:func:`compute` past loading: the complete runs' records ``df`` into every number."""
     df, variant_notes = label_variants(df, {str(run.path): run.config for run in runs})
     notes += variant_notes
     check_duplicate_runs(df)
@@ -124,7 +147,7 @@ def compute(paths: Iterable[str | Path], metrics: Sequence[str] | None = None) -
                       paired=compare_runs(per_run, default_pairs(per_run) if pairs is None
                                           else pairs),
                       sequences=sequences, notes=notes,
-                      fpr_limit=fpr_limit, excluded=excluded, literature=literature)
+                      fpr_limit=fpr_limit, literature=literature)
 
 
 def _status_text(run: RunInfo) -> str:
@@ -249,12 +272,15 @@ def load_routing_confusions(runs: Sequence[RunInfo]) -> list[tuple[str, pd.DataF
     return panels
 
 
-def write_figures(data: ReportData, out_dir: Path) -> list[SavedFigure]:
+def write_figures(data: ReportData, out_dir: Path, jobs: int | None = None
+                  ) -> list[SavedFigure]:
+    """Draw every figure of the report into ``out_dir`` (PNG and PDF each), in ``jobs``
+    processes (:func:`render_figures`)."""
     colors = plots.method_colors(sorted({m.method for m in data.matrices}))
-    figures: list[SavedFigure] = []
+    planned: list[FigureJob] = []
 
-    def save(fig, name: str, caption: str) -> None:
-        figures.append(SavedFigure(name, caption, plots.save_figure(fig, out_dir, name)))
+    def save(draw: tuple, name: str, caption: str) -> None:
+        planned.append(FigureJob(name, caption, draw[0], draw[1:]))
 
     aggs = aggregate_matrices(data.matrices)
     for metric in data.metrics:
@@ -265,54 +291,112 @@ def write_figures(data: ReportData, out_dir: Path) -> list[SavedFigure]:
                 continue
             suffix = _sequence_suffix(data, tasks)
             order_text = f" Task order: {' → '.join(tasks)}."
-            save(plots.plot_forgetting_curves(group, colors), f"forgetting_{metric}{suffix}",
+            save((plots.plot_forgetting_curves, group, colors), f"forgetting_{metric}{suffix}",
                  f"Forgetting curves, {label}: each task's value before training and after "
                  "every training step, one panel per method/strategy; line = mean over seeds, "
                  f"band = ± std; larger dot = the step that trains the task.{order_text}")
-            save(plots.plot_heatmaps(group, colors), f"heatmap_{metric}{suffix}",
+            save((plots.plot_heatmaps, group, colors), f"heatmap_{metric}{suffix}",
                  f"R matrices, {label}: row i = after training task i, column j = test set of "
                  f"task j, mean over seeds written in each cell; blank = not evaluated."
                  f"{order_text}")
-        save(plots.plot_average_curves(data.curves, metric, colors, label), f"average_{metric}",
+        save((plots.plot_average_curves, data.curves, metric, colors, label), f"average_{metric}",
              f"{label} after each training step: left, the average over the tasks seen so far "
              "(mean_{j<=i} R[i, j]); right (where recorded), the task-agnostic metric pooled over "
              "the test sets seen so far. One line per method/strategy, band = ± std over seeds "
              "and orders.")
-        save(plots.plot_final_bars(data.final, metric, task_order(data), colors, label),
+        save((plots.plot_final_bars, data.final, metric, task_order(data), colors, label),
              f"final_per_task_{metric}",
              f"Final {label} of each task (after the last task), one bar per method/strategy, "
              "error bar = std over seeds and orders.")
     task_id = task_id_curves(data.records)
     if not task_id.empty:
-        save(plots.plot_task_id_accuracy(task_id, colors), "task_id_accuracy",
+        save((plots.plot_task_id_accuracy, task_id, colors), "task_id_accuracy",
              "Task-identification accuracy after each training step (strategies that route "
              "between experts): share of the test images of the tasks seen so far sent to their "
              "own task's expert; all, defect-free and defective images apart. Line = mean over "
              "seeds and orders, band = ± std.")
     confusions = load_routing_confusions(data.runs)
     if confusions:
-        save(plots.plot_routing_confusions(confusions), "routing_confusion",
+        save((plots.plot_routing_confusions, confusions), "routing_confusion",
              "Routing after the last step: test images of each true task (row) by the task "
              "whose expert the router chose (column), one panel per run and method (count "
              "written in, colour = share of the row); off the diagonal = misrouted. Every step's "
              "matrix is in the run folder, routing/<method>__seed<s>__confusion_step<k>.csv.")
     map_sets = load_map_sets(data.runs)
     if map_sets:
-        save(plots.plot_map_grid(map_sets, colors), "anomaly_maps",
+        save((plots.plot_map_grid, map_sets, colors), "anomaly_maps",
              "Qualitative anomaly maps after the final task: test image, ground truth, then each "
              "method's map (lowest seed), each method scaled to [0, 1] over the shown images.")
-    return figures
+    return render_figures(planned, out_dir, jobs)
+
+
+@dataclass(frozen=True)
+class FigureJob:
+    """One figure to draw: ``draw(*args)`` returns it; saved as ``name``.png/.pdf."""
+
+    name: str
+    caption: str
+    draw: Callable[..., Any]
+    args: tuple
+
+
+def _draw_and_save(job: FigureJob, out_dir: Path, recorded: RecordedDetectors | None
+                   ) -> list[Path]:
+    with detectors_as_recorded(recorded):  # passed on: a worker process starts without it
+        return plots.save_figure(job.draw(*job.args), out_dir, job.name)
+
+
+def default_jobs() -> int:
+    """Processes that draw the figures: the CPUs this process may use, at most
+    :data:`MAX_FIGURE_JOBS`; 1 (no pool) once torch is loaded, since forking a process whose
+    torch has started its thread pools can hang the child (a report at the end of
+    ``cl-bench run``)."""
+    if "torch" in sys.modules:
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_FIGURE_JOBS))
+
+
+#: the most processes :func:`default_jobs` gives the figures
+MAX_FIGURE_JOBS = 8
+
+
+def render_figures(planned: Sequence[FigureJob], out_dir: Path, jobs: int | None = None
+                   ) -> list[SavedFigure]:
+    """Draw and save ``planned`` in order; with ``jobs`` > 1 (default :func:`default_jobs`) in
+    that many forked processes, each drawing whole figures. Matplotlib draws a figure in one
+    thread, and the report's time is almost all drawing and encoding (PNG, PDF), so separate
+    processes are what makes it faster; the files are the same either way (a test compares
+    them). Where ``fork`` is unavailable (Windows, macOS's default), the figures are drawn here,
+    one after the other.
+    """
+    recorded = current_recorded_detectors()
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs}: the number of processes drawing figures must be >= 1")
+    jobs = min(jobs, len(planned))
+    if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            paths = list(pool.map(_draw_and_save, planned, [out_dir] * len(planned),
+                                  [recorded] * len(planned)))
+    else:
+        paths = [_draw_and_save(job, out_dir, recorded) for job in planned]
+    return [SavedFigure(job.name, job.caption, p) for job, p in zip(planned, paths, strict=True)]
 
 
 def build_report(paths: Iterable[str | Path] | str | Path, out_dir: str | Path,
-                 metrics: Sequence[str] | None = None) -> Path:
+                 metrics: Sequence[str] | None = None, jobs: int | None = None) -> Path:
     """Tables (CSV, Markdown, LaTeX), figures (PNG, PDF) and ``report.md`` in ``out_dir``.
 
     ``paths``: run folders or folders above them; ``metrics``: the metrics to report (default:
     every metric in the records). Returns ``out_dir`` (``out_dir / "report.md"`` is the report);
     :func:`write_report` returns everything it computed and wrote.
     """
-    return write_report(paths, out_dir, metrics).out_dir
+    return write_report(paths, out_dir, metrics, jobs).out_dir
 
 
 def console_summary(paths: Iterable[str | Path] | str | Path,
@@ -323,14 +407,15 @@ def console_summary(paths: Iterable[str | Path] | str | Path,
     data = compute(list(paths), metrics)
     parts = [f"Summary of {len(data.runs)} run folder(s)"]
     parts += [f"note: {note}" for note in data.notes]
-    for metric in data.metrics:
-        table = summary_table(data.summary, metric, data.fpr_limit)
-        parts.append(f"{table.title}\n{table.to_markdown()}")
+    with detectors_as_recorded(data.detectors):
+        for metric in data.metrics:
+            table = summary_table(data.summary, metric, data.fpr_limit)
+            parts.append(f"{table.title}\n{table.to_markdown()}")
     return "\n".join(parts)
 
 
 def write_report(paths: Iterable[str | Path] | str | Path, out_dir: str | Path,
-                 metrics: Sequence[str] | None = None) -> ReportResult:
+                 metrics: Sequence[str] | None = None, jobs: int | None = None) -> ReportResult:
     """Like :func:`build_report`, returning the tables, figures and data it wrote.
 
     The report is built in a temporary sibling folder and renamed into place
@@ -353,10 +438,11 @@ def write_report(paths: Iterable[str | Path] | str | Path, out_dir: str | Path,
                         f"on {exc.filename or out_dir.parent}); pass a writable --out DIR, or "
                         "free space on the disk") from None
     try:
-        tables, table_files = write_tables(data, staging / "tables")
-        figures = write_figures(data, staging / "figures")
-        (staging / "report.md").write_text(render_report(data, tables, figures, staging, paths),
-                                           encoding="utf-8")
+        with detectors_as_recorded(data.detectors):
+            tables, table_files = write_tables(data, staging / "tables")
+            figures = write_figures(data, staging / "figures", jobs)
+            (staging / "report.md").write_text(
+                render_report(data, tables, figures, staging, paths), encoding="utf-8")
         _install(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

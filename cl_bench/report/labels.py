@@ -7,8 +7,16 @@ configuration is named and placed the same way everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
+from cl_bench.errors import DataError
 from cl_bench.report.strategy_kinds import is_task_aware, reference_rank
 
 #: metrics in the order tables and figures show them; the F1-max keys are those of
@@ -83,19 +91,90 @@ def config_label(method: str, strategy: str, task_aware: bool = False) -> str:
     return label
 
 
+@dataclass(frozen=True)
+class RecordedDetectors:
+    """The detectors as the runs recorded them (manifest key ``detectors``, written by
+    ``strategies.detectors.detector_looks`` when a run starts): ``labels`` ``{name: label}`` in
+    registration order and ``colors`` ``{name: "#RRGGBB"}``.
+
+    While a report uses them (:func:`detectors_as_recorded`), :func:`method_label`,
+    :func:`method_sort_key` and the figures' colours read them instead of the detector registry:
+    the report then imports no detector module (nor torch, which they import), and a run's
+    figures look the same on a machine where a detector plugin it used is not installed.
+    """
+
+    labels: dict[str, str]
+    colors: dict[str, str]
+
+
+_RECORDED: ContextVar[RecordedDetectors | None] = ContextVar("recorded_detectors", default=None)
+
+
+def recorded_detectors(runs: Sequence[tuple[Path, Mapping[str, Any]]],
+                       methods: Sequence[str]) -> RecordedDetectors | None:
+    """The detectors recorded by the manifests of ``runs`` (``(folder, manifest)`` pairs), merged
+    in order of first appearance; None where some manifest has no ``detectors`` (a run made
+    before they were recorded) or some of ``methods`` is described by none: the report then
+    asks the detector registry. A malformed entry is an error naming the manifest.
+    """
+    labels: dict[str, str] = {}
+    colors: dict[str, str] = {}
+    for folder, manifest in runs:
+        entries = manifest.get("detectors")
+        if entries is None:
+            return None
+        for k, entry in enumerate(entries if isinstance(entries, list) else [entries]):
+            if not (isinstance(entry, dict) and all(isinstance(entry.get(key), str)
+                                                    for key in ("name", "label", "color"))):
+                raise DataError(
+                    f"{Path(folder) / 'manifest.json'}: detectors[{k}] = {entry!r} is not "
+                    '{"name": ..., "label": ..., "color": "#RRGGBB"}; delete the key '
+                    '"detectors" and the report names and colours the detectors as they are '
+                    "installed")
+            labels.setdefault(entry["name"], entry["label"])
+            colors.setdefault(entry["name"], entry["color"])
+    if not labels or set(methods) - set(labels):
+        return None
+    return RecordedDetectors(labels, colors)
+
+
+@contextmanager
+def detectors_as_recorded(recorded: RecordedDetectors | None) -> Iterator[None]:
+    """Within the block, name, order and colour detectors as ``recorded`` (None: as the
+    detector registry does)."""
+    token = _RECORDED.set(recorded)
+    try:
+        yield
+    finally:
+        _RECORDED.reset(token)
+
+
+def current_recorded_detectors() -> RecordedDetectors | None:
+    return _RECORDED.get()
+
+
 def method_label(method: str) -> str:
-    """The detector's registered label; the name itself for a detector not registered here."""
+    """The detector's registered label (as the run recorded it, :class:`RecordedDetectors`);
+    the name itself for a detector not registered here."""
+    recorded = _RECORDED.get()
+    if recorded is not None:
+        return recorded.labels.get(method, method)
     from strategies.detectors import detector_names, get_detector
 
     return get_detector(method).display_label if method in detector_names() else method
 
 
 def method_sort_key(method: str) -> tuple[int, str]:
-    """The detectors' registration order (:func:`strategies.detectors.detector_names`); a
-    detector not registered here (its plugin not installed) after them, by name."""
-    from strategies.detectors import detector_names
+    """The detectors' registration order (:func:`strategies.detectors.detector_names`, or as
+    the runs recorded it); a detector not registered here (its plugin not installed) after
+    them, by name."""
+    recorded = _RECORDED.get()
+    if recorded is not None:
+        order = list(recorded.labels)
+    else:
+        from strategies.detectors import detector_names
 
-    order = detector_names()
+        order = detector_names()
     return (order.index(method) if method in order else len(order)), method
 
 

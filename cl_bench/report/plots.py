@@ -18,10 +18,16 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from cl_bench.report.labels import config_label, config_sort_key, metric_label
+from cl_bench.report.labels import (
+    config_label,
+    config_sort_key,
+    current_recorded_detectors,
+    metric_label,
+)
 from cl_bench.report.load import MapSet
 from cl_bench.report.matrices import MatrixAggregate
 from strategies.palette import OKABE_ITO as OKABE_ITO  # the figures' palette, re-exported
+from strategies.palette import assign_colors
 
 _LINESTYLES = ["-", "--", ":", "-."]
 _HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]
@@ -31,10 +37,16 @@ FIGURE_DPI = 150
 
 def method_colors(methods: Sequence[str]) -> dict[str, str]:
     """One colour per method, the detector registry's (each detector's declared colour, a spare
-    Okabe-Ito one otherwise: :func:`strategies.detectors.detector_colors`)."""
-    from strategies.detectors import detector_colors
+    Okabe-Ito one otherwise: :func:`strategies.detectors.detector_colors`), or the colours the
+    runs recorded while the report uses them (:class:`cl_bench.report.labels.RecordedDetectors`).
+    """
+    recorded = current_recorded_detectors()
+    if recorded is not None:
+        colors = assign_colors(dict(recorded.colors), list(methods))
+    else:
+        from strategies.detectors import detector_colors
 
-    colors = detector_colors(methods)
+        colors = detector_colors(methods)
     return {m: colors[m] for m in methods}
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cl_bench.report.labels import metric_label
+from cl_bench.report.labels import RecordedDetectors, metric_label
 from cl_bench.report.load import RunInfo
 from cl_bench.report.matrices import DEFAULT_FPR_LIMIT, RunMatrix
 
@@ -46,6 +46,8 @@ class ReportData:
     excluded: list[RunInfo] = field(default_factory=list)
     #: the markdown of the section "As the literature reports it" (cl_bench.report.literature)
     literature: list[str] = field(default_factory=list)
+    #: the detectors' labels, order and colours as the runs recorded them (None: the registry's)
+    detectors: RecordedDetectors | None = None
 
     def metric_label(self, metric: str) -> str:
         return metric_label(metric, self.fpr_limit)

@@ -51,6 +51,7 @@ from cl_bench.run.layout import RunLayout
 from cl_bench.run.lock import RunLock
 from cl_bench.run.rebuild import rebuild_lost_records
 from cl_bench.run.resume import fall_back_to_intact_steps
+from strategies.detectors import detector_looks
 from strategies.errors import DivergedError
 
 
@@ -536,7 +537,7 @@ def _run(cfg: ExperimentConfig, run_dir: Path, run_id: str, manifest: Manifest,
                                          for cols in ctx.groups])
         manifest.describe_run(data_root=str(prepared.root), categories=ctx.categories,
                               order=ctx.order_name, seeds=cfg.seeds, methods=cfg.model.methods,
-                              strategy=cfg.strategy.name)
+                              detectors=detector_looks(), strategy=cfg.strategy.name)
         manifest.save()
         if resumed:
             if records_lost:

@@ -39,33 +39,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import Tensor
 
-from strategies.continual.spec import StrategyOptions
+# the options live in a module without torch (the strategy registry declares them for list and
+# report); re-exported here
+from strategies.continual.calibration_options import CALIBRATION_KINDS as CALIBRATION_KINDS
+from strategies.continual.calibration_options import UPPER_QUANTILE as UPPER_QUANTILE
+from strategies.continual.calibration_options import CalibrationKind as CalibrationKind
+from strategies.continual.calibration_options import CalibrationOptions as CalibrationOptions
 from strategies.detectors.base import DetectorOutput
 from strategies.errors import StrategiesError
-
-CalibrationKind = Literal["none", "zscore", "quantile"]
-CALIBRATION_KINDS: tuple[str, ...] = ("none", "zscore", "quantile")
-#: the upper quantile of the ``quantile`` scale
-UPPER_QUANTILE = 0.99
-
-
-class CalibrationOptions(StrategyOptions):
-    """``calibration``: ``none`` (default: each expert's raw scores are pooled), ``zscore`` or
-    ``quantile`` (module docstring); ``calibration_holdout``: the fraction of each task's
-    training images held out of training to estimate the statistics (at least one image, and
-    at least one left to train on; unused with ``none``). 0.1: with 10 images per task and
-    batch 8 (mvtec_ad_mini) one held-out image keeps two batches per epoch; two would halve the
-    optimizer steps (measured in docs/results/routing_calibration.md)."""
-
-    calibration: CalibrationKind = "none"
-    calibration_holdout: float = Field(0.1, gt=0.0, lt=1.0)
 
 
 @dataclass

@@ -12,7 +12,8 @@ package. docs/strategies.md, "Adding a strategy", has a worked example.
 from __future__ import annotations
 
 from strategies.continual import builtin_specs as builtin
-from strategies.continual import calibration, cumulative
+from strategies.continual import calibration_options as calibration
+from strategies.continual import cumulative
 from strategies.continual.routing import options as routing
 from strategies.continual.spec import STREAM_KINDS, StrategyOptions, StrategySpec, StreamKind
 from strategies.entry_points import STRATEGY_GROUP, load_group

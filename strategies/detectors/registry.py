@@ -40,6 +40,7 @@ __all__ = [
     "allowed_values",
     "default_options",
     "detector_colors",
+    "detector_looks",
     "detector_names",
     "get_detector",
     "register_detector",
@@ -290,17 +291,20 @@ def detector_colors(names: Iterable[str] = ()) -> dict[str, str]:
     cycling when there are more detectors than colours). A registered detector's colour is
     therefore the same in every figure of an installation.
     """
-    from strategies.palette import OKABE_ITO, SPARE_ORDER
+    from strategies.palette import assign_colors
 
-    colors = {name: spec.color for name, spec in _REGISTRY.items() if spec.color}
-    taken = {c.upper() for c in colors.values()}
-    spare = [OKABE_ITO[k] for k in SPARE_ORDER if OKABE_ITO[k].upper() not in taken] or [
-        OKABE_ITO[k] for k in SPARE_ORDER]
-    uncoloured = [n for n in _REGISTRY if n not in colors]
-    uncoloured += sorted(set(names) - set(_REGISTRY))
-    for k, name in enumerate(uncoloured):
-        colors[name] = spare[k % len(spare)]
-    return colors
+    return assign_colors({name: spec.color for name, spec in _REGISTRY.items()}, list(names))
+
+
+def detector_looks() -> list[dict[str, str]]:
+    """How figures and tables show every registered detector, in registration order:
+    ``[{"name", "label", "color", "source"}]`` with each colour resolved
+    (:func:`detector_colors`). A run writes this into its manifest (``detectors``), so its
+    report can name, order and colour the detectors without importing them (and torch).
+    """
+    colors = detector_colors()
+    return [{"name": name, "label": spec.display_label, "color": colors[name],
+             "source": spec.source} for name, spec in _REGISTRY.items()]
 
 
 class DetectorOptionsView(Mapping[str, dict[str, "FieldInfo"]]):

@@ -45,8 +45,10 @@ def write_run(root: Path, run_id: str, method: str, seed: int, *, strategy: str 
               order: str = "alphabetical", tasks=TASKS, steps=None, status: str = "complete",
               metrics=("image_auroc", "pixel_auroc"), maps: bool = False,
               task_aware: bool = False, fpr_limit: float | None = None,
-              shift: float = 0.0) -> Path:
+              shift: float = 0.0, detectors: list[dict] | str | None = "registry") -> Path:
     """One run folder; ``steps`` limits the trained steps written (a run still running);
+    ``detectors``: the manifest's ``detectors`` (``"registry"``: as a run records them, from the
+    detector registry; None: no such key, as in runs made before it was recorded);
     ``shift`` is added to every trained cell of the known matrix;
     ``fpr_limit`` writes ``eval.pro_fpr_limit`` into config.yaml (AU-PRO records take the
     image AUROC values)."""
@@ -81,6 +83,12 @@ def write_run(root: Path, run_id: str, method: str, seed: int, *, strategy: str 
                                  "eval_s": 1.0} for s in steps], "total_s": 300.0},
         "peak_memory_mb": 812.5,
     }
+    if detectors == "registry":
+        from strategies.detectors import detector_looks
+
+        detectors = detector_looks()
+    if detectors is not None:
+        manifest["detectors"] = detectors
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     (run_dir / "config.yaml").write_text(
         f"experiment: {root.name}\nseed: {seed}\nmodel:\n  methods: [{method}]\n"

@@ -30,6 +30,10 @@ def test_every_strategy_runs_with_every_detector(strategy, tiny_config, tmp_path
     records = pd.read_csv(run_dir / "records.csv")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete"
+    # how the report names and colours the detectors, without importing them
+    assert [d["name"] for d in manifest["detectors"]][:4] == ["stpm", "rd4ad", "hybrid",
+                                                              "patchcore"]
+    assert all(d["color"].startswith("#") for d in manifest["detectors"])
     assert set(records["method"]) == set(DETECTORS)
     assert set(records["strategy"]) == {strategy}
     assert records["task_aware"].all() == get_strategy(strategy).task_aware

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from strategies.continual.calibration import CalibrationOptions, make_calibration
+from strategies.continual.calibration_options import CalibrationOptions
 from strategies.continual.spec import StrategySpec
 
 
@@ -34,6 +34,7 @@ class RoutingOptions(CalibrationOptions):
 
 
 def make_routing_plugins(options: RoutingOptions, seed: int) -> list:
+    from strategies.continual.calibration import make_calibration
     from strategies.continual.routing.plugin import RoutingPlugin
 
     return [RoutingPlugin(options.router, options.init, options.expert_dtype,
