@@ -67,7 +67,8 @@ def test_unknown_metric_is_a_clear_error(tmp_path: Path, capsys) -> None:
 
 
 def test_build_report_returns_the_folder(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(build, "write_figures", lambda data, out_dir, jobs=None: [])  # rendering tested above
+    # rendering is tested above
+    monkeypatch.setattr(build, "write_figures", lambda data, out_dir, jobs=None: [])
     exp = make_experiment(tmp_path, seeds=(0,), methods=("hybrid",), maps=False)
     run = next(exp.iterdir())
     out = build_report([run], run / "report", metrics=["pixel_auroc"])
