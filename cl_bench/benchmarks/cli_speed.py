@@ -12,6 +12,12 @@ that a load that changes during the measurement weighs on every contender alike.
   e.g. ``git worktree add /tmp/base main``, put first on ``PYTHONPATH``), and their ratio (the
   goal: the old report takes at least 2x as long).
 
+Every command runs in an empty temporary folder, with the code it times first on
+``PYTHONPATH``: ``python -m`` puts the working directory first on ``sys.path``, so a command
+started in a checkout would import that checkout's ``cl_bench`` whatever ``PYTHONPATH`` says.
+Before timing, each contender is asked where it imports ``cl_bench`` from, and the run stops if
+the baseline would not import the baseline's code.
+
 The machine's load average (``os.getloadavg``) is printed before and after: on a shared machine
 the absolute times mean little, the ratios more.
 """
@@ -49,31 +55,73 @@ def _cl_bench(*args: str) -> list[str]:
     return [sys.executable, "-m", "cl_bench.cli", *args]
 
 
+def _source_first(source: Path) -> dict:
+    """The environment that puts the checkout ``source`` first on ``PYTHONPATH``."""
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(source.resolve()),
+                                                        os.environ.get("PYTHONPATH")]))}
+
+
+def this_source() -> Path:
+    """The folder that holds the ``cl_bench`` package running now."""
+    import cl_bench
+
+    return Path(cl_bench.__file__).resolve().parent.parent
+
+
 def contenders(args: argparse.Namespace, out: Path) -> dict[str, tuple[list[str], dict]]:
-    """name -> (command, extra environment)."""
+    """name -> (command, extra environment); the cl-bench commands import this code, the
+    baseline imports the code in ``--baseline-src``."""
+    now = _source_first(this_source())
     found: dict[str, tuple[list[str], dict]] = {
         "python -c pass": ([sys.executable, "-c", "pass"], {}),
-        "cl-bench --help": (_cl_bench("--help"), {}),
+        "cl-bench --help": (_cl_bench("--help"), now),
         "python -c 'import torch'": ([sys.executable, "-c", "import torch"], {}),
-        "cl-bench list": (_cl_bench("list"), {}),
+        "cl-bench list": (_cl_bench("list"), now),
     }
     if args.run is not None:
-        found["cl-bench report"] = (_cl_bench("report", str(args.run), "--out",
-                                              str(out / "now")), {})
+        found["cl-bench report"] = (_cl_bench("report", str(args.run.resolve()), "--out",
+                                              str(out / "now")), now)
         if args.baseline_src is not None:
-            path = os.pathsep.join(filter(None, [str(args.baseline_src.resolve()),
-                                                 os.environ.get("PYTHONPATH")]))
             found["cl-bench report (baseline)"] = (
-                _cl_bench("report", str(args.run), "--out", str(out / "baseline")),
-                {"PYTHONPATH": path})
+                _cl_bench("report", str(args.run.resolve()), "--out", str(out / "baseline")),
+                _source_first(args.baseline_src))
     return found
 
 
-def timed(command: list[str], extra_env: dict) -> float:
-    """Wall seconds of ``command``; a failure is an error that shows its output."""
+def imported_from(extra_env: dict, cwd: Path) -> Path:
+    """Where a command started with ``extra_env`` in ``cwd`` imports ``cl_bench`` from (the
+    folder that holds the package)."""
+    probe = [sys.executable, "-c", "import cl_bench, pathlib; "
+             "print(pathlib.Path(cl_bench.__file__).resolve().parent.parent)"]
+    result = subprocess.run(probe, capture_output=True, text=True, cwd=cwd,
+                            env={**os.environ, **extra_env})
+    if result.returncode != 0:
+        raise RunError(f"cl_bench cannot be imported with PYTHONPATH="
+                       f"{extra_env.get('PYTHONPATH', '')!r}:\n{result.stderr[-2000:]}")
+    return Path(result.stdout.strip())
+
+
+def check_sources(commands: dict[str, tuple[list[str], dict]], baseline: Path | None,
+                  cwd: Path) -> None:
+    """Refuse to time a contender that would import the wrong ``cl_bench``: the current
+    commands must import this code, the baseline the code in ``baseline``."""
+    expected = {name: this_source() for name, (command, _) in commands.items()
+                if "cl_bench.cli" in command}
+    if baseline is not None and "cl-bench report (baseline)" in commands:
+        expected["cl-bench report (baseline)"] = baseline.resolve()
+    for name, want in expected.items():
+        got = imported_from(commands[name][1], cwd)
+        if got != want:
+            raise RunError(f"{name}: would import cl_bench from {got}, not from {want}; "
+                           "the timing would compare the wrong code")
+
+
+def timed(command: list[str], extra_env: dict, cwd: Path | None = None) -> float:
+    """Wall seconds of ``command`` run in ``cwd``; a failure is an error that shows its
+    output."""
     env = {**os.environ, **extra_env}
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RunError(f"{' '.join(command)} exited with {result.returncode}:\n"
@@ -114,11 +162,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{os.cpu_count()} CPUs; {args.repeat} rounds, commands in alternation")
     with tempfile.TemporaryDirectory(prefix="cl-bench-cli-") as tmp:
+        workdir = Path(tmp) / "cwd"
+        workdir.mkdir()
         commands = contenders(args, Path(tmp))
+        check_sources(commands, args.baseline_src, workdir)
         times: dict[str, list[float]] = {name: [] for name in commands}
         for round_index in range(args.repeat):
             for name, (command, env) in commands.items():
-                times[name].append(timed(command, env))
+                times[name].append(timed(command, env, workdir))
             print(f"# round {round_index + 1}/{args.repeat}: " + ", ".join(
                 f"{name} {times[name][-1]:.2f} s" for name in commands), flush=True)
     medians = {name: statistics.median(values) for name, values in times.items()}
