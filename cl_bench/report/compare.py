@@ -52,7 +52,8 @@ from cl_bench.report.variants import base_strategy
 
 #: target power and level of the "n needed" column
 POWER = 0.8
-COMPARE_COLUMNS = ["metric", "quantity", "kind", "within", "task_aware", "first", "second", "n",
+COMPARE_COLUMNS = ["metric", "quantity", "kind", "within", "task_aware", "second_task_aware",
+                   "first", "second", "n",
                    "first_mean", "second_mean", "mean_diff", "sd_diff", "t_pvalue",
                    "t_pvalue_holm", "wilcoxon_pvalue", "wilcoxon_pvalue_holm", "wilcoxon_note",
                    "n_needed"]
@@ -61,7 +62,8 @@ PAIRED_COLUMNS = ["metric", "strategy", "task_aware", "baseline", "quantity", "n
                   "reference_mean", "baseline_mean", "mean_diff", "t_pvalue", "t_pvalue_holm",
                   "wilcoxon_pvalue", "wilcoxon_pvalue_holm", "wilcoxon_note"]
 #: the key that pairs two runs, by kind of comparison (the compared column is left out)
-#: task-aware (oracle) and task-agnostic runs are never paired with each other nor pooled
+#: task-aware (oracle) and task-agnostic runs are never pooled; they are paired with each other
+#: only where one strategy is always task-aware and the other never (:func:`_across_awareness`)
 PAIR_KEYS = {"strategy": ["method", "task_aware", "order", "seed"],
              "method": ["strategy", "task_aware", "order", "seed"]}
 NAIVE, ROUTING, INDEPENDENT = "naive", "routing", "independent"
@@ -164,6 +166,11 @@ def compare_runs(per_run: pd.DataFrame, pairs: Sequence[Pair], min_pairs: int = 
             mine = mine[mine[group_by] == pair.within]
         if mine.empty:
             continue
+        across = _across_awareness(mine, pair)
+        second_aware = None
+        if across is not None:
+            first_aware, second_aware = across
+            mine = mine.assign(task_aware=first_aware)
         wide = mine.pivot_table(index=["metric", "quantity", *key], columns=pair.kind,
                                 values="value", aggfunc="first", dropna=False)
         if pair.first not in wide or pair.second not in wide:
@@ -177,6 +184,8 @@ def compare_runs(per_run: pd.DataFrame, pairs: Sequence[Pair], min_pairs: int = 
             diff = first - second
             rows.append({"metric": metric, "quantity": quantity, "kind": pair.kind,
                          "within": within, "task_aware": bool(task_aware),
+                         "second_task_aware": bool(task_aware if second_aware is None
+                                                   else second_aware),
                          "first": pair.first, "second": pair.second,
                          "n": len(both), "first_mean": first.mean(),
                          "second_mean": second.mean(), "mean_diff": float(diff.mean()),
@@ -193,6 +202,20 @@ def compare_runs(per_run: pd.DataFrame, pairs: Sequence[Pair], min_pairs: int = 
     out["t_pvalue_holm"] = holm_adjust(out["t_pvalue"].to_numpy(dtype=float))
     out["wilcoxon_pvalue_holm"] = holm_adjust(out["wilcoxon_pvalue"].to_numpy(dtype=float))
     return out
+
+
+def _across_awareness(mine: pd.DataFrame, pair: Pair) -> tuple[bool, bool] | None:
+    """(first's, second's) task awareness when the two strategies are each run in one mode
+    only, and not the same one: routing (task-agnostic) against independent (the task-aware
+    oracle) can only be paired across modes, by (detector, order, seed). None otherwise: then
+    task-aware and task-agnostic runs are compared apart."""
+    if pair.kind != "strategy":
+        return None
+    modes = [set(mine.loc[mine[pair.kind] == name, "task_aware"].astype(bool))
+             for name in (pair.first, pair.second)]
+    if all(len(m) == 1 for m in modes) and modes[0] != modes[1]:
+        return next(iter(modes[0])), next(iter(modes[1]))
+    return None
 
 
 def _needed_text(n: float) -> str:
@@ -213,8 +236,12 @@ def compare_table(frame: pd.DataFrame, fpr_limit: float = DEFAULT_FPR_LIMIT,
         "$p$ Holm (Wilcoxon)", "$n$ for 80\\% power"]
     body_md, body_tex = [], []
     for row in frame.itertuples(index=False):
-        within = (f"{'detector' if row.kind == 'strategy' else 'strategy'} {row.within}"
-                  + (" (task-aware)" if row.task_aware else ""))
+        within = f"{'detector' if row.kind == 'strategy' else 'strategy'} {row.within}"
+        if row.task_aware != row.second_task_aware:
+            aware = row.first if row.task_aware else row.second
+            within += f" ({aware} task-aware)"
+        elif row.task_aware:
+            within += " (task-aware)"
         common = [metric_label(row.metric, fpr_limit),
                   QUANTITY_LABELS.get(row.quantity, row.quantity),
                   f"{row.first} − {row.second}", within, str(row.n),

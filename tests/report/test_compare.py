@@ -162,3 +162,23 @@ def test_task_aware_runs_are_compared_apart_from_task_agnostic_ones() -> None:
     assert list(table["n"]) == [4, 4]
     by_mode = table.set_index("task_aware")["mean_diff"]
     assert by_mode[True] == pytest.approx(by_mode[False] + 0.01)
+
+
+def test_routing_is_paired_with_the_task_aware_oracle_by_seed() -> None:
+    """independent is always task-aware, routing never: the default pair routing − independent
+    must pair their runs by (detector, order, seed) across the two modes, not come out empty."""
+    values = {("rd4ad", "routing", seed): v for seed, v in NAIVE.items()}
+    oracle = {("rd4ad", "independent", seed): v + (0.01, -0.02, 0.03, 0.0)[seed]
+              for seed, v in NAIVE.items()}
+    per_run = _per_run({**values, **oracle})
+    per_run.loc[per_run["strategy"] == "independent", "task_aware"] = True
+    pair = Pair("strategy", "routing", "independent")
+    assert pair in default_pairs(per_run)
+    (row,) = compare_runs(per_run, [pair]).itertuples(index=False)
+    routing = np.array([NAIVE[s] for s in sorted(NAIVE)])
+    independent = routing + np.array([0.01, -0.02, 0.03, 0.0])
+    assert row.n == 4 and (row.task_aware, row.second_task_aware) == (False, True)
+    assert row.mean_diff == pytest.approx(np.mean(routing - independent))
+    assert row.t_pvalue == pytest.approx(stats.ttest_rel(routing, independent).pvalue, rel=1e-9)
+    text = compare_table(compare_runs(per_run, [pair])).to_markdown()
+    assert "detector rd4ad (independent task-aware)" in text
