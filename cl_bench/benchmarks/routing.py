@@ -9,6 +9,11 @@ test image of a seen task is routed and counted as right when it lands on its ow
 serve only to split the count into good and defective images. Printed per kind: accuracy over all
 steps' seen-task images (good, defective), the accuracy after the last step, and the worst step. No
 training: the router needs the teacher only.
+
+``--crossfit K`` measures without any test image, for choosing a router on a data set whose test
+images must stay unseen: each task's training images are split into K folds; the images of
+fold f are routed by keys built from the other K - 1 folds of every seen task, and each image is
+routed once per step (normal images only, so there is no defective column).
 """
 
 from __future__ import annotations
@@ -82,6 +87,52 @@ def measure(root, image_size: int, backbone: str = "efficientnet_lite0",
     return results
 
 
+def crossfit_folds(n_images: int, folds: int) -> list[torch.Tensor]:
+    """Image indices 0..n-1 dealt round-robin into ``folds`` folds (deterministic, no
+    shuffling: the image order of a folder is fixed)."""
+    if not 2 <= folds <= n_images:
+        raise ValueError(f"--crossfit {folds}: need 2 <= K <= the smallest training set "
+                         f"({n_images} images)")
+    index = torch.arange(n_images)
+    return [index[index % folds == f] for f in range(folds)]
+
+
+def measure_crossfit(train: list[torch.Tensor], channels, folds: int = 5
+                     ) -> dict[str, dict[str, float]]:
+    """Per router kind: task-ID accuracy of held-out **training** descriptors (``train[t]``:
+    task t's pooled descriptors), over all steps, after the last step and at the worst step."""
+    split = [crossfit_folds(len(z), folds) for z in train]
+    results = {}
+    for kind in ROUTER_KINDS:
+        right = total = 0
+        per_step = []
+        for step in range(len(train)):
+            step_right = step_total = 0
+            for f in range(folds):
+                router = TaskRouter(kind, channels)
+                for t in range(step + 1):
+                    keep = torch.cat([split[t][g] for g in range(folds) if g != f])
+                    router.add_task(train[t][keep])
+                for t in range(step + 1):
+                    hit = router.distances(train[t][split[t][f]]).argmin(dim=1) == t
+                    step_right += int(hit.sum())
+                    step_total += len(hit)
+            per_step.append(step_right / step_total)
+            right += step_right
+            total += step_total
+        results[kind] = {"all_steps_good": right / total, "last_step_good": per_step[-1],
+                         "worst_step": min(per_step)}
+    return results
+
+
+def _print_crossfit(results: dict[str, dict[str, float]]) -> None:
+    print("| router | all steps (held-out training images) | last step | worst step |")
+    print("| --- | ---: | ---: | ---: |")
+    for kind, r in results.items():
+        print(f"| {kind} | {r['all_steps_good']:.3f} | {r['last_step_good']:.3f} | "
+              f"{r['worst_step']:.3f} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=128, help="image size (pixels)")
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--categories", type=int, default=5, help="synthetic categories (<= 12)")
+    parser.add_argument("--crossfit", type=int, default=0, metavar="K",
+                        help="route held-out training images (K folds) instead of test images")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     if args.data == "synthetic":
@@ -99,6 +152,16 @@ def main(argv: list[str] | None = None) -> None:
                                 size=args.size, seed=0)
     else:
         root = Path(args.data)
+    if args.crossfit:
+        from cl_bench.data import build_benchmark
+
+        tasks = build_benchmark(root, image_size=args.size)
+        teacher = build_teacher(args.backbone, "imagenet")
+        train = [_descriptors(teacher, d)[0] for d in tasks.train_datasets]
+        print(f"data {args.data}, {args.size} px, teacher {args.backbone}, "
+              f"{args.crossfit}-fold cross-fit on training images (no test image read)")
+        _print_crossfit(measure_crossfit(train, teacher.channels, args.crossfit))
+        return
     results = measure(root, args.size, args.backbone)
     print(f"data {args.data}, {args.size} px, teacher {args.backbone}")
     print("| router | all steps good | all steps defective | last step good | "
