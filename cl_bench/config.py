@@ -631,6 +631,10 @@ def to_yaml(cfg: ExperimentConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
 
 
+#: top-level keys that cannot change what a run computes (free text)
+NOT_RUN_KEYS = ("description",)
+
+
 def relevant_to_run(config: dict) -> dict:
     """``config`` with its ``strategy`` section reduced to what the run uses: the name and, for
     each detector of ``model.methods``, the options it runs the strategy with (the shared
@@ -638,8 +642,10 @@ def relevant_to_run(config: dict) -> dict:
 
     Sections of other strategies cannot change a run (a naive cell made before the sweep file
     changed the EWC strength is still the same naive cell), and an override written per
-    detector is the same run as the same value written in the shared section.
+    detector is the same run as the same value written in the shared section. The free-text
+    ``description`` is left out: rewording it changes no record.
     """
+    config = {k: v for k, v in config.items() if k not in NOT_RUN_KEYS}
     strategy = config.get("strategy")
     if not isinstance(strategy, dict):
         return config

@@ -240,6 +240,10 @@ def test_only_the_options_a_cell_runs_with_are_compared() -> None:
     # an override for another detector does not touch this cell
     rd4ad_5 = {"rd4ad": {"ewc": {"ewc_lambda": 5.0}}}
     assert differ(config("ewc", 1.0), config("ewc", 1.0, rd4ad_5)) == []
+    # rewording the description (a sweep file given one more grid value) changes no cell
+    assert differ({**config("ewc", 1.0), "description": "at 10 and 20 epochs"},
+                  {**config("ewc", 1.0), "description": "at 10, 20 and 40 epochs"}) == []
+    assert differ({**config("ewc", 1.0), "seeds": [0]}, {**config("ewc", 1.0), "seeds": [1]})
 
 
 def test_a_second_sweep_on_the_same_folder_is_one_clear_refusal(
