@@ -38,14 +38,19 @@ def _descriptors(teacher, dataset, batch_size: int = 32) -> tuple[torch.Tensor, 
     return torch.cat(parts), torch.cat(labels)
 
 
-def measure(root, image_size: int, backbone: str = "efficientnet_lite0",
-            weights: str = "imagenet") -> dict[str, dict[str, float]]:
-    """Per router kind: accuracies (all steps pooled, last step, worst step), good/defective."""
+def _tasks_and_teacher(root, image_size: int, backbone: str, weights: str):
+    """The data set's tasks, the frozen teacher, and each task's training descriptors."""
     from cl_bench.data import build_benchmark
 
     tasks = build_benchmark(root, image_size=image_size)
     teacher = build_teacher(backbone, weights)
-    train = [_descriptors(teacher, d)[0] for d in tasks.train_datasets]
+    return tasks, teacher, [_descriptors(teacher, d)[0] for d in tasks.train_datasets]
+
+
+def measure(root, image_size: int, backbone: str = "efficientnet_lite0",
+            weights: str = "imagenet") -> dict[str, dict[str, float]]:
+    """Per router kind: accuracies (all steps pooled, last step, worst step), good/defective."""
+    tasks, teacher, train = _tasks_and_teacher(root, image_size, backbone, weights)
     test = [_descriptors(teacher, d) for d in tasks.test_datasets]
     results = {}
     for kind in ROUTER_KINDS:
@@ -104,24 +109,20 @@ def measure_crossfit(train: list[torch.Tensor], channels, folds: int = 5
     split = [crossfit_folds(len(z), folds) for z in train]
     results = {}
     for kind in ROUTER_KINDS:
-        right = total = 0
-        per_step = []
-        for step in range(len(train)):
-            step_right = step_total = 0
-            for f in range(folds):
-                router = TaskRouter(kind, channels)
-                for t in range(step + 1):
-                    keep = torch.cat([split[t][g] for g in range(folds) if g != f])
-                    router.add_task(train[t][keep])
+        # per step, right and total over all folds; fold f's router grows one key per step
+        right, total = [0] * len(train), [0] * len(train)
+        for f in range(folds):
+            router = TaskRouter(kind, channels)
+            for step, z in enumerate(train):
+                keep = torch.cat([split[step][g] for g in range(folds) if g != f])
+                router.add_task(z[keep])
                 for t in range(step + 1):
                     hit = router.distances(train[t][split[t][f]]).argmin(dim=1) == t
-                    step_right += int(hit.sum())
-                    step_total += len(hit)
-            per_step.append(step_right / step_total)
-            right += step_right
-            total += step_total
-        results[kind] = {"all_steps_good": right / total, "last_step_good": per_step[-1],
-                         "worst_step": min(per_step)}
+                    right[step] += int(hit.sum())
+                    total[step] += len(hit)
+        per_step = [r / n for r, n in zip(right, total, strict=True)]
+        results[kind] = {"all_steps_good": sum(right) / sum(total),
+                         "last_step_good": per_step[-1], "worst_step": min(per_step)}
     return results
 
 
@@ -153,11 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         root = Path(args.data)
     if args.crossfit:
-        from cl_bench.data import build_benchmark
-
-        tasks = build_benchmark(root, image_size=args.size)
-        teacher = build_teacher(args.backbone, "imagenet")
-        train = [_descriptors(teacher, d)[0] for d in tasks.train_datasets]
+        _, teacher, train = _tasks_and_teacher(root, args.size, args.backbone, "imagenet")
         print(f"data {args.data}, {args.size} px, teacher {args.backbone}, "
               f"{args.crossfit}-fold cross-fit on training images (no test image read)")
         _print_crossfit(measure_crossfit(train, teacher.channels, args.crossfit))
