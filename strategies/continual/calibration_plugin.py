@@ -30,6 +30,9 @@ class CalibrationPlugin(SupervisedPlugin):
     def after_train_dataset_adaptation(self, strategy, **kwargs) -> None:
         self.calibration.split(strategy)
 
+    def before_training_exp(self, strategy, **kwargs) -> None:
+        self.calibration.remember_start(strategy)
+
     def after_training_exp(self, strategy, **kwargs) -> None:
         self.calibration.measure(strategy)
 

@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from fault_helpers import cli
 from PIL import Image
@@ -103,8 +104,47 @@ def test_independent_takes_the_option_and_none_trains_on_every_image(tmp_path,
     assert set(pooled["metric"]) >= {"image_auroc", "image_auroc_uncalibrated"}
 
 
+@pytest.mark.parametrize("strategy", ["routing", "independent"])
+def test_crossfit_calibrates_the_very_experts_an_uncalibrated_run_trains(
+        tmp_path, synthetic_cache, strategy) -> None:
+    """With ``calibration_folds`` every expert trains on all its images and the fold copies
+    run after it with the random state restored: the calibrated run's uncalibrated pooled
+    AUROC equals the uncalibrated run's pooled AUROC at every step (the same experts), and
+    the calibration changes the pooled ranking."""
+    options = {"calibration": "image_zscore", "calibration_folds": 2}
+    runs = {"none": _run(_raw(strategy), tmp_path / "none"),
+            "cf": _run(_raw(strategy, **{f"strategy.{strategy}": options}), tmp_path / "cf")}
+    for step in range(3):  # every step's trained students, to the bit
+        states = [read_checkpoint(run / "checkpoints" / "stpm" / "seed0" / f"step{step:02d}.pt")
+                  ["state_dict"] for run in runs.values()]
+        assert states[0].keys() == states[1].keys()
+        for key, value in states[0].items():
+            assert torch.equal(value, states[1][key]), (step, key)
+    none, crossfit = (pd.read_csv(run / "records.csv") for run in runs.values())
+
+    def pooled(df: pd.DataFrame, metric: str) -> pd.Series:
+        rows = df[(df["eval_task"] == "pooled") & (df["metric"] == metric) & (df["step"] >= 0)]
+        return rows.set_index("step")["value"]
+
+    pd.testing.assert_series_equal(pooled(crossfit, "image_auroc_uncalibrated"),
+                                   pooled(none, "image_auroc"), check_names=False)
+    assert not pooled(crossfit, "image_auroc").equals(pooled(none, "image_auroc"))
+
+
+def test_crossfit_routing_resumes_identically(tmp_path, synthetic_cache) -> None:
+    raw = _raw("routing", **{"strategy.routing": {"calibration": "quantile",
+                                                  "calibration_folds": 2}})
+    full = _run(raw, tmp_path / "full")
+    assert len(_calibration_stats(full, 2)) == 3
+    copy = resume_cut_copy(full, tmp_path, "stpm/seed0", 1)
+    pd.testing.assert_frame_equal(pd.read_csv(copy / "records.csv", dtype=str),
+                                  pd.read_csv(full / "records.csv", dtype=str))
+
+
 @pytest.mark.parametrize(("key", "value", "said"), [
     ("strategy.routing.calibration", "minmax", "strategy.routing.calibration"),
+    ("strategy.routing.calibration", "image_zscore", "set calibration_folds"),
+    ("strategy.routing.calibration_folds", "1", "calibration_folds 1"),
     ("strategy.routing.calibration_holdout", "1.5", "strategy.routing.calibration_holdout"),
     ("strategy.independent.calibration", "bogus", "strategy.independent.calibration"),
 ])

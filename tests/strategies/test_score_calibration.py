@@ -1,6 +1,6 @@
 """Per-expert score calibration (strategies.continual.calibration): the held-out split, the
-statistics, and two experts whose maps differ by a constant factor pooling better once
-calibrated."""
+cross-fit folds, the statistics, and two experts whose maps differ by a constant factor pooling
+better once calibrated."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from torch.utils.data import Subset, TensorDataset
 from cl_bench.metrics import pooled_image_metrics
 from strategies.continual.calibration import (
     HoldoutCalibration,
+    crossfit_folds,
+    fold_epochs,
     holdout_split,
     map_statistics,
 )
@@ -119,3 +121,81 @@ def test_experts_a_constant_factor_apart_pool_better_once_calibrated(kind) -> No
     after = pooled_image_metrics(scores, labels, 1)["image_auroc"]
     assert before < 0.8
     assert after == 1.0
+
+
+# ---- cross-fitting (calibration_folds) and image-score statistics ---------------------------
+
+def test_crossfit_folds_partition_every_image_once_seeded_and_refuse_impossible_k() -> None:
+    parts = crossfit_folds(10, 3, seed=0, task=2)
+    assert sorted(len(p) for p in parts) == [3, 3, 4]
+    assert sorted(i for p in parts for i in p) == list(range(10))
+    assert crossfit_folds(10, 3, seed=0, task=2) == parts
+    assert crossfit_folds(10, 3, seed=0, task=3) != parts
+    with pytest.raises(StrategiesError, match=r"calibration_folds 11 for task 0's 10"):
+        crossfit_folds(10, 11, 0, 0)
+    with pytest.raises(StrategiesError, match="calibration_folds 1"):
+        crossfit_folds(10, 1, 0, 0)
+
+
+def test_fold_copies_take_as_many_optimizer_steps_as_the_expert() -> None:
+    # 10 images, batch 8: 2 batches per epoch, 20 steps in 10 epochs; a fold of 8: 1 batch
+    assert fold_epochs(10, n_full=10, n_fold=8, batch_size=8) == 20
+    assert fold_epochs(10, n_full=10, n_fold=9, batch_size=8) == 10  # 8 + 1: still 2 batches
+    assert fold_epochs(3, n_full=100, n_fold=80, batch_size=8) == 4  # 39 steps -> 4 x 10
+    assert fold_epochs(1, n_full=4, n_fold=2, batch_size=8) == 1
+
+
+def test_image_zscore_uses_the_mean_and_sample_std_of_the_image_scores() -> None:
+    maps = [torch.zeros(2, 1, 4, 4), torch.zeros(1, 1, 4, 4)]
+    for m, top in zip((maps[0][0], maps[0][1], maps[1][0]), (1.0, 2.0, 6.0), strict=True):
+        m[0, 1, 2] = top  # each map's maximum: its image score
+    stats = map_statistics("image_zscore", maps, 0)
+    assert stats.location == pytest.approx(3.0)
+    assert stats.scale == pytest.approx(np.std([1.0, 2.0, 6.0], ddof=1))
+    halved = map_statistics("image_zscore", maps, 0, image_scores=lambda m: m.amax((1, 2, 3)) / 2)
+    assert halved.location == pytest.approx(1.5)  # the detector's own image score is used
+    with pytest.raises(StrategiesError, match="calibration_folds >= 2"):
+        map_statistics("image_zscore", [maps[1]], 4)
+    with pytest.raises(StrategiesError, match="needs calibration_folds >= 2"):
+        HoldoutCalibration("image_zscore", 0.1, seed=0, folds=0)
+
+
+def test_each_fold_copy_maps_only_images_it_was_not_trained_on(monkeypatch) -> None:
+    """The bookkeeping of the cross-fit: fold k's copy trains on the other folds, starting from
+    the task's starting state, maps fold k, and the expert is restored afterwards."""
+    import strategies.continual.calibration as calibration_module
+
+    train = torch.arange(10, dtype=torch.float32).reshape(10, 1, 1, 1).expand(10, 3, 2, 2)
+    detector = _ScaledDetector(1.0, offset=0.0)
+    detector.register_buffer("state", torch.tensor(0.0))  # 0: start, 1: expert, 2: fold copy
+    strategy = _strategy(detector, task=1, train=train.clone())
+    calibration = HoldoutCalibration("image_zscore", 0.1, seed=0, folds=3)
+    calibration.remember_start(strategy)
+    calibration.split(strategy)
+    assert len(strategy.adapted_dataset) == 10  # the expert trains on every image
+    detector.state.fill_(1.0)  # the expert, trained
+    trained_on: list[list[int]] = []
+
+    def fake_train(strategy, dataset, n_full) -> None:
+        assert float(strategy.detector.state) == 0.0  # each copy starts where the expert did
+        assert n_full == 10
+        trained_on.append(list(dataset.indices))
+        strategy.detector.state.fill_(2.0)
+
+    mapped: list[list[int]] = []
+    real_maps = HoldoutCalibration._maps
+
+    def spy_maps(self, strategy, dataset):
+        mapped.append(list(dataset.indices))
+        return real_maps(self, strategy, dataset)
+
+    monkeypatch.setattr(calibration_module, "train_fold_copy", fake_train)
+    monkeypatch.setattr(HoldoutCalibration, "_maps", spy_maps)
+    stats = calibration.measure(strategy)
+    assert float(detector.state) == 1.0  # the expert is back
+    assert sorted(i for m in mapped for i in m) == list(range(10))
+    for keep, held in zip(trained_on, mapped, strict=True):
+        assert not set(keep) & set(held) and sorted(keep + held) == list(range(10))
+    values = np.arange(10.0)  # every image's map is its value; each is mapped once
+    assert stats.location == pytest.approx(values.mean())
+    assert stats.scale == pytest.approx(values.std(ddof=1))

@@ -18,8 +18,9 @@ class RoutingOptions(CalibrationOptions):
     ``gradient_free_memory``: for a detector that learns without gradients (PatchCore),
     ``own_task`` (default: expert t holds task t's memory only, whatever ``init`` says) or
     ``cumulative`` (with ``init: warm``, expert t holds the memory of tasks 0..t);
-    ``calibration`` and ``calibration_holdout``: each expert's maps put on one scale before
-    pooling, from held-out normal training images (:mod:`strategies.continual.calibration`);
+    ``calibration``, ``calibration_holdout`` and ``calibration_folds``: each expert's maps put
+    on one scale before pooling, from held-out (or cross-fitted) normal training images
+    (:mod:`strategies.continual.calibration`);
     ``top_k``: the experts of the k nearest tasks score each test image and the lowest image
     score wins, with its expert's map (1, the default: the nearest task's expert only; the rule
     for an unsure router, :mod:`strategies.continual.routing.plugin`).

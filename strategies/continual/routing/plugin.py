@@ -147,12 +147,13 @@ class RoutingPlugin(SupervisedPlugin):
             and bool(getattr(strategy.detector, "learns_without_gradients", False)))
 
     def before_training_exp(self, strategy, **kwargs) -> None:
-        if not self.starts_fresh(strategy):
-            return
-        if self.initial is None:
-            self.initial = _stored(strategy.model.state_dict(), None)
-        else:
-            strategy.model.load_state_dict(self.initial)
+        if self.starts_fresh(strategy):
+            if self.initial is None:
+                self.initial = _stored(strategy.model.state_dict(), None)
+            else:
+                strategy.model.load_state_dict(self.initial)
+        if self.calibration is not None:  # cross-fit copies start where the expert starts
+            self.calibration.remember_start(strategy)
 
     def after_train_dataset_adaptation(self, strategy, **kwargs) -> None:
         """With calibration: hold the task's calibration images out of its training set."""
