@@ -15,6 +15,7 @@ exactly what it was and runs written by earlier versions load unchanged. Change 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -79,6 +80,7 @@ class ManifestData(TypedDict, total=False):
     resumed: list[str]
     command: list[str]
     versions: dict[str, str | None]
+    machine: dict[str, Any]
     git: dict[str, Any] | None
     host: str
     run_id: str
@@ -117,6 +119,27 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def machine() -> dict[str, Any]:
+    """The processor and the kernels torch picks on it: floating-point results of the same seed
+    can differ in the last digits between CPUs (e.g. AVX-512 against AVX2 kernels), so a
+    reader comparing two runs needs to know whether they ran on the same kind of machine. torch
+    is asked only if it is already loaded (a run has loaded it before its manifest is made)."""
+    model = platform.processor() or None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {"processor": model, "machine": platform.machine(),
+                            "cpu_count": os.cpu_count()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    return info
 
 
 def git_commit(path: Path) -> dict[str, Any] | None:
@@ -158,6 +181,7 @@ class Manifest:
             "versions": package_versions(),
             "git": git_commit(Path(__file__).resolve().parent),
             "host": platform.node(),
+            "machine": machine(),
             "warnings": [],
             "cells": {},
             "steps": [],

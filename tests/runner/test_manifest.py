@@ -39,3 +39,15 @@ def test_cells_and_steps(tmp_path: Path) -> None:
     on_disk = json.loads(path.read_text())
     assert [s["step"] for s in on_disk["steps"]] == [-1, 0, 1]
     assert on_disk["cells"]["rd4ad/seed0"]["completed_step"] == -2
+
+
+def test_a_new_manifest_names_the_machine_and_torch_kernels(tmp_path: Path) -> None:
+    """The last digits of a seed's results can differ between processors: the manifest says
+    which processor and which torch CPU kernels made them (torch loaded, as in a run)."""
+    import torch
+
+    manifest = Manifest.create(tmp_path / "manifest.json", run_id="r2")
+    machine = json.loads((tmp_path / "manifest.json").read_text())["machine"]
+    assert machine["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert machine["cpu_count"] >= 1 and machine["machine"]
+    assert "processor" in machine and manifest.data["machine"] == machine
