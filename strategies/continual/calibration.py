@@ -74,7 +74,8 @@ from strategies.continual.calibration_options import IMAGE_LEVEL_KINDS as IMAGE_
 from strategies.continual.calibration_options import UPPER_QUANTILE as UPPER_QUANTILE
 from strategies.continual.calibration_options import CalibrationKind as CalibrationKind
 from strategies.continual.calibration_options import CalibrationOptions as CalibrationOptions
-from strategies.detectors.base import DetectorOutput
+from strategies.continual.plugin_state import cpu_state_copy
+from strategies.detectors.base import AnomalyDetector, DetectorOutput
 from strategies.errors import StrategiesError
 
 
@@ -135,7 +136,7 @@ def map_statistics(kind: CalibrationKind, maps: Iterable[Tensor], task: int,
     (module docstring)."""
     maps = list(maps)
     if kind in IMAGE_LEVEL_KINDS:
-        score = image_scores or (lambda m: m.flatten(1).amax(dim=1))
+        score = image_scores or AnomalyDetector.image_scores
         values = torch.cat([score(m.detach().float()).flatten().cpu() for m in maps])
         values = values.double().numpy()
         if values.size < 2:
@@ -199,7 +200,7 @@ class HoldoutCalibration:
         """Cross-fit: keep the detector's state the task's training starts from (the fold
         copies start there too)."""
         if self.folds >= 2:
-            self._start = _cpu_copy(strategy.detector.state_dict())
+            self._start = cpu_state_copy(strategy.detector.state_dict())
 
     def split(self, strategy) -> None:
         """Hold-out: train on the kept images only; keep the held-out ones (the task's own
@@ -254,7 +255,7 @@ class HoldoutCalibration:
                                   "before training")
         detector = strategy.detector
         was_training = detector.training
-        expert = _cpu_copy(detector.state_dict())
+        expert = cpu_state_copy(detector.state_dict())
         parts = crossfit_folds(len(self._train_set), self.folds, self.seed, task)
         maps: list[Tensor] = []
         with _saved_random_state():
@@ -281,10 +282,6 @@ class HoldoutCalibration:
                                  f"{getattr(self, key)!r}; resume with the configuration the "
                                  "run started with")
         self.stats = [MapStats(float(a), float(b)) for a, b in state["stats"]]
-
-
-def _cpu_copy(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 class _saved_random_state:

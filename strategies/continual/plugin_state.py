@@ -41,3 +41,16 @@ def decode_state(value: Any, device: torch.device) -> Any:
             items = [decode_state(v, device) for v in value["__seq__"]]
             return tuple(items) if value["tuple"] else items
     return value
+
+
+def cpu_state_copy(state: dict[str, Tensor], dtype: torch.dtype | None = None
+                   ) -> dict[str, Tensor]:
+    """A CPU copy of a state dict (detached, never sharing memory with the model); floating
+    tensors cast to ``dtype`` when given."""
+    out = {}
+    for key, value in state.items():
+        value = value.detach().to("cpu", copy=True)
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        out[key] = value
+    return out

@@ -51,6 +51,7 @@ from avalanche.training.plugins import SupervisedPlugin
 from torch import Tensor
 
 from strategies.continual.calibration import HoldoutCalibration, ScoredOutput
+from strategies.continual.plugin_state import cpu_state_copy
 from strategies.continual.routing.diagnostics import DIAGNOSTIC_METRICS, RoutingDiagnostics
 from strategies.continual.routing.router import RouterKind, TaskRouter, pooled_descriptor
 from strategies.detectors.base import DetectorOutput
@@ -66,17 +67,6 @@ from strategies.teachers.teacher_cache import (
 ROUTING_METRICS = ("task_id_acc", "task_id_acc_good", "task_id_acc_defective", "memory_mb",
                    *DIAGNOSTIC_METRICS)
 _MB = 1024 * 1024
-
-
-def _stored(state: dict[str, Tensor], dtype: torch.dtype | None) -> dict[str, Tensor]:
-    """A CPU copy of a state dict; floating tensors cast to ``dtype`` when given."""
-    out = {}
-    for key, value in state.items():
-        value = value.detach().to("cpu", copy=True)
-        if dtype is not None and value.is_floating_point():
-            value = value.to(dtype)
-        out[key] = value
-    return out
 
 
 def _categories(experience) -> list[str] | None:
@@ -149,7 +139,7 @@ class RoutingPlugin(SupervisedPlugin):
     def before_training_exp(self, strategy, **kwargs) -> None:
         if self.starts_fresh(strategy):
             if self.initial is None:
-                self.initial = _stored(strategy.model.state_dict(), None)
+                self.initial = cpu_state_copy(strategy.model.state_dict(), None)
             else:
                 strategy.model.load_state_dict(self.initial)
         if self.calibration is not None:  # cross-fit copies start where the expert starts
@@ -167,7 +157,7 @@ class RoutingPlugin(SupervisedPlugin):
         if self.calibration is not None:
             self.calibration.measure(strategy)
         dtype = torch.float16 if self.expert_dtype == "float16" else None
-        self.experts.append(_stored(strategy.model.state_dict(), dtype))
+        self.experts.append(cpu_state_copy(strategy.model.state_dict(), dtype))
         self._router(strategy).add_task(self._training_descriptors(strategy),
                                         _categories(strategy.experience))
         self._loaded = None
